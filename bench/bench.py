@@ -1,0 +1,1282 @@
+#!/usr/bin/env python3
+"""assetpub benchmark: assetpub against aws s3 sync, rclone sync (with
+--checksum and with its default size/modtime check) and s3cmd sync, on the
+same generated site and the same S3 server (a single-node Garage behind
+bench/countproxy.py), in one run.
+
+Usually started through bench/run, which installs what is missing and builds
+assetpub first. Results go to bench/results/latest.{md,json}; every command's
+output to bench/work/logs/.
+
+Scenarios, each tool in its own buckets:
+  1 cold      publish into an empty bucket
+  2 noop      publish again, nothing changed
+  3 changed   PCT% of the files rewritten (a new set for every run)
+  4 plan      plan / dry run on an unchanged tree
+  5 fresh     a fresh runner after another machine published: same content,
+              every mtime new (as after a checkout), no assetpub state DB
+  6 big-noop  no-op publish of the large tree (100,000 files)
+Plus assetpub's collect+hash throughput against b3sum, and upload throughput
+in scenario 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+KEY_ID = "GK" + "b3a55e7b" * 3  # 24 hex after GK
+SECRET = "5ec0e7" + "a1b2c3d4" * 7 + "9f"  # 64 hex
+assert len(KEY_ID) == 26 and len(SECRET) == 64
+CONCURRENCY = 32
+
+SCENARIOS = {
+    1: ("cold", "Cold publish into an empty bucket"),
+    2: ("noop", "No-op republish (nothing changed)"),
+    3: ("changed", "Republish with {pct}% of files changed"),
+    4: ("plan", "Plan only / dry run on an unchanged tree"),
+    5: ("fresh", "Fresh runner after another machine published (no state DB, same content)"),
+    6: ("big-noop", "No-op republish of the large tree ({big_files:,} files)"),
+}
+
+TOOL_ORDER = ["assetpub", "rclone-checksum", "rclone", "aws", "s3cmd"]
+
+
+def log(msg: str) -> None:
+    t = time.monotonic() - START
+    print("[%4d:%02d] %s" % (t // 60, t % 60, msg), flush=True)
+
+
+START = time.monotonic()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_quiet(argv, env=None, check=True, timeout=120) -> str:
+    p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s failed (exit %d):\n%s" % (" ".join(map(str, argv)), p.returncode, p.stdout[-2000:]))
+    return p.stdout
+
+
+def first_line(argv, env=None) -> str:
+    try:
+        out = run_quiet(argv, env=env, check=False, timeout=30).strip()
+        return out.splitlines()[0].strip() if out else "?"
+    except (OSError, subprocess.SubprocessError) as e:
+        return "unavailable (%s)" % e
+
+
+def tree_stats(root: Path) -> tuple[int, int]:
+    n = b = 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            n += 1
+            b += os.stat(os.path.join(dirpath, f)).st_size
+    return n, b
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+        n /= 1000
+    return str(n)
+
+
+def human_secs(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 10:
+        return "%.2f s" % s
+    if s < 100:
+        return "%.1f s" % s
+    return "%.0f s" % s
+
+
+# ---------------------------------------------------------------------------
+# Server: Garage + counting proxy
+
+
+class Garage:
+    def __init__(self, work: Path, binary: str):
+        self.dir = work / "garage"
+        self.binary = binary
+        self.proc = None
+
+    def start(self) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        (self.dir / "meta").mkdir(parents=True)
+        (self.dir / "data").mkdir()
+        self.rpc_port = free_port()
+        self.s3_port = free_port()
+        self.cfg = self.dir / "garage.toml"
+        self.cfg.write_text(
+            f'metadata_dir = "{self.dir}/meta"\n'
+            f'data_dir = "{self.dir}/data"\n'
+            'db_engine = "sqlite"\n'
+            "replication_factor = 1\n"
+            'compression_level = "none"\n'
+            f'rpc_bind_addr = "127.0.0.1:{self.rpc_port}"\n'
+            f'rpc_public_addr = "127.0.0.1:{self.rpc_port}"\n'
+            f'rpc_secret = "{secrets.token_hex(32)}"\n'
+            "\n[s3_api]\n"
+            's3_region = "garage"\n'
+            f'api_bind_addr = "127.0.0.1:{self.s3_port}"\n'
+            'root_domain = ".s3.garage.localhost"\n'
+        )
+        env = dict(os.environ, RUST_LOG="warn")
+        self.log = open(self.dir / "server.log", "w")
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.cfg), "server"], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        deadline = time.monotonic() + 30
+        node = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("garage exited at start; see %s" % (self.dir / "server.log"))
+            p = subprocess.run([self.binary, "-c", str(self.cfg), "node", "id", "-q"], capture_output=True, text=True)
+            if p.returncode == 0 and "@" in p.stdout:
+                node = p.stdout.strip().split("@")[0]
+                break
+            time.sleep(0.3)
+        if not node:
+            raise RuntimeError("garage did not come up; see %s" % (self.dir / "server.log"))
+        self.cli("layout", "assign", "-z", "dc1", "-c", "100G", node[:16])
+        self.cli("layout", "apply", "--version", "1")
+        self.cli("key", "import", "--yes", KEY_ID, SECRET, "-n", "bench")
+        # The S3 port answers once the layout is in place.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.s3_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+
+    def cli(self, *args) -> str:
+        return run_quiet([self.binary, "-c", str(self.cfg), *args])
+
+    def bucket(self, name: str) -> str:
+        self.cli("bucket", "create", name)
+        self.cli("bucket", "allow", "--read", "--write", "--owner", name, "--key", "bench")
+        return name
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class CountProxy:
+    def __init__(self, work: Path, upstream_port: int, log_requests: bool):
+        self.work = work
+        self.upstream_port = upstream_port
+        self.log_requests = log_requests
+        self.proc = None
+
+    def start(self) -> None:
+        ready = self.work / "proxy.ready.json"
+        if ready.exists():
+            ready.unlink()
+        argv = [sys.executable, str(HERE / "countproxy.py"), "--upstream", "127.0.0.1:%d" % self.upstream_port,
+                "--ready-file", str(ready)]
+        if self.log_requests:
+            argv += ["--log", str(self.work / "logs" / "requests.tsv")]
+        self.out = open(self.work / "logs" / "proxy.log", "w")
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the counting proxy did not start; see %s" % (self.work / "logs" / "proxy.log"))
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        self.port = info["listen"]
+        self.control = info["control"]
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+
+    def _call(self, method: str, path: str) -> dict:
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.control, path), method=method,
+                                     data=b"" if method == "POST" else None)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def counts(self) -> dict:
+        return self._call("GET", "/counts")
+
+    def reset(self) -> dict:
+        return self._call("POST", "/reset")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                self._call("POST", "/quit")
+                self.proc.wait(5)
+            except Exception:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------------------
+# Running one command
+
+
+class Runner:
+    def __init__(self, work: Path, proxy: CountProxy | None):
+        self.work = work
+        self.proxy = proxy
+        self.logs = work / "logs"
+        self.seq = 0
+
+    def run(self, name: str, argv: list[str], env: dict, cap: float | None) -> dict:
+        """Run argv under /usr/bin/time -v with the proxy counters reset;
+        returns wall time, exit code, peak RSS, request counts, output files."""
+        self.seq += 1
+        base = self.logs / ("%03d-%s" % (self.seq, re.sub(r"[^A-Za-z0-9_.-]+", "_", name)))
+        out_path, err_path, time_path = Path(str(base) + ".out"), Path(str(base) + ".err"), Path(str(base) + ".time")
+        with open(str(base) + ".cmd", "w") as f:
+            f.write(" ".join(argv) + "\n")
+        if self.proxy:
+            self.proxy.reset()
+        capped = False
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t0 = time.monotonic()
+            p = subprocess.Popen(["/usr/bin/time", "-v", "-o", str(time_path)] + argv, stdout=out, stderr=err, env=env,
+                                 start_new_session=True, stdin=subprocess.DEVNULL)
+            try:
+                rc = p.wait(timeout=cap)
+            except subprocess.TimeoutExpired:
+                capped = True
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+                rc = None
+            wall = time.monotonic() - t0
+        counts = self.proxy.reset() if self.proxy else {}
+        rss = None
+        try:
+            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", time_path.read_text())
+            rss = int(m.group(1)) if m else None
+        except OSError:
+            pass
+        return {"wall_s": round(wall, 3), "exit": rc, "capped": capped, "cap_s": cap if capped else None,
+                "peak_rss_kb": rss, "requests": counts, "stdout": str(out_path), "stderr": str(err_path)}
+
+
+def tail(path: str, n: int = 6) -> str:
+    """The gist of a failed command's output: a Rust panic message, else the
+    first error line, else the last lines."""
+    try:
+        lines = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln.strip()]
+    for i, ln in enumerate(lines):
+        if "panicked at" in ln:
+            return ("panic: " + " ".join(x.strip() for x in lines[i:i + 2]))[:600]
+    for i, ln in enumerate(lines):
+        if re.match(r"\s*(error|Error|ERROR)\b", ln):
+            return " | ".join(x.strip() for x in lines[i:i + 3])[:600]
+    return " | ".join(lines[-n:])[-600:]
+
+
+# ---------------------------------------------------------------------------
+# Tools
+
+
+class Tool:
+    key = ""
+    label = ""
+    settings = ""
+
+    def __init__(self, ctx: "Bench"):
+        self.ctx = ctx
+
+    def available(self) -> str | None:
+        return None
+
+    def prepare(self, bucket: str, site: Path, fresh_state: bool = False) -> None:
+        pass
+
+    def sync(self, bucket: str, site: Path, dry_run: bool = False) -> tuple[list[str], dict]:
+        raise NotImplementedError
+
+    def na(self, scenario: int) -> str | None:
+        return None
+
+    def forget_state(self, bucket: str) -> None:
+        pass
+
+    def version(self) -> str:
+        return "?"
+
+
+class Assetpub(Tool):
+    key = "assetpub"
+    label = "assetpub"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.file_mode = ctx.args.assetpub_target == "file"
+        if self.file_mode:
+            self.label = "assetpub (file://)"
+        self.settings = "`concurrency = %d`, path-style endpoint; state DB per bucket" % CONCURRENCY
+        self.dir = ctx.work / "assetpub"
+        self.dir.mkdir(exist_ok=True)
+
+    def available(self):
+        b = self.ctx.args.assetpub
+        if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+            return "no binary at %s (cargo build --release failed or was skipped)" % b
+        return None
+
+    def version(self):
+        return first_line([self.ctx.args.assetpub, "--version"])
+
+    def config(self, bucket: str, site: Path) -> Path:
+        path = self.dir / ("%s.toml" % bucket)
+        if self.file_mode:
+            target = '[target]\nurl = "file://%s"\n' % (self.dir / ("%s.target" % bucket))
+        else:
+            target = ('[target]\nurl = "s3://%s"\nendpoint = "%s"\npath_style = true\nregion = "garage"\nconcurrency = %d\n'
+                      % (bucket, self.ctx.endpoint, CONCURRENCY))
+        path.write_text('[source]\ndirs = ["%s"]\n\n%s' % (site, target))
+        return path
+
+    def state(self, bucket: str) -> Path:
+        return self.dir / ("%s.db" % bucket)
+
+    def forget_state(self, bucket: str) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            p = Path(str(self.state(bucket)) + suffix)
+            if p.exists():
+                p.unlink()
+
+    def prepare(self, bucket, site, fresh_state=False):
+        self.config(bucket, site)
+        if fresh_state:
+            self.forget_state(bucket)
+
+    def sync(self, bucket, site, dry_run=False):
+        cfg = self.config(bucket, site)
+        argv = [self.ctx.args.assetpub, "--config", str(cfg), "--state", str(self.state(bucket)), "--json"]
+        argv += ["plan"] if dry_run else ["publish"]
+        return argv, self.ctx.aws_env()
+
+
+class Aws(Tool):
+    key = "aws"
+    label = "aws s3 sync"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.settings = ("`max_concurrent_requests = %d`, `max_queue_size = 10000`, path-style, "
+                         "`--only-show-errors --no-progress`" % CONCURRENCY)
+        self.binary = ctx.which_aws()
+
+    def available(self):
+        return None if self.binary else "aws not found"
+
+    def version(self):
+        return first_line([self.binary, "--version"], env=self.ctx.aws_env())
+
+    def sync(self, bucket, site, dry_run=False):
+        argv = [self.binary, "--endpoint-url", self.ctx.endpoint, "s3", "sync", "--no-progress"]
+        argv += ["--dryrun"] if dry_run else ["--only-show-errors"]
+        argv += [str(site), "s3://%s/" % bucket]
+        return argv, self.ctx.aws_env()
+
+
+class Rclone(Tool):
+    def __init__(self, ctx, checksum: bool):
+        super().__init__(ctx)
+        self.checksum = checksum
+        self.key = "rclone-checksum" if checksum else "rclone"
+        self.label = "rclone sync --checksum" if checksum else "rclone sync (size+modtime)"
+        self.flags = ["--transfers", str(CONCURRENCY), "--checkers", str(CONCURRENCY), "--fast-list",
+                      "--s3-no-check-bucket", "--s3-no-head", "--s3-upload-concurrency", str(CONCURRENCY)]
+        if checksum:
+            self.flags.append("--checksum")
+        self.settings = "`%s`" % " ".join(self.flags)
+
+    def available(self):
+        return None if shutil.which("rclone") else "rclone not found"
+
+    def version(self):
+        return first_line(["rclone", "version"], env=self.ctx.rclone_env())
+
+    def sync(self, bucket, site, dry_run=False):
+        argv = ["rclone", "sync"] + self.flags + ["--stats", "0"]
+        if dry_run:
+            argv.append("--dry-run")
+        argv += [str(site), "proxy:%s" % bucket]
+        return argv, self.ctx.rclone_env()
+
+
+class S3cmd(Tool):
+    key = "s3cmd"
+    label = "s3cmd sync"
+    settings = "`--no-mime-magic --no-progress` (no concurrency setting: one request at a time)"
+
+    def available(self):
+        return None if shutil.which("s3cmd") else "s3cmd not found"
+
+    def version(self):
+        return first_line(["s3cmd", "--version"], env=self.ctx.tool_env())
+
+    def sync(self, bucket, site, dry_run=False):
+        argv = ["s3cmd", "-c", str(self.ctx.s3cfg), "sync", "--no-progress", "--no-mime-magic"]
+        if dry_run:
+            argv.append("--dry-run")
+        argv += [str(site) + "/", "s3://%s/" % bucket]
+        return argv, self.ctx.tool_env()
+
+
+# ---------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = HERE / "work"
+        self.results_dir = HERE / "results"
+        self.results_dir.mkdir(exist_ok=True)
+        self.work.mkdir(exist_ok=True)
+        logs = self.work / "logs"
+        if logs.exists():
+            shutil.rmtree(logs)
+        logs.mkdir()
+        for d in ("assetpub", "home", "tmp"):
+            p = self.work / d
+            if p.exists():
+                shutil.rmtree(p)
+            p.mkdir()
+        (self.work / "home" / "empty-credentials").write_text("")
+        self.endpoint = ""
+        self.results: dict = {"scenarios": {}, "notes": []}
+
+    # -- environments: never the user's home config ------------------------
+
+    def tool_env(self) -> dict:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "RCLONE_")) and k not in ("S3CMD_CONFIG",)}
+        env["HOME"] = str(self.work / "home")
+        env["TMPDIR"] = str(self.work / "tmp")
+        env["PATH"] = os.environ.get("PATH", "")
+        return env
+
+    def aws_env(self) -> dict:
+        env = self.tool_env()
+        env.update({
+            "AWS_ACCESS_KEY_ID": KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_CONFIG_FILE": str(self.aws_config),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.work / "home" / "empty-credentials"),
+            "AWS_DEFAULT_REGION": "garage",
+            "AWS_REGION": "garage",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        })
+        if os.environ.get("AWS_CA_BUNDLE"):
+            env["AWS_CA_BUNDLE"] = os.environ["AWS_CA_BUNDLE"]
+        return env
+
+    def rclone_env(self) -> dict:
+        env = self.tool_env()  # without AWS_CA_BUNDLE: rclone 1.60 refuses to start with it
+        env["RCLONE_CONFIG"] = str(self.rclone_config)
+        return env
+
+    def which_aws(self) -> str | None:
+        path = shutil.which("aws")
+        if path and "/shims/" in path and shutil.which("pyenv"):
+            p = subprocess.run(["pyenv", "which", "aws"], capture_output=True, text=True)
+            if p.returncode == 0 and p.stdout.strip():
+                return p.stdout.strip()
+        return path
+
+    def write_tool_configs(self) -> None:
+        self.aws_config = self.work / "aws.config"
+        self.aws_config.write_text(
+            "[default]\nregion = garage\ns3 =\n"
+            "  max_concurrent_requests = %d\n  max_queue_size = 10000\n  addressing_style = path\n" % CONCURRENCY)
+        self.rclone_config = self.work / "rclone.conf"
+        remote = ("type = s3\nprovider = Other\naccess_key_id = %s\nsecret_access_key = %s\nregion = garage\n"
+                  "force_path_style = true\nno_check_bucket = true\n" % (KEY_ID, SECRET))
+        self.rclone_config.write_text(
+            "[proxy]\n%sendpoint = %s\n\n[direct]\n%sendpoint = http://127.0.0.1:%d\n"
+            % (remote, self.endpoint, remote, self.garage.s3_port))
+        self.s3cfg = self.work / "s3cfg"
+        hp = self.endpoint.split("://", 1)[1]
+        self.s3cfg.write_text(
+            "[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n"
+            "bucket_location = garage\nsignature_v2 = False\ncheck_ssl_certificate = False\n" % (KEY_ID, SECRET, hp, hp))
+
+    def bucket_size(self, bucket: str) -> dict | None:
+        """Objects and bytes in a bucket, read directly from Garage (not counted)."""
+        if self.tools.get("assetpub") and self.tools["assetpub"].file_mode and bucket.startswith("ap-"):
+            n, b = tree_stats(self.work / "assetpub" / ("%s.target" % bucket))
+            return {"count": n, "bytes": b}
+        try:
+            out = run_quiet(["rclone", "size", "--fast-list", "--json", "direct:%s" % bucket], env=self.rclone_env(), timeout=300)
+            return json.loads(out.strip().splitlines()[-1])
+        except Exception as e:  # noqa: BLE001 - informational only
+            return {"error": str(e)[:200]}
+
+    # -- site ---------------------------------------------------------------
+
+    def gen(self, files: int, out: Path, reuse: bool = False) -> dict:
+        argv = [sys.executable, str(HERE / "gen_site.py"), "--files", str(files), "--seed", str(self.args.seed), "--json", str(out)]
+        if reuse:
+            argv.append("--reuse")
+        return json.loads(run_quiet(argv, timeout=1800).strip().splitlines()[-1])
+
+    def mutate(self, out: Path, files: int, rnd: int) -> dict:
+        argv = [sys.executable, str(HERE / "gen_site.py"), "--files", str(files), "--seed", str(self.args.seed), "--json",
+                "--mutate", str(self.args.change_pct), "--round", str(rnd), str(out)]
+        res = json.loads(run_quiet(argv, timeout=600).strip().splitlines()[-1])
+        res.pop("paths", None)
+        return res
+
+    @staticmethod
+    def touch_all(root: Path) -> None:
+        now = time.time()
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                os.utime(os.path.join(dirpath, f), (now, now))
+
+    # -- results ------------------------------------------------------------
+
+    def record(self, sid: int, tool: Tool, run: dict | None, status: str | None = None, reason: str | None = None, extra: dict | None = None) -> None:
+        sc = self.results["scenarios"].setdefault(str(sid), {"tools": {}})
+        t = sc["tools"].setdefault(tool.key, {"label": tool.label, "runs": []})
+        if run is not None:
+            if run.get("capped"):
+                run["status"] = "capped"
+            elif run.get("exit") != 0:
+                run["status"] = "failed"
+                run["error"] = tail(run["stderr"]) or tail(run["stdout"])
+            else:
+                run["status"] = "ok"
+            if tool.key == "assetpub" and run["status"] == "ok":
+                run["assetpub"] = parse_assetpub_json(run["stdout"])
+            if extra:
+                run.update(extra)
+            t["runs"].append(run)
+        if status:
+            t["status"] = status
+            t["reason"] = reason
+
+    def measure(self, sid: int, rep: int, tool: Tool, bucket: str, site: Path, dry_run=False, cap=None, extra=None) -> dict:
+        argv, env = tool.sync(bucket, site, dry_run=dry_run)
+        run = self.runner.run("s%d-r%d-%s" % (sid, rep, tool.key), argv, env, cap or self.args.cap)
+        self.record(sid, tool, run, extra=extra)
+        req = run["requests"]
+        log("  s%d run %d %-16s %7s  exit %s  %s requests %s%s" % (
+            sid, rep, tool.key, human_secs(run["wall_s"]), run["exit"], req.get("requests", 0),
+            json.dumps(req.get("ops", {}), separators=(",", ":")),
+            ("  CAPPED" if run["capped"] else "") + ("  " + run.get("error", "")[:200] if run["status"] == "failed" else "")))
+        return run
+
+    def should_repeat(self, sid: int, tool: Tool) -> bool:
+        # Repeats are the first thing to go when the run is over its time
+        # budget (half of it before the large tree, which needs the rest).
+        elapsed = time.monotonic() - START
+        limit = self.args.budget * (0.5 if sid != 6 and 6 in self.args.scenarios else 0.9)
+        if elapsed > limit:
+            if not self.results.get("budget_note"):
+                self.results["budget_note"] = ("repeats skipped from scenario %d on: %.0f s elapsed, over the %.0f s "
+                                               "allowed before it by --budget %d" % (sid, elapsed, limit, self.args.budget))
+                log(self.results["budget_note"])
+            return False
+        t = self.results["scenarios"].get(str(sid), {}).get("tools", {}).get(tool.key)
+        if not t or not t["runs"]:
+            return True
+        first = t["runs"][0]
+        if first["status"] != "ok":
+            return False
+        return first["wall_s"] <= self.args.repeat_max_secs
+
+    # -- the scenarios ------------------------------------------------------
+
+    def main(self) -> int:
+        a = self.args
+        self.results["started"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.results["loadavg_at_start"] = list(os.getloadavg())
+        self.garage = Garage(self.work, a.garage)
+        self.proxy = None
+        try:
+            log("starting garage")
+            self.garage.start()
+            self.proxy = CountProxy(self.work, self.garage.s3_port, a.proxy_log)
+            self.proxy.start()
+            self.endpoint = self.proxy.endpoint
+            self.write_tool_configs()
+            log("garage S3 on 127.0.0.1:%d, counting proxy on %s" % (self.garage.s3_port, self.endpoint))
+            self.runner = Runner(self.work, self.proxy)
+            all_tools = {"assetpub": Assetpub(self), "rclone-checksum": Rclone(self, True), "rclone": Rclone(self, False),
+                         "aws": Aws(self), "s3cmd": S3cmd(self)}
+            self.tools = {k: all_tools[k] for k in TOOL_ORDER if k in a.tools}
+            self.machine_info()
+            missing = {k: t.available() for k, t in self.tools.items() if t.available()}
+            for k, why in missing.items():
+                log("not running %s: %s" % (k, why))
+            active = [t for k, t in self.tools.items() if k not in missing]
+            self.results["missing"] = missing
+            self.run_small_tree(active, missing)
+            if 6 in a.scenarios:
+                self.run_big_tree(active, missing)
+        finally:
+            if self.proxy:
+                self.proxy.stop()
+            self.garage.stop()
+            if not a.keep_data:
+                shutil.rmtree(self.garage.dir / "data", ignore_errors=True)
+        self.results["finished"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.results["elapsed_s"] = round(time.monotonic() - START, 1)
+        self.summarize()
+        self.write_outputs()
+        log("wrote %s and %s" % (self.out_md, self.out_json))
+        return 0
+
+    def run_small_tree(self, active: list[Tool], missing: dict) -> None:
+        a = self.args
+        sids = [s for s in a.scenarios if s != 6]
+        for sid in sids:
+            for k, why in missing.items():
+                self.record(sid, self.tools[k], None, "n/a", why)
+        if not sids and not a.hash_bench:
+            return
+        site = self.work / "sites" / ("site-%d" % a.files)
+        log("generating the site: %d files, seed %d" % (a.files, a.seed))
+        info = self.gen(a.files, site)
+        self.results["site"] = {"files": info["files"], "bytes": info["bytes"], "seed": a.seed, "kinds": info["kinds"],
+                                "path": str(site)}
+        log("  %d files, %s" % (info["files"], human_bytes(info["bytes"])))
+        buckets = {t.key: self.garage.bucket("%s-seq" % short(t.key)) for t in active}
+        runs = a.runs
+
+        if 1 in sids or any(s in sids for s in (2, 3, 4, 5)):
+            log("scenario 1: cold publish")
+            for rep in range(1, runs + 1 if 1 in sids else 2):
+                for t in active:
+                    if rep > 1 and not self.should_repeat(1, t):
+                        continue
+                    bucket = buckets[t.key] if rep == 1 else self.garage.bucket("%s-cold%d" % (short(t.key), rep))
+                    t.prepare(bucket, site, fresh_state=True)
+                    self.measure(1, rep, t, bucket, site)
+            for t in active:
+                sc = self.results["scenarios"]["1"]["tools"][t.key]
+                sc["bucket_after"] = self.bucket_size(buckets[t.key])
+            if 1 not in sids:
+                self.results["scenarios"].pop("1", None)
+
+        if 2 in sids:
+            log("scenario 2: no-op republish")
+            for rep in range(1, runs + 1):
+                for t in active:
+                    if rep > 1 and not self.should_repeat(2, t):
+                        continue
+                    self.measure(2, rep, t, buckets[t.key], site)
+
+        if 4 in sids:
+            log("scenario 4: plan only")
+            for rep in range(1, runs + 1):
+                for t in active:
+                    if rep > 1 and not self.should_repeat(4, t):
+                        continue
+                    reason = t.na(4)
+                    if reason:
+                        self.record(4, t, None, "n/a", reason)
+                        continue
+                    self.measure(4, rep, t, buckets[t.key], site, dry_run=True)
+
+        if 3 in sids:
+            log("scenario 3: %s%% of files changed" % a.change_pct)
+            for rep in range(1, runs + 1):
+                m = self.mutate(site, a.files, rep)
+                log("  round %d: %d files rewritten (%s)" % (rep, m["mutated"], human_bytes(m["bytes"])))
+                # Every tool syncs every round: later scenarios need the
+                # buckets to match the tree.
+                for t in active:
+                    self.measure(3, rep, t, buckets[t.key], site, extra={"mutated_files": m["mutated"], "mutated_bytes": m["bytes"]})
+
+        if 5 in sids:
+            log("scenario 5: fresh runner (no state DB%s, same content)" % (", new mtimes" if a.fresh_mtimes == "now" else ""))
+            for rep in range(1, runs + 1):
+                if a.fresh_mtimes == "now":
+                    self.touch_all(site)
+                for t in active:
+                    if rep > 1 and not self.should_repeat(5, t):
+                        continue
+                    t.forget_state(buckets[t.key])
+                    self.measure(5, rep, t, buckets[t.key], site)
+
+        if a.hash_bench:
+            self.hash_bench(site)
+
+    def hash_bench(self, site: Path) -> None:
+        a = self.args
+        log("hashing throughput: assetpub collect+hash vs b3sum")
+        n, nbytes = tree_stats(site)
+        res: dict = {"files": n, "bytes": nbytes, "note": "warm page cache; median of %d run(s)" % a.runs}
+        flist = self.work / "tmp" / "files.lst"
+        with open(flist, "wb") as f:
+            for dirpath, _, files in os.walk(site):
+                for fn in sorted(files):
+                    f.write(os.path.join(dirpath, fn).encode() + b"\0")
+        hrunner = Runner(self.work, None)
+        ap = self.tools.get("assetpub")
+        if ap and not ap.available():
+            empty = self.work / "tmp" / "empty-target"
+            cfg = self.work / "assetpub" / "hash.toml"
+            cfg.write_text('[source]\ndirs = ["%s"]\n' % site)
+            walls, rss, statuses = [], [], []
+            for rep in range(a.runs):
+                if empty.exists():
+                    shutil.rmtree(empty)
+                empty.mkdir()
+                db = self.work / "assetpub" / ("hash-%d.db" % rep)
+                r = hrunner.run("hash-assetpub-%d" % rep, [a.assetpub, "--config", str(cfg), "--state", str(db), "--target",
+                                                            "file://%s" % empty, "--json", "plan"], self.aws_env(), a.cap)
+                statuses.append("ok" if r["exit"] == 0 else "failed: " + (tail(r["stderr"]) or tail(r["stdout"])))
+                if r["exit"] == 0:
+                    walls.append(r["wall_s"])
+                    rss.append(r["peak_rss_kb"])
+                log("  assetpub plan (empty state, empty target) %s  exit %s" % (human_secs(r["wall_s"]), r["exit"]))
+            res["assetpub_plan"] = self._hash_entry(walls, rss, statuses, nbytes, n,
+                                                    "assetpub plan --target file://EMPTY --state NEW.db (collect, hash, "
+                                                    "fingerprint, and gzip/brotli for the directory target's sidecars)")
+            if not ap.file_mode:
+                # The same against an empty bucket: identity encoding, so no
+                # compression; one GET for the (missing) manifest.
+                walls, rss, statuses = [], [], []
+                for rep in range(a.runs):
+                    bucket = self.garage.bucket("hash-empty-%d" % rep)
+                    cfg_s3 = ap.config(bucket, site)
+                    db = self.work / "assetpub" / ("hash-s3-%d.db" % rep)
+                    r = hrunner.run("hash-assetpub-s3-%d" % rep, [a.assetpub, "--config", str(cfg_s3), "--state", str(db),
+                                                                  "--json", "plan"], self.aws_env(), a.cap)
+                    statuses.append("ok" if r["exit"] == 0 else "failed: " + (tail(r["stderr"]) or tail(r["stdout"])))
+                    if r["exit"] == 0:
+                        walls.append(r["wall_s"])
+                        rss.append(r["peak_rss_kb"])
+                    log("  assetpub plan (empty state, empty bucket) %s  exit %s" % (human_secs(r["wall_s"]), r["exit"]))
+                res["assetpub_plan_s3"] = self._hash_entry(walls, rss, statuses, nbytes, n,
+                                                           "assetpub plan --state NEW.db against an empty bucket (collect, "
+                                                           "hash, fingerprint; no compression)")
+        if shutil.which("b3sum"):
+            cores = os.cpu_count() or 1
+            for name, argv in (
+                ("b3sum", ["xargs", "-0", "-a", str(flist), "b3sum", "--no-names"]),
+                ("b3sum_parallel", ["xargs", "-0", "-a", str(flist), "-P", str(cores), "-n", str(max(1, n // (cores * 4) + 1)),
+                                    "b3sum", "--no-names"]),
+            ):
+                walls, rss, statuses = [], [], []
+                for rep in range(a.runs):
+                    r = hrunner.run("hash-%s-%d" % (name, rep), argv, self.tool_env(), a.cap)
+                    statuses.append("ok" if r["exit"] == 0 else "failed")
+                    if r["exit"] == 0:
+                        walls.append(r["wall_s"])
+                        rss.append(r["peak_rss_kb"])
+                log("  %s %s" % (name, human_secs(statuses and walls and statistics.median(walls) or None)))
+                desc = "b3sum over the same files (one process)" if name == "b3sum" else \
+                    "b3sum over the same files, %d processes (xargs -P %d)" % (cores, cores)
+                res[name] = self._hash_entry(walls, rss, statuses, nbytes, n, desc)
+        else:
+            res["b3sum"] = {"status": "n/a", "reason": "b3sum not installed"}
+        self.results["hashing"] = res
+
+    @staticmethod
+    def _hash_entry(walls, rss, statuses, nbytes, n, desc) -> dict:
+        if not walls:
+            return {"status": "failed", "reason": statuses[-1] if statuses else "not run", "what": desc}
+        med = statistics.median(walls)
+        return {"status": "ok", "what": desc, "median_s": round(med, 3), "runs_s": walls, "mb_per_s": round(nbytes / 1e6 / med, 1),
+                "files_per_s": round(n / med), "peak_rss_kb": max(x or 0 for x in rss)}
+
+    def run_big_tree(self, active: list[Tool], missing: dict) -> None:
+        a = self.args
+        sid = 6
+        for k, why in missing.items():
+            self.record(sid, self.tools[k], None, "n/a", why)
+        site = self.work / "sites" / ("site-%d" % a.big_files)
+        log("large tree: %d files (reused when already generated)" % a.big_files)
+        info = self.gen(a.big_files, site, reuse=True)
+        self.results["big_site"] = {"files": info["files"], "bytes": info["bytes"], "seed": a.seed, "path": str(site),
+                                    "generated_s": info["seconds"], "reused": info["reused"]}
+        log("  %d files, %s (%s)" % (info["files"], human_bytes(info["bytes"]), "reused" if info["reused"] else "generated"))
+        setup = self.results.setdefault("big_setup", {})
+        peers = [t for t in active if t.key != "assetpub"]
+        ap = next((t for t in active if t.key == "assetpub"), None)
+        ap_bucket = peer_bucket = None
+        if ap:
+            ap_bucket = self.garage.bucket("ap-big")
+            ap.prepare(ap_bucket, site, fresh_state=True)
+            log("  setup: assetpub cold publish of the large tree")
+            argv, env = ap.sync(ap_bucket, site)
+            r = self.runner.run("s6-setup-assetpub", argv, env, a.big_setup_cap)
+            r["status"] = "ok" if r["exit"] == 0 else ("capped" if r["capped"] else "failed")
+            if r["status"] == "failed":
+                r["error"] = tail(r["stderr"]) or tail(r["stdout"])
+            setup["assetpub"] = r
+            log("    %s exit %s, %s requests" % (human_secs(r["wall_s"]), r["exit"], r["requests"].get("requests")))
+            if r["status"] != "ok":
+                self.record(sid, ap, None, "failed", "setup (cold publish) failed: %s" % r.get("error", r["status"]))
+                ap = None
+        if peers:
+            peer_bucket = self.garage.bucket("peers-big")
+            seeder = self.tools.get("rclone-checksum") or Rclone(self, True)
+            log("  setup: seeding the shared peer bucket with rclone sync --checksum")
+            argv, env = seeder.sync(peer_bucket, site)
+            r = self.runner.run("s6-setup-peers", argv, env, a.big_setup_cap)
+            r["status"] = "ok" if r["exit"] == 0 else ("capped" if r["capped"] else "failed")
+            setup["peers_rclone"] = r
+            log("    %s exit %s, %s requests" % (human_secs(r["wall_s"]), r["exit"], r["requests"].get("requests")))
+            if r["status"] != "ok":
+                for t in peers:
+                    self.record(sid, t, None, "failed", "setup (seeding the bucket with rclone) failed")
+                peers = []
+        for rep in range(1, a.big_runs + 1):
+            for t in ([ap] if ap else []) + peers:
+                if rep > 1 and not self.should_repeat(sid, t):
+                    continue
+                bucket = ap_bucket if t is ap else peer_bucket
+                self.measure(sid, rep, t, bucket, site, cap=a.big_cap)
+
+    # -- machine ------------------------------------------------------------
+
+    def machine_info(self) -> None:
+        mem_kb = 0
+        try:
+            for ln in open("/proc/meminfo"):
+                if ln.startswith("MemTotal:"):
+                    mem_kb = int(ln.split()[1])
+        except OSError:
+            pass
+        cpu = "?"
+        try:
+            for ln in open("/proc/cpuinfo"):
+                if ln.startswith("model name"):
+                    cpu = ln.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        versions = {}
+        for t in self.tools.values():
+            if not t.available():
+                name = {"rclone-checksum": "rclone", "aws": "aws-cli"}.get(t.key, t.key)
+                if name not in versions:
+                    versions[name] = t.version()
+        versions["garage"] = first_line([self.args.garage, "--version"])
+        versions["b3sum"] = first_line(["b3sum", "--version"]) if shutil.which("b3sum") else "not installed"
+        versions["python"] = platform.python_version()
+        versions["time"] = first_line(["dpkg-query", "-W", "-f", "${Version}", "time"]) if shutil.which("dpkg-query") else "?"
+        versions["rustc"] = first_line(["rustc", "--version"]) if shutil.which("rustc") else "?"
+        self.results["machine"] = {
+            "cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 1024 / 1024, 1),
+            "kernel": platform.release(), "os": os_release(), "versions": versions,
+        }
+
+    # -- summary ------------------------------------------------------------
+
+    def summarize(self) -> None:
+        for sid, sc in self.results["scenarios"].items():
+            for key, t in sc["tools"].items():
+                ok = [r for r in t["runs"] if r["status"] == "ok"]
+                if "status" in t and t["status"] in ("n/a", "failed") and not t["runs"]:
+                    continue
+                if t["runs"] and any(r["status"] == "capped" for r in t["runs"]):
+                    t["status"] = "capped"
+                    t["rep"] = next(r for r in t["runs"] if r["status"] == "capped")
+                    t["reason"] = "stopped after the %d s cap" % (t["rep"].get("cap_s") or 0)
+                    t["median_s"] = None
+                    continue
+                if not ok:
+                    t["status"] = "failed"
+                    t["reason"] = t["runs"][-1].get("error", "") if t["runs"] else "not run"
+                    t["rep"] = t["runs"][-1] if t["runs"] else None
+                    continue
+                walls = [r["wall_s"] for r in ok]
+                med = statistics.median(walls)
+                t["status"] = "ok" if len(ok) == len(t["runs"]) else "partly failed"
+                t["median_s"] = round(med, 3)
+                t["runs_s"] = walls
+                # The run whose wall time is nearest the median stands for the cell.
+                t["rep"] = min(ok, key=lambda r: abs(r["wall_s"] - med))
+            peers = [(k, t) for k, t in sc["tools"].items() if k != "assetpub" and t.get("median_s")]
+            ap = sc["tools"].get("assetpub")
+            if peers:
+                bk, bt = min(peers, key=lambda kt: kt[1]["median_s"])
+                sc["best_peer"] = {"tool": bk, "label": bt["label"], "median_s": bt["median_s"]}
+                if ap and ap.get("median_s"):
+                    sc["assetpub_vs_best_peer"] = round(ap["median_s"] / bt["median_s"], 3)
+        # Upload throughput in scenario 1.
+        s1 = self.results["scenarios"].get("1")
+        site = self.results.get("site")
+        if s1 and site:
+            up = {}
+            for k, t in s1["tools"].items():
+                if t.get("median_s"):
+                    rb = t["rep"]["requests"].get("req_body_bytes", 0)
+                    up[k] = {"label": t["label"], "site_mb_per_s": round(site["bytes"] / 1e6 / t["median_s"], 1),
+                             "wire_mb_per_s": round(rb / 1e6 / t["median_s"], 1), "median_s": t["median_s"]}
+            peers = {k: v for k, v in up.items() if k != "assetpub"}
+            if peers:
+                fk = max(peers, key=lambda k: peers[k]["site_mb_per_s"])
+                up["fastest_peer"] = fk
+            self.results["upload_throughput"] = up
+
+    # -- outputs ------------------------------------------------------------
+
+    def write_outputs(self) -> None:
+        a = self.args
+        self.results["config"] = {
+            "quick": a.quick, "runs": a.runs, "big_runs": a.big_runs, "files": a.files, "big_files": a.big_files,
+            "seed": a.seed, "change_pct": a.change_pct, "concurrency": CONCURRENCY, "cap_s": a.cap, "big_cap_s": a.big_cap,
+            "repeat_max_secs": a.repeat_max_secs, "fresh_mtimes": a.fresh_mtimes, "assetpub_target": a.assetpub_target, "scenarios": a.scenarios,
+            "tools": {k: {"label": t.label, "settings": t.settings} for k, t in self.tools.items()},
+        }
+        name = a.output or "latest"
+        self.out_json = self.results_dir / (name + ".json")
+        self.out_md = self.results_dir / (name + ".md")
+        tmp = self.out_json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.results, indent=2, sort_keys=False) + "\n")
+        tmp.replace(self.out_json)
+        md = render_markdown(self.results, self.args)
+        self.out_md.write_text(md)
+        print()
+        print(md)
+
+
+def short(key: str) -> str:
+    return {"assetpub": "ap", "rclone-checksum": "rcs", "rclone": "rcm", "aws": "aws", "s3cmd": "s3cmd"}[key]
+
+
+def os_release() -> str:
+    try:
+        for ln in open("/etc/os-release"):
+            if ln.startswith("PRETTY_NAME="):
+                return ln.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def parse_assetpub_json(path: str) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    out = {}
+    for k, v in doc.items():
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, list):
+            out[k + "_count"] = len(v)
+        elif isinstance(v, dict):
+            small = {kk: vv for kk, vv in v.items() if isinstance(vv, (int, float, str, bool))}
+            if small:
+                out[k] = small
+            lists = {kk + "_count": len(vv) for kk, vv in v.items() if isinstance(vv, list)}
+            if lists:
+                out.setdefault(k, {}).update(lists)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Markdown
+
+
+def fmt_counts(d: dict) -> str:
+    if not d:
+        return "0"
+    return ", ".join("%s %s" % (k, "{:,}".format(v)) for k, v in sorted(d.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def render_markdown(res: dict, args) -> str:
+    m = res.get("machine", {})
+    cfg = res.get("config", {})
+    site = res.get("site")
+    big = res.get("big_site")
+    L = []
+    L.append("# assetpub benchmark%s" % (" (quick smoke run)" if cfg.get("quick") else ""))
+    L.append("")
+    L.append("Run %s to %s (%.0f s), load average at start %s. Rerun with `bench/run`%s." % (
+        res.get("started"), res.get("finished"), res.get("elapsed_s", 0),
+        " / ".join("%.2f" % x for x in res.get("loadavg_at_start", [])),
+        " --quick" if cfg.get("quick") else ""))
+    L.append("")
+    if site:
+        L.append("Site: %s files, %s (bench/gen_site.py, seed %d)%s." % (
+            "{:,}".format(site["files"]), human_bytes(site["bytes"]), site["seed"],
+            "; large tree: %s files, %s" % ("{:,}".format(big["files"]), human_bytes(big["bytes"])) if big else ""))
+    elif big:
+        L.append("Large tree: %s files, %s." % ("{:,}".format(big["files"]), human_bytes(big["bytes"])))
+    L.append("")
+    L.append("Each cell: median wall time of up to %d run(s) (a tool whose first run takes over %d s is not repeated), the requests of the run "
+             "nearest the median as counted by bench/countproxy.py, by HTTP method and by S3 operation, request body "
+             "bytes sent, the most requests in flight at once, and peak RSS (`/usr/bin/time -v`). \"vs assetpub\" is the tool's time over assetpub's (above 1: "
+             "slower than assetpub); \"assetpub ÷ best peer\" is assetpub's time over the fastest peer's (below 1: "
+             "assetpub is faster)." % (cfg.get("runs", 1), cfg.get("repeat_max_secs", 0)))
+    L.append("")
+    L.append("## Machine and versions")
+    L.append("")
+    L.append("| | |")
+    L.append("| --- | --- |")
+    L.append("| CPU | %s cores, %s |" % (m.get("cores"), m.get("cpu")))
+    L.append("| Memory | %s GiB |" % m.get("memory_gib"))
+    L.append("| OS | %s, Linux %s |" % (m.get("os"), m.get("kernel")))
+    for k, v in m.get("versions", {}).items():
+        L.append("| %s | %s |" % (k, str(v).replace("|", "/")))
+    L.append("")
+    L.append("Server: Garage, single node on 127.0.0.1 (sqlite metadata, no compression), behind the counting proxy; "
+             "every tool uses path-style requests through the proxy, concurrency %d where the tool has a setting. "
+             "Each tool publishes into its own buckets." % cfg.get("concurrency", CONCURRENCY))
+    L.append("")
+    L.append("| tool | settings |")
+    L.append("| --- | --- |")
+    for k, t in cfg.get("tools", {}).items():
+        L.append("| %s | %s |" % (t["label"], t["settings"].replace("|", "/")))
+    L.append("")
+    L.append("## Summary")
+    L.append("")
+    L.append("| scenario | assetpub | best peer | assetpub ÷ best peer | assetpub requests | best peer requests |")
+    L.append("| --- | ---: | --- | ---: | ---: | ---: |")
+    for sid in sorted(res["scenarios"], key=int):
+        sc = res["scenarios"][sid]
+        apt = sc["tools"].get("assetpub", {})
+        bp = sc.get("best_peer")
+        ap_cell = human_secs(apt["median_s"]) if apt.get("median_s") else (apt.get("status") or "-")
+        bp_cell = "%s, %s" % (bp["label"], human_secs(bp["median_s"])) if bp else "-"
+        ratio = "**%.2f×**" % sc["assetpub_vs_best_peer"] if sc.get("assetpub_vs_best_peer") else "-"
+        apr = "{:,}".format(apt["rep"]["requests"].get("requests", 0)) if apt.get("median_s") else "-"
+        bpr = "{:,}".format(sc["tools"][bp["tool"]]["rep"]["requests"].get("requests", 0)) if bp else "-"
+        L.append("| %s. %s | %s | %s | %s | %s | %s |" % (sid, SCENARIOS[int(sid)][0], ap_cell, bp_cell, ratio, apr, bpr))
+    L.append("")
+    for sid in sorted(res["scenarios"], key=int):
+        sc = res["scenarios"][sid]
+        note = SCENARIO_NOTES.get(int(sid), "")
+        if sid == "5" and cfg.get("fresh_mtimes") == "keep":
+            note = ("Before each run assetpub's state DB is deleted; files and mtimes are unchanged "
+                    "(`--fresh-mtimes keep`). Peers keep no state anyway.")
+        name = SCENARIOS[int(sid)][1].format(pct=cfg.get("change_pct"), big_files=(big or {}).get("files", cfg.get("big_files", 0)))
+        L.append("## %s. %s" % (sid, name))
+        L.append("")
+        L.append(note)
+        L.append("")
+        L.append("| tool | wall (median) | runs | vs assetpub | requests | max in flight | by method | by S3 operation | request bytes | peak RSS |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |")
+        ap = sc["tools"].get("assetpub", {}).get("median_s")
+        for key in TOOL_ORDER:
+            t = sc["tools"].get(key)
+            if not t:
+                continue
+            st = t.get("status")
+            if st in ("n/a", "failed", "capped") and not t.get("median_s"):
+                what = {"n/a": "N/A", "failed": "failed", "capped": "> %s (capped)" % human_secs((t.get("rep") or {}).get("cap_s") or cfg.get("big_cap_s"))}[st]
+                rep = t.get("rep")
+                if st == "capped" and rep:
+                    rq = rep["requests"]
+                    L.append("| %s | %s | %d | | %s | %s | %s | %s | %s | %s |" % (
+                        t["label"], what, len(t["runs"]), "{:,}".format(rq.get("requests", 0)) + " (at cap)",
+                        rq.get("peak_inflight", "-"), fmt_counts(rq.get("methods", {})), fmt_counts(rq.get("ops", {})),
+                        human_bytes(rq.get("req_body_bytes", 0)), "-"))
+                else:
+                    L.append("| %s | %s (see below) | | | | | | | | |" % (t["label"], what))
+                continue
+            rep = t["rep"]
+            rq = rep["requests"]
+            vs = ""
+            if key != "assetpub" and ap:
+                vs = "%.2f×" % (t["median_s"] / ap)
+            L.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                t["label"], human_secs(t["median_s"]), len(t["runs_s"]), vs, "{:,}".format(rq.get("requests", 0)),
+                rq.get("peak_inflight", "-"), fmt_counts(rq.get("methods", {})), fmt_counts(rq.get("ops", {})), human_bytes(rq.get("req_body_bytes", 0)),
+                "%.0f MiB" % (rep["peak_rss_kb"] / 1024) if rep.get("peak_rss_kb") else "-"))
+        L.append("")
+        if sc.get("best_peer"):
+            bp = sc["best_peer"]
+            if sc.get("assetpub_vs_best_peer"):
+                r = sc["assetpub_vs_best_peer"]
+                L.append("assetpub vs best peer (%s, %s): **%.2f×** the time%s." % (
+                    bp["label"], human_secs(bp["median_s"]), r,
+                    " (%.1f× faster)" % (1 / r) if r < 1 else (" (%.1f× slower)" % r if r > 1 else "")))
+            else:
+                L.append("Best peer: %s, %s; assetpub has no time here." % (bp["label"], human_secs(bp["median_s"])))
+            L.append("")
+        notes = []
+        for key in TOOL_ORDER:
+            t = sc["tools"].get(key)
+            if not t:
+                continue
+            if t.get("bucket_after") and "count" in t["bucket_after"]:
+                notes.append("%s: bucket holds %s objects, %s" % (t["label"], "{:,}".format(t["bucket_after"]["count"]),
+                                                                human_bytes(t["bucket_after"]["bytes"])))
+            if key == "assetpub" and t.get("rep") and t["rep"].get("assetpub"):
+                apj = t["rep"]["assetpub"]
+                bits = ["%s=%s" % (k, json.dumps(v)) for k, v in apj.items() if k in (
+                    "files", "hashed", "unchanged", "uploads_count", "stable_keys_count", "upload_bytes", "duration_ms",
+                    "changed")]
+                if bits:
+                    notes.append("assetpub --json: " + ", ".join(bits))
+            st_counts = ((t.get("rep") or {}).get("requests") or {}).get("status", {})
+            errs = {k: v for k, v in st_counts.items() if k[0] in "45"}
+            if errs:
+                notes.append("%s: error responses: %s" % (t["label"], fmt_counts(errs)))
+            if t.get("status") in ("n/a", "failed", "capped") and not t.get("median_s"):
+                notes.append("%s %s: %s" % (t["label"], {"n/a": "N/A", "failed": "failed", "capped": "capped"}[t["status"]],
+                                            (t.get("reason") or "").replace("|", "/")[:400]))
+            if t.get("status") == "partly failed":
+                notes.append("%s: some runs failed: %s" % (t["label"], next((r.get("error") for r in t["runs"] if r["status"] != "ok"), "")))
+        if sid == "6" and res.get("big_setup"):
+            for k, r in res["big_setup"].items():
+                who = "assetpub cold publish" if k == "assetpub" else "rclone --checksum seeding the shared peer bucket"
+                notes.append("setup, %s: %s, %s requests (%s), exit %s" % (
+                    who, human_secs(r["wall_s"]), "{:,}".format(r["requests"].get("requests", 0)),
+                    fmt_counts(r["requests"].get("ops", {})), r["exit"]))
+        if notes:
+            for n in notes:
+                L.append("- " + n)
+            L.append("")
+    up = res.get("upload_throughput")
+    if up:
+        L.append("## Upload throughput (scenario 1)")
+        L.append("")
+        L.append("| tool | wall (median) | site MB/s | MB/s on the wire |")
+        L.append("| --- | ---: | ---: | ---: |")
+        for key in TOOL_ORDER:
+            if key in up:
+                u = up[key]
+                mark = " **fastest peer**" if up.get("fastest_peer") == key else ""
+                L.append("| %s%s | %s | %.1f | %.1f |" % (u["label"], mark, human_secs(u["median_s"]), u["site_mb_per_s"], u["wire_mb_per_s"]))
+        if "assetpub" in up and up.get("fastest_peer"):
+            fp = up[up["fastest_peer"]]
+            L.append("")
+            L.append("assetpub uploads the site at %.2f× the rate of the fastest peer (%s)." % (
+                up["assetpub"]["site_mb_per_s"] / fp["site_mb_per_s"], fp["label"]))
+        L.append("")
+    h = res.get("hashing")
+    if h:
+        L.append("## Hashing throughput (%s files, %s, %s)" % ("{:,}".format(h["files"]), human_bytes(h["bytes"]), h["note"]))
+        L.append("")
+        L.append("| what | wall (median) | MB/s | files/s | peak RSS |")
+        L.append("| --- | ---: | ---: | ---: | ---: |")
+        for k in ("assetpub_plan_s3", "assetpub_plan", "b3sum", "b3sum_parallel"):
+            e = h.get(k)
+            if not e:
+                continue
+            if e.get("status") != "ok":
+                L.append("| %s | %s: %s | | | |" % (e.get("what", k), e.get("status"), (e.get("reason") or "")[:200].replace("|", "/")))
+                continue
+            L.append("| %s | %s | %.1f | {:,} | %.0f MiB |".format(e["files_per_s"]) % (
+                e["what"], human_secs(e["median_s"]), e["mb_per_s"], e["peak_rss_kb"] / 1024))
+        L.append("")
+        for apk, what in (("assetpub_plan_s3", "plan against an empty bucket"), ("assetpub_plan", "plan against an empty directory")):
+            ap_h = h.get(apk, {})
+            if ap_h.get("status") != "ok":
+                continue
+            for k in ("b3sum", "b3sum_parallel"):
+                if h.get(k, {}).get("status") == "ok":
+                    L.append("- assetpub %s runs at %.0f%% of the throughput of b3sum %s." % (
+                        what, 100 * ap_h["mb_per_s"] / h[k]["mb_per_s"],
+                        "(one process per core)" if k == "b3sum_parallel" else "(one process)"))
+        L.append("")
+    if res.get("budget_note"):
+        L.append("Note: " + res["budget_note"] + ".")
+        L.append("")
+    if res.get("missing"):
+        L.append("Not run: " + "; ".join("%s (%s)" % kv for kv in res["missing"].items()))
+        L.append("")
+    return "\n".join(L).replace("\n\n\n", "\n\n") + "\n"
+
+
+SCENARIO_NOTES = {
+    1: "Every run publishes the whole site into a new, empty bucket (assetpub with a new state DB).",
+    2: "The same tree published again into the bucket of scenario 1.",
+    3: "Before each run a new set of files is rewritten with new content (bench/gen_site.py --mutate, a new --round "
+       "each time); every tool then publishes it into its bucket.",
+    4: "assetpub `plan`; `aws s3 sync --dryrun`, `rclone sync --dry-run`, `s3cmd sync --dry-run`.",
+    5: "Before each run every file's mtime is set to now (as a fresh checkout does) and assetpub's state DB is "
+       "deleted; the content and the bucket are what the previous scenario left. Peers keep no state anyway.",
+    6: "assetpub publishes into its own bucket. The peers share one bucket seeded once by `rclone sync --checksum` "
+       "(a no-op writes nothing, and the request counts show whether a tool wrote anyway); seeding each peer's own "
+       "bucket would take longer than the whole run. A run over the cap is stopped and reported as capped.",
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke test: 1 run, 1,000 files, a 5,000-file large tree")
+    ap.add_argument("--runs", type=int, help="runs per cell (default 3; 1 with --quick)")
+    ap.add_argument("--big-runs", type=int, default=1, help="runs of the large-tree no-op (default 1)")
+    ap.add_argument("--files", type=int, help="files in the site (default 10000; 1000 with --quick)")
+    ap.add_argument("--big-files", type=int, help="files in the large tree (default 100000; 5000 with --quick)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--change-pct", type=float, default=1.0, help="percent of files changed in scenario 3 (default 1)")
+    ap.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated scenario numbers (default all)")
+    ap.add_argument("--tools", default=",".join(TOOL_ORDER), help="comma-separated: %s" % ",".join(TOOL_ORDER))
+    ap.add_argument("--fresh-mtimes", choices=["now", "keep"], default="now",
+                    help="scenario 5: set every mtime to now, as a fresh checkout does (default), or keep them")
+    ap.add_argument("--no-hash-bench", dest="hash_bench", action="store_false", help="skip the hashing throughput part")
+    ap.add_argument("--assetpub", default=str(REPO / "target" / "release" / "assetpub"), help="the assetpub binary")
+    ap.add_argument("--assetpub-target", choices=["s3", "file"], default="s3",
+                    help="publish assetpub to the S3 server (default) or to a local directory (a plumbing check)")
+    ap.add_argument("--garage", default=shutil.which("garage") or os.path.expanduser("~/.cargo/bin/garage"))
+    ap.add_argument("--cap", type=float, default=900, help="seconds before any one run is stopped (default 900)")
+    ap.add_argument("--big-cap", type=float, help="cap of a large-tree no-op run (default 180 s; 60 with --quick)")
+    ap.add_argument("--big-setup-cap", type=float, default=900, help="cap of the large-tree setup publishes (default 900 s)")
+    ap.add_argument("--repeat-max-secs", type=float, default=30,
+                    help="a tool whose first run of a scenario takes longer is not repeated (default 30)")
+    ap.add_argument("--budget", type=float, default=1140,
+                    help="seconds the whole run should take; repeats are skipped past it (default 1140)")
+    ap.add_argument("--keep-data", action="store_true", help="keep Garage's data in bench/work/garage after the run")
+    ap.add_argument("--proxy-log", action="store_true", help="log every request to bench/work/logs/requests.tsv")
+    ap.add_argument("--output", help="results file name without extension (default latest)")
+    a = ap.parse_args(argv)
+    a.runs = a.runs or (1 if a.quick else 3)
+    a.files = a.files or (1000 if a.quick else 10000)
+    a.big_files = a.big_files or (5000 if a.quick else 100000)
+    a.big_cap = a.big_cap or (60 if a.quick else 180)
+    a.scenarios = sorted({int(s) for s in a.scenarios.split(",") if s.strip()})
+    a.tools = [t.strip() for t in a.tools.split(",") if t.strip()]
+    bad = [t for t in a.tools if t not in TOOL_ORDER]
+    if bad:
+        ap.error("unknown tool(s): %s" % ", ".join(bad))
+    if not os.path.exists(a.garage):
+        ap.error("garage not found (cargo install garage --locked)")
+    if not os.path.exists("/usr/bin/time"):
+        ap.error("/usr/bin/time not found (apt-get install time)")
+    return Bench(a).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

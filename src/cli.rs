@@ -1,0 +1,101 @@
+//! The command line, as clap types only. Settings are resolved from these in
+//! `app.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "assetpub",
+    version,
+    about = "Publish a site's static build to a CDN origin: fingerprinted, incremental, atomic",
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The config file [default: ./publish.toml]
+    #[arg(long, global = true, env = "ASSETPUB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The state DB [default: .assetpub/state.db beside the config]
+    #[arg(long, global = true, env = "ASSETPUB_STATE", value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Publish here instead of `[target] url` (file://PATH or s3://BUCKET/PREFIX)
+    #[arg(long, global = true, env = "ASSETPUB_TARGET", value_name = "URL")]
+    pub target: Option<String>,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress and no notes, only errors and the result
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Say more about each step
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented starter publish.toml
+    Init {
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show what publish would do; changes nothing remote
+    #[command(alias = "diff")]
+    Plan {
+        /// Exit 1 when there are changes (as `git diff --exit-code`)
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Upload what changed, then switch manifest.json
+    Publish {
+        /// Show the plan and stop
+        #[arg(long)]
+        dry_run: bool,
+        /// Take the deploy lock even if another run holds it
+        #[arg(long)]
+        break_lock: bool,
+    },
+    /// List the deploys at the target, newest first
+    History,
+    /// Make DEPLOY (default: the current deploy's parent) current again
+    Rollback {
+        /// A deploy id from `history`
+        deploy: Option<String>,
+        /// Take the deploy lock even if another run holds it
+        #[arg(long)]
+        break_lock: bool,
+    },
+    /// Delete deploys and objects that no kept deploy needs
+    Prune {
+        /// Keep the newest N deploys [default: `[prune] keep`, 10]
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        /// Keep everything younger than this, e.g. 7d [default: `[prune] min_age`, 7d]
+        #[arg(long, value_name = "DURATION")]
+        min_age: Option<String>,
+        /// Delete nothing when more than N keys would go
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_deletes: usize,
+        /// List what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+        /// Take the deploy lock even if another run holds it
+        #[arg(long)]
+        break_lock: bool,
+    },
+    /// Check every object the current manifest names
+    Verify,
+    /// Print an nginx server block that serves a file:// target
+    NginxConfig {
+        /// The `listen` directive: a port or address:port
+        #[arg(long, default_value = "8080")]
+        listen: String,
+        /// The `server_name` directive
+        #[arg(long, default_value = "_")]
+        server_name: String,
+    },
+}

@@ -1,0 +1,753 @@
+//! publish.toml: parsed strictly (unknown keys are errors), validated, and
+//! resolved once into `Config`, which is all the rest of the code sees.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_TARGET: &str = "file://./published";
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+
+/// Files that keep their names (pages and well-known files that other sites
+/// and browsers ask for by name) unless the user's rules say otherwise.
+const DEFAULT_STABLE: &[&str] = &[
+    "**/*.html",
+    "**/*.htm",
+    "robots.txt",
+    "favicon.ico",
+    "**/*.webmanifest",
+    "sw.js",
+    ".well-known/**",
+    "humans.txt",
+    "sitemap.xml",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: RawSource,
+    #[serde(default)]
+    target: RawTarget,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    manifest: RawManifest,
+    #[serde(default)]
+    prune: RawPrune,
+    #[serde(default)]
+    rewrite: RawRewrite,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    dirs: Vec<String>,
+    include: Option<Vec<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    max_file_size: Option<Size>,
+    allowed_extensions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    url: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    #[serde(default)]
+    path_style: bool,
+    profile: Option<String>,
+    concurrency: Option<usize>,
+    encoding: Option<String>,
+    #[serde(default)]
+    sidecars: bool,
+    #[serde(default)]
+    public_read: bool,
+    lock_ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    pattern: String,
+    fingerprint: Option<FingerprintSetting>,
+    cache_control: Option<String>,
+    content_type: Option<String>,
+    compress: Option<bool>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FingerprintSetting {
+    Bool(bool),
+    Word(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    key: Option<String>,
+    #[serde(default)]
+    django: bool,
+    local: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrune {
+    keep: Option<usize>,
+    min_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRewrite {
+    #[serde(default)]
+    strict: bool,
+    #[serde(default)]
+    js_imports: bool,
+    enabled: Option<bool>,
+}
+
+/// A byte count or a string with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// How a file's key is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fingerprint {
+    /// `dir/stem.<12 hex>.ext`, immutable.
+    Yes,
+    /// The logical path, updated in place (its fingerprinted object is kept
+    /// too, for rollback).
+    No,
+    /// The logical path, already unique per content (bundler output).
+    Keep,
+}
+
+/// What the object at the key holds on an S3 target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectEncoding {
+    Identity,
+    Gzip,
+    Br,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetUrl {
+    Dir(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl std::fmt::Display for TargetUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetUrl::Dir(p) => write!(f, "file://{}", p.display()),
+            TargetUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            TargetUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: TargetUrl,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub profile: Option<String>,
+    pub concurrency: usize,
+    pub encoding: ObjectEncoding,
+    pub sidecars: bool,
+    pub public_read: bool,
+    pub lock_ttl: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub pattern: String,
+    matcher: globset::GlobMatcher,
+    pub fingerprint: Option<Fingerprint>,
+    pub cache_control: Option<String>,
+    pub content_type: Option<String>,
+    pub compress: Option<bool>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The headers and naming a file gets, after every rule has had its say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSettings {
+    pub fingerprint: Fingerprint,
+    pub cache_control: String,
+    pub content_type: String,
+    pub compress: bool,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The publish.toml this came from (None: defaults only).
+    pub path: Option<PathBuf>,
+    pub base_dir: PathBuf,
+    pub sources: Vec<PathBuf>,
+    pub include: GlobSet,
+    /// Include patterns that name hidden paths, which are otherwise skipped.
+    pub include_hidden: GlobSet,
+    pub exclude: GlobSet,
+    pub max_file_size: Option<u64>,
+    pub allowed_extensions: Option<Vec<String>>,
+    pub target: Target,
+    pub rules: Vec<Rule>,
+    pub manifest_key: String,
+    pub django: bool,
+    pub django_local: Option<PathBuf>,
+    pub prune_keep: usize,
+    pub prune_min_age: std::time::Duration,
+    pub rewrite: bool,
+    pub rewrite_strict: bool,
+    pub rewrite_js_imports: bool,
+    pub state_path: PathBuf,
+}
+
+/// What the command line and environment say, above the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub target: Option<String>,
+    pub state: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Config(format!(
+                    "config file `{}` not found\nhint: run `assetpub init` to write a starter publish.toml, or pass --config",
+                    path.display()
+                ))
+            } else {
+                Error::Config(format!("cannot read config `{}`: {e}", path.display()))
+            }
+        })?;
+        let base_dir = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Config::parse(&text, path, &base_dir, overrides)
+    }
+
+    pub fn parse(text: &str, path: &Path, base_dir: &Path, overrides: &Overrides) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        resolve(raw, path, base_dir, overrides)
+    }
+
+    /// The settings for one logical path: for each setting, the first rule
+    /// that matches and sets it; built-in defaults last.
+    pub fn settings_for(&self, logical: &str) -> FileSettings {
+        let mut fingerprint = None;
+        let mut cache_control = None;
+        let mut content_type = None;
+        let mut compress = None;
+        let mut content_disposition = None;
+        let mut content_language = None;
+        let mut metadata = BTreeMap::new();
+        for rule in self.rules.iter().filter(|r| r.matcher.is_match(logical)) {
+            fingerprint = fingerprint.or(rule.fingerprint);
+            cache_control = cache_control.or_else(|| rule.cache_control.clone());
+            content_type = content_type.or_else(|| rule.content_type.clone());
+            compress = compress.or(rule.compress);
+            content_disposition = content_disposition.or_else(|| rule.content_disposition.clone());
+            content_language = content_language.or_else(|| rule.content_language.clone());
+            for (k, v) in &rule.metadata {
+                metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let fingerprint = fingerprint.unwrap_or_else(|| default_fingerprint(logical));
+        // A file that keeps its name must be revalidated, or browsers keep a
+        // stale page for a year: the default follows the naming.
+        let cache_control = cache_control.unwrap_or_else(|| {
+            match fingerprint {
+                Fingerprint::Yes | Fingerprint::Keep => IMMUTABLE,
+                Fingerprint::No => REVALIDATE,
+            }
+            .to_string()
+        });
+        FileSettings {
+            fingerprint,
+            cache_control,
+            content_type: content_type.unwrap_or_else(|| crate::mime::content_type(logical)),
+            compress: compress.unwrap_or_else(|| crate::mime::is_compressible(logical)),
+            content_disposition,
+            content_language,
+            metadata,
+        }
+    }
+
+    pub fn is_s3(&self) -> bool {
+        matches!(self.target.url, TargetUrl::S3 { .. })
+    }
+}
+
+fn default_fingerprint(logical: &str) -> Fingerprint {
+    static STABLE: std::sync::OnceLock<GlobSet> = std::sync::OnceLock::new();
+    let stable = STABLE.get_or_init(|| {
+        let mut b = GlobSetBuilder::new();
+        for p in DEFAULT_STABLE {
+            b.add(glob(p).expect("built-in glob"));
+        }
+        b.build().expect("built-in globs")
+    });
+    if stable.is_match(logical) {
+        Fingerprint::No
+    } else {
+        Fingerprint::Yes
+    }
+}
+
+fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
+}
+
+fn glob_set(setting: &str, patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(glob(p).map_err(|e| Error::Config(format!("invalid glob `{p}` in `{setting}`: {e}")))?);
+    }
+    b.build()
+        .map_err(|e| Error::Config(format!("invalid globs in `{setting}`: {e}")))
+}
+
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let location = e
+        .span()
+        .map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(":{line}:{column}")
+        })
+        .unwrap_or_default();
+    let message = e.message().trim_end().replace('\n', " ");
+    Error::Config(format!("invalid config `{}{location}`: {message}", path.display()))
+}
+
+fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) -> Result<Config> {
+    let rel = |p: &str| join_clean(base_dir, p);
+    if raw.source.dirs.is_empty() {
+        return Err(Error::Config(format!(
+            "`[source] dirs` in `{}` is empty: name at least one directory to publish",
+            path.display()
+        )));
+    }
+    let include_patterns = raw.source.include.unwrap_or_else(|| vec!["**".to_string()]);
+    let hidden: Vec<String> = include_patterns
+        .iter()
+        .filter(|p| p.starts_with('.') || p.contains("/."))
+        .cloned()
+        .chain(std::iter::once(".well-known/**".to_string()))
+        .collect();
+    let max_file_size = raw
+        .source
+        .max_file_size
+        .map(|s| match s {
+            Size::Bytes(n) => Ok(n),
+            Size::Text(t) => parse_size(&t).ok_or_else(|| {
+                Error::Config(format!(
+                    "invalid size `{t}` for `[source] max_file_size`: use a byte count or a unit such as \"25 MiB\" or \"500KB\""
+                ))
+            }),
+        })
+        .transpose()?;
+    let allowed_extensions = raw.source.allowed_extensions.map(|v| {
+        v.into_iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect()
+    });
+
+    let url = overrides
+        .target
+        .clone()
+        .or(raw.target.url)
+        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
+    let url = parse_target_url(&url, base_dir)?;
+    let encoding = match raw.target.encoding.as_deref() {
+        None | Some("identity") => ObjectEncoding::Identity,
+        Some("gzip") => ObjectEncoding::Gzip,
+        Some("br") => ObjectEncoding::Br,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "invalid `[target] encoding = \"{other}\"`: use \"identity\", \"gzip\" or \"br\""
+            )));
+        }
+    };
+    let concurrency = raw.target.concurrency.unwrap_or(32);
+    if concurrency == 0 || concurrency > 1024 {
+        return Err(Error::Config(format!(
+            "invalid `[target] concurrency = {concurrency}`: use 1 to 1024"
+        )));
+    }
+    let lock_ttl = raw
+        .target
+        .lock_ttl
+        .as_deref()
+        .map(|s| duration_setting("[target] lock_ttl", s))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(15 * 60));
+    let target = Target {
+        url,
+        region: raw.target.region,
+        endpoint: raw.target.endpoint,
+        path_style: raw.target.path_style,
+        profile: raw.target.profile,
+        concurrency,
+        encoding,
+        sidecars: raw.target.sidecars,
+        public_read: raw.target.public_read,
+        lock_ttl,
+    };
+
+    let mut rules = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let matcher = glob(&r.pattern)
+            .map_err(|e| Error::Config(format!("invalid glob `{}` in `[[rules]]` #{}: {e}", r.pattern, i + 1)))?
+            .compile_matcher();
+        let fingerprint = match r.fingerprint {
+            None => None,
+            Some(FingerprintSetting::Bool(true)) => Some(Fingerprint::Yes),
+            Some(FingerprintSetting::Bool(false)) => Some(Fingerprint::No),
+            Some(FingerprintSetting::Word(w)) if w == "keep" => Some(Fingerprint::Keep),
+            Some(FingerprintSetting::Word(w)) => {
+                return Err(Error::Config(format!(
+                    "invalid `fingerprint = \"{w}\"` in `[[rules]]` #{} (`{}`): use true, false or \"keep\"",
+                    i + 1,
+                    r.pattern
+                )));
+            }
+        };
+        let mut metadata = BTreeMap::new();
+        for (k, v) in r.metadata {
+            let name = k.trim_start_matches("x-amz-meta-").to_ascii_lowercase();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(Error::Config(format!(
+                    "invalid metadata name `{k}` in `[[rules]]` #{}: use letters, digits, `-` and `_`",
+                    i + 1
+                )));
+            }
+            metadata.insert(name, v);
+        }
+        rules.push(Rule {
+            pattern: r.pattern,
+            matcher,
+            fingerprint,
+            cache_control: r.cache_control,
+            content_type: r.content_type,
+            compress: r.compress,
+            content_disposition: r.content_disposition,
+            content_language: r.content_language,
+            metadata,
+        });
+    }
+
+    let manifest_key = raw.manifest.key.unwrap_or_else(|| "manifest.json".to_string());
+    crate::store::check_key(&manifest_key)
+        .map_err(|_| Error::Config(format!("invalid `[manifest] key = \"{manifest_key}\"`: use a relative key")))?;
+    let prune_min_age = raw
+        .prune
+        .min_age
+        .as_deref()
+        .map(|s| duration_setting("[prune] min_age", s))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(7 * 86400));
+
+    let state_path = overrides
+        .state
+        .clone()
+        .unwrap_or_else(|| base_dir.join(".assetpub").join("state.db"));
+
+    Ok(Config {
+        path: Some(path.to_path_buf()),
+        base_dir: base_dir.to_path_buf(),
+        sources: raw.source.dirs.iter().map(|d| rel(d)).collect(),
+        include: glob_set("[source] include", &include_patterns)?,
+        include_hidden: glob_set("[source] include", &hidden)?,
+        exclude: glob_set("[source] exclude", &raw.source.exclude)?,
+        max_file_size,
+        allowed_extensions,
+        target,
+        rules,
+        manifest_key,
+        django: raw.manifest.django,
+        django_local: raw.manifest.local.as_deref().map(rel),
+        prune_keep: raw.prune.keep.unwrap_or(10),
+        prune_min_age,
+        rewrite: raw.rewrite.enabled.unwrap_or(true),
+        rewrite_strict: raw.rewrite.strict,
+        rewrite_js_imports: raw.rewrite.js_imports,
+        state_path,
+    })
+}
+
+pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        if rest.is_empty() {
+            return Err(Error::Config(format!("invalid target `{url}`: name a directory, e.g. file://./published")));
+        }
+        return Ok(TargetUrl::Dir(join_clean(base_dir, rest)));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid_bucket {
+            return Err(Error::Config(format!(
+                "invalid bucket name `{bucket}` in target `{url}`: 3-63 lowercase letters, digits, `-` or `.`"
+            )));
+        }
+        let prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            crate::store::check_key(&prefix)
+                .map_err(|_| Error::Config(format!("invalid prefix `{prefix}` in target `{url}`")))?;
+        }
+        return Ok(TargetUrl::S3 {
+            bucket: bucket.to_string(),
+            prefix,
+        });
+    }
+    Err(Error::Config(format!(
+        "unsupported target `{url}`: use file://PATH or s3://BUCKET/PREFIX"
+    )))
+}
+
+/// `base/p` without the `.` components, so paths print the way users wrote
+/// them (`published`, not `././published`).
+fn join_clean(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let clean: PathBuf = joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    if clean.as_os_str().is_empty() { PathBuf::from(".") } else { clean }
+}
+
+/// "25 MiB", "500KB", "1.5GB", "1024".
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    (num >= 0.0).then(|| (num * mult as f64) as u64)
+}
+
+/// "90s", "12h", "7d", "30m", "2w".
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" | "min" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        "w" => n * 7 * 86400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+fn duration_setting(setting: &str, text: &str) -> Result<std::time::Duration> {
+    parse_duration(text).ok_or_else(|| {
+        Error::Config(format!(
+            "invalid duration `{text}` for `{setting}`: use a number with s, m, h, d or w, e.g. \"7d\""
+        ))
+    })
+}
+
+/// The starter publish.toml `assetpub init` writes.
+pub const STARTER: &str = r#"# publish.toml: what assetpub publishes and where.
+# Relative paths are relative to this file's directory.
+
+[source]
+# Directories to collect, in order: an earlier one wins when two hold the
+# same path.
+dirs = ["dist"]
+# include = ["**"]
+# exclude = ["**/*.psd", "**/.DS_Store"]
+# max_file_size = "25 MiB"
+# allowed_extensions = ["html", "css", "js", "map", "svg", "png", "jpg", "webp", "woff2", "ico", "txt", "json", "webmanifest"]
+
+[target]
+# A directory nginx can serve (the default), or s3://BUCKET/PREFIX.
+url = "file://./published"
+# region = "eu-west-1"
+# endpoint = "http://127.0.0.1:3900"   # S3-compatible stores
+# path_style = true
+# concurrency = 32
+
+# Rules: the first rule that matches a file and sets a setting wins; the
+# defaults keep HTML, robots.txt, favicon.ico, *.webmanifest, sw.js and
+# .well-known/** at their names (revalidated) and fingerprint the rest
+# (immutable for a year).
+# [[rules]]
+# match = "assets/**"
+# fingerprint = "keep"          # already hashed by the bundler
+
+[manifest]
+key = "manifest.json"
+# django = true                  # also write Django's staticfiles.json
+
+[prune]
+keep = 10
+min_age = "7d"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("publish.toml"), Path::new("/site"), &Overrides::default())
+    }
+
+    #[test]
+    fn minimal_config_gets_the_defaults() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert_eq!(c.sources, vec![PathBuf::from("/site/dist")]);
+        assert_eq!(c.target.url, TargetUrl::Dir(PathBuf::from("/site/published")));
+        assert_eq!(c.target.concurrency, 32);
+        assert_eq!(c.manifest_key, "manifest.json");
+        assert_eq!(c.state_path, PathBuf::from("/site/.assetpub/state.db"));
+        let html = c.settings_for("blog/index.html");
+        assert_eq!(html.fingerprint, Fingerprint::No);
+        assert_eq!(html.cache_control, REVALIDATE);
+        for stable in ["robots.txt", "favicon.ico", "site.webmanifest", "sw.js", ".well-known/security.txt"] {
+            assert_eq!(c.settings_for(stable).fingerprint, Fingerprint::No, "{stable}");
+        }
+        let css = c.settings_for("css/app.css");
+        assert_eq!(css.fingerprint, Fingerprint::Yes);
+        assert_eq!(css.cache_control, IMMUTABLE);
+        // Only the top-level favicon and robots keep their names.
+        assert_eq!(c.settings_for("img/favicon.ico").fingerprint, Fingerprint::Yes);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_location() {
+        let e = parse("[source]\ndirs = [\"dist\"]\nmax_size = 3\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("publish.toml:3:1"), "{msg}");
+        assert!(msg.contains("max_size"), "{msg}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn invalid_toml_reports_line_and_column() {
+        let e = parse("[source]\ndirs = [\"dist\"\n").unwrap_err();
+        assert!(e.to_string().contains("publish.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let e = parse("[source]\ndirs = \"dist\"\n").unwrap_err();
+        assert!(e.to_string().contains("publish.toml:2:8"), "{e}");
+    }
+
+    #[test]
+    fn rules_apply_per_setting_first_match_first() {
+        let c = parse(
+            r#"
+[source]
+dirs = ["dist"]
+[[rules]]
+match = "assets/**"
+fingerprint = "keep"
+[[rules]]
+match = "**/*.json"
+fingerprint = false
+[[rules]]
+match = "**/*.css"
+cache_control = "public, max-age=60"
+content_type = "text/plain"
+"#,
+        )
+        .unwrap();
+        let kept = c.settings_for("assets/index-BxK3f9a1.js");
+        assert_eq!(kept.fingerprint, Fingerprint::Keep);
+        assert_eq!(kept.cache_control, IMMUTABLE);
+        let data = c.settings_for("data/x.json");
+        assert_eq!(data.fingerprint, Fingerprint::No);
+        assert_eq!(data.cache_control, REVALIDATE, "a stable key must never be immutable by default");
+        let css = c.settings_for("css/a.css");
+        assert_eq!(css.fingerprint, Fingerprint::Yes);
+        assert_eq!(css.cache_control, "public, max-age=60");
+        assert_eq!(css.content_type, "text/plain");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("25 MiB"), Some(25 << 20));
+        assert_eq!(parse_size("500KB"), Some(500_000));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86400);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("12h").unwrap().as_secs(), 12 * 3600);
+        assert!(parse_duration("soon").is_none());
+        let e = parse("[source]\ndirs = [\"d\"]\nmax_file_size = \"lots\"\n").unwrap_err();
+        assert!(e.to_string().contains("max_file_size"));
+    }
+
+    #[test]
+    fn target_urls() {
+        let base = Path::new("/b");
+        assert_eq!(
+            parse_target_url("s3://my-bucket/site/", base).unwrap(),
+            TargetUrl::S3 { bucket: "my-bucket".into(), prefix: "site".into() }
+        );
+        assert_eq!(
+            parse_target_url("s3://my-bucket", base).unwrap(),
+            TargetUrl::S3 { bucket: "my-bucket".into(), prefix: String::new() }
+        );
+        assert!(parse_target_url("s3://My_Bucket/x", base).is_err());
+        assert!(parse_target_url("s3://bucket/a/../b", base).is_err());
+        assert!(parse_target_url("ftp://x", base).is_err());
+        assert_eq!(parse_target_url("file:///srv/www", base).unwrap(), TargetUrl::Dir("/srv/www".into()));
+    }
+
+    #[test]
+    fn the_starter_config_parses() {
+        parse(STARTER).unwrap();
+    }
+}

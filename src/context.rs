@@ -1,0 +1,158 @@
+//! What every command that talks to a target starts from: the resolved
+//! config, the state DB, the store, and the remote manifest.
+
+use std::sync::Arc;
+
+use crate::config::{Config, TargetUrl};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::report::Reporter;
+use crate::state::{DeployRecord, State, TargetInfo};
+use crate::store::{GetOutcome, Store, fs::FsStore, s3};
+
+pub struct Context {
+    pub config: Config,
+    pub state: State,
+    pub store: Arc<Store>,
+    pub target: TargetInfo,
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// The remote `manifest.json` as this run found it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub manifest: Option<Manifest>,
+    pub etag: Option<String>,
+}
+
+impl Context {
+    pub async fn open(config: Config, reporter: Arc<dyn Reporter>) -> Result<Context> {
+        let state = State::open(&config.state_path, reporter.as_ref())?;
+        let store = connect(&config).await?;
+        let target = state.target(&config.target.url.to_string())?;
+        Ok(Context {
+            config,
+            state,
+            store: Arc::new(store),
+            target,
+            reporter,
+        })
+    }
+
+    pub fn target_url(&self) -> String {
+        self.config.target.url.to_string()
+    }
+
+    /// Reads `manifest.json`; one conditional request when the state DB has
+    /// seen it before. A state DB behind the target (another machine
+    /// deployed since) is brought up to date from it.
+    pub async fn remote_manifest(&mut self) -> Result<Remote> {
+        let key = self.config.manifest_key.clone();
+        let cached = self.target.manifest_json.clone().zip(self.target.manifest_etag.clone());
+        let outcome = self
+            .store
+            .get(&key, cached.as_ref().map(|(_, etag)| etag.as_str()))
+            .await?;
+        let what = format!("`{key}` at {}", self.store.describe());
+        let (manifest, etag, json) = match outcome {
+            GetOutcome::Missing => (None, None, None),
+            GetOutcome::NotModified => {
+                let (json, etag) = cached.expect("a conditional GET needs a cached copy");
+                (Some(Manifest::parse(json.as_bytes(), &what)?), Some(etag), Some(json))
+            }
+            GetOutcome::Found(f) => {
+                let m = Manifest::parse(&f.bytes, &what)?;
+                let json = String::from_utf8(f.bytes).map_err(|_| Error::Store(format!("{what} is not UTF-8")))?;
+                (Some(m), f.etag, Some(json))
+            }
+        };
+        let remote_deploy = manifest.as_ref().map(|m| m.deploy.clone());
+        if self.target.current_deploy.is_some() && self.target.current_deploy != remote_deploy {
+            self.reporter.info(&format!(
+                "the state DB was behind {}: current deploy is {}, not {}; using the target's manifest",
+                self.store.describe(),
+                remote_deploy.as_deref().unwrap_or("(none)"),
+                self.target.current_deploy.as_deref().unwrap_or("(none)")
+            ));
+        }
+        if let Some(m) = &manifest {
+            self.state.record_deploy(self.target.id, &deploy_record(m, None))?;
+        }
+        self.remember(etag.as_deref(), json.as_deref(), remote_deploy.as_deref())?;
+        Ok(Remote { manifest, etag })
+    }
+
+    pub fn remember(&mut self, etag: Option<&str>, json: Option<&str>, deploy: Option<&str>) -> Result<()> {
+        self.state.set_remote_manifest(self.target.id, etag, json, deploy)?;
+        self.target.manifest_etag = etag.map(String::from);
+        self.target.manifest_json = json.map(String::from);
+        self.target.current_deploy = deploy.map(String::from);
+        Ok(())
+    }
+
+    /// Whether the store enforces conditional writes, probed once per target
+    /// and remembered. Says so plainly when it does not.
+    pub async fn conditional_writes(&mut self) -> Result<bool> {
+        let enforced = match self.target.conditional_writes {
+            Some(e) => e,
+            None => {
+                let e = self.store.probe_conditional_writes().await?;
+                self.state.set_conditional_writes(self.target.id, e)?;
+                self.target.conditional_writes = Some(e);
+                e
+            }
+        };
+        if !enforced {
+            self.reporter.warn(&format!(
+                "{} does not enforce conditional writes: concurrent deploys to it are not protected (run one deploy at a time)",
+                self.store.describe()
+            ));
+        }
+        Ok(enforced)
+    }
+
+    /// Fetches one deploy's manifest from `.assetpub/deploys/`.
+    pub async fn deploy_manifest(&self, deploy: &str) -> Result<Option<Manifest>> {
+        if deploy.is_empty() || deploy.contains('/') || deploy.contains("..") {
+            return Ok(None);
+        }
+        let key = Manifest::deploy_key(deploy);
+        match self.store.get(&key, None).await? {
+            GetOutcome::Found(f) => Ok(Some(Manifest::parse(&f.bytes, &format!("`{key}`"))?)),
+            GetOutcome::Missing | GetOutcome::NotModified => Ok(None),
+        }
+    }
+}
+
+pub fn deploy_record(m: &Manifest, uploaded: Option<(u64, u64)>) -> DeployRecord {
+    let (uploaded, bytes) = uploaded.unwrap_or((0, 0));
+    DeployRecord {
+        id: m.deploy.clone(),
+        parent: m.parent.clone(),
+        created: m.created.clone(),
+        files: m.files.len() as u64,
+        uploaded,
+        bytes,
+        git_commit: m.commit.clone(),
+        ci_run: m.ci_run.clone(),
+    }
+}
+
+pub async fn connect(config: &Config) -> Result<Store> {
+    match &config.target.url {
+        TargetUrl::Dir(p) => Ok(Store::Fs(FsStore::new(p.clone()))),
+        TargetUrl::S3 { bucket, prefix } => Ok(Store::S3(
+            s3::S3Store::connect(s3::S3Settings {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                region: config.target.region.clone(),
+                endpoint: config.target.endpoint.clone(),
+                path_style: config.target.path_style,
+                profile: config.target.profile.clone(),
+                concurrency: config.target.concurrency,
+                public_read: config.target.public_read,
+            })
+            .await?,
+        )),
+    }
+}

@@ -1,0 +1,459 @@
+//! `plan` and `publish`: the pipeline of the design contract, from collecting
+//! the build to switching `manifest.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::collect;
+use crate::context::{Context, Remote, deploy_record};
+use crate::error::{Error, Result};
+use crate::hash;
+use crate::lock::Lock;
+use crate::manifest::{FORMAT_VERSION, Manifest, deploy_id};
+use crate::plan::{FileChange, Plan, PlannedObject, plan};
+use crate::prepare::{self, Layout, Prepared, object_meta};
+use crate::store::{Body, Condition, GetOutcome, NoObserver, ObjectMeta, PutOutcome};
+use crate::upload::{self, Job};
+use crate::util::human_bytes;
+
+#[derive(Debug, Default, Clone)]
+pub struct PublishOptions {
+    pub dry_run: bool,
+    pub break_lock: bool,
+}
+
+/// What `plan` and `publish` report (`--json` prints it as is).
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub target: String,
+    pub dry_run: bool,
+    pub changed: bool,
+    pub deploy: Option<String>,
+    pub parent: Option<String>,
+    pub files: usize,
+    pub unchanged: usize,
+    pub uploads: Vec<PlannedObject>,
+    pub upload_bytes: u64,
+    /// Objects the store already had (known from an interrupted run).
+    pub already_there: u64,
+    pub header_updates: Vec<PlannedObject>,
+    pub stable_keys: Vec<PlannedObject>,
+    pub changes: Vec<FileChange>,
+    pub removed: Vec<String>,
+    pub hashed: usize,
+    pub duration_ms: u64,
+}
+
+struct Computed {
+    plan: Plan,
+    remote: Remote,
+    files: HashMap<String, Arc<Prepared>>,
+    hashed: usize,
+}
+
+async fn compute(ctx: &mut Context) -> Result<Computed> {
+    let scan_start = crate::util::now_ns();
+    let config = ctx.config.clone();
+    let reporter = ctx.reporter.clone();
+    // The build is validated and hashed before anything remote is read, so
+    // bad input fails fast and offline.
+    let collected = collect::collect(&config, reporter.as_ref())?;
+    let (hashed, stats) = hash::hash_all(collected, &mut ctx.state, scan_start, reporter.as_ref())?;
+    let prepared = prepare::prepare(&config, hashed, &ctx.state, reporter.as_ref())?;
+    let remote = ctx.remote_manifest().await?;
+    let known = ctx.state.known_objects(ctx.target.id)?;
+    let entries: BTreeMap<_, _> = prepared.iter().map(|p| (p.logical.clone(), p.entry.clone())).collect();
+    let plan = plan(
+        entries,
+        Layout::for_config(&config),
+        remote.manifest.as_ref(),
+        &known,
+        config.is_s3(),
+    );
+    let files = prepared.into_iter().map(|p| (p.logical.clone(), Arc::new(p))).collect();
+    Ok(Computed {
+        plan,
+        remote,
+        files,
+        hashed: stats.hashed,
+    })
+}
+
+pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<PublishReport> {
+    let started = Instant::now();
+    let Computed {
+        plan,
+        remote,
+        files,
+        hashed,
+    } = compute(ctx).await?;
+    let mut report = PublishReport {
+        target: ctx.store.describe(),
+        dry_run: opts.dry_run,
+        changed: plan.has_changes(),
+        deploy: None,
+        parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
+        files: plan.files.len(),
+        unchanged: plan.unchanged,
+        upload_bytes: plan.upload_bytes(),
+        uploads: plan.uploads.clone(),
+        already_there: 0,
+        header_updates: plan.header_updates.clone(),
+        stable_keys: plan.stable.clone(),
+        changes: plan.changes.clone(),
+        removed: plan.removed.clone(),
+        hashed,
+        duration_ms: 0,
+    };
+    if opts.dry_run || !plan.has_changes() {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    let enforced = ctx.conditional_writes().await?;
+    let lock = Lock::acquire(
+        ctx.store.clone(),
+        "publish",
+        ctx.config.target.lock_ttl,
+        enforced,
+        opts.break_lock,
+    )
+    .await?;
+    let result = deploy(ctx, &plan, &remote, &files, &lock, &mut report).await;
+    // The lock goes whatever happened: a failed run leaves the previous
+    // deploy serving and must not block the next one.
+    let released = lock.release().await;
+    result?;
+    if let Err(e) = released {
+        ctx.reporter.warn(&format!("could not release the deploy lock: {e}"));
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+async fn deploy(
+    ctx: &mut Context,
+    plan: &Plan,
+    remote: &Remote,
+    files: &HashMap<String, Arc<Prepared>>,
+    lock: &Lock,
+    report: &mut PublishReport,
+) -> Result<()> {
+    let job = |o: &PlannedObject, confirm_first: bool| Job {
+        object: o.clone(),
+        file: files[&o.logical].clone(),
+        confirm_first,
+    };
+    let jobs: Vec<Job> = plan
+        .confirm
+        .iter()
+        .map(|o| job(o, true))
+        .chain(plan.uploads.iter().map(|o| job(o, false)))
+        .collect();
+    let stats = upload::upload_all(ctx, jobs).await?;
+    report.already_there = stats.already_there;
+
+    for o in &plan.header_updates {
+        let meta = object_meta(&files[&o.logical].entry, o.variant, false);
+        ctx.store.copy(&o.key, &o.key, &meta, Condition::None).await?;
+    }
+
+    let now = chrono::Utc::now();
+    let manifest = Manifest {
+        version: FORMAT_VERSION,
+        deploy: deploy_id(now, &plan.files),
+        parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
+        // Milliseconds, so deploys made within one second still sort.
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        commit: crate::util::git_commit(),
+        ci_run: crate::util::ci_run(),
+        sidecars: plan.layout.sidecars,
+        encoding: plan.layout.encoding.name().to_string(),
+        files: plan.files.clone(),
+    };
+    let mut json = manifest.to_json();
+    let deploy_key = Manifest::deploy_key(&manifest.deploy);
+    let written = ctx
+        .store
+        .put(&deploy_key, Body::Bytes(Arc::new(json.clone())), &manifest_meta(), Condition::IfAbsent, &NoObserver)
+        .await?;
+    let manifest = if written == PutOutcome::PreconditionFailed {
+        // The same files with the same parent in the same second (a rollback
+        // then the same build again): that deploy exists, so it is reused.
+        let existing = ctx.deploy_manifest(&manifest.deploy).await?;
+        match existing {
+            Some(e) if e.same_content(&manifest) && e.parent == manifest.parent => {
+                json = e.to_json();
+                e
+            }
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "deploy `{}` already exists at {} with other content; publish again",
+                    manifest.deploy,
+                    ctx.store.describe()
+                )));
+            }
+        }
+    } else {
+        manifest
+    };
+
+    // Nothing the site serves by name changes until we know no other deploy
+    // moved the manifest since this run read it.
+    lock.check()?;
+    ensure_unmoved(ctx, remote).await?;
+    for o in &plan.stable {
+        let entry = &files[&o.logical].entry;
+        let from = o.copy_of.as_deref().unwrap_or(&o.key);
+        ctx.store
+            .copy(from, &o.key, &object_meta(entry, o.variant, true), Condition::None)
+            .await?;
+    }
+    let etag = switch_manifest(ctx, remote, &json).await?;
+
+    for key in &plan.removed_stable_keys {
+        if let Err(e) = ctx.store.delete(std::slice::from_ref(key)).await {
+            ctx.reporter.warn(&format!("could not delete `{key}` of a removed file: {e}"));
+        }
+    }
+    ctx.state.record_deploy(
+        ctx.target.id,
+        &deploy_record(&manifest, Some((report.uploads.len() as u64, report.upload_bytes))),
+    )?;
+    let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
+    ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
+    report.deploy = Some(manifest.deploy);
+    Ok(())
+}
+
+pub fn manifest_meta() -> ObjectMeta {
+    ObjectMeta {
+        content_type: Some("application/json".into()),
+        cache_control: Some("no-cache".into()),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Fails with a conflict naming the winner when `manifest.json` is no longer
+/// the one this run started from.
+pub async fn ensure_unmoved(ctx: &Context, remote: &Remote) -> Result<()> {
+    let key = &ctx.config.manifest_key;
+    let moved = match (&remote.etag, ctx.store.get(key, remote.etag.as_deref()).await?) {
+        (_, GetOutcome::NotModified) => false,
+        (None, GetOutcome::Missing) => false,
+        (Some(_), GetOutcome::Missing) => true,
+        (_, GetOutcome::Found(f)) => f.etag != remote.etag,
+    };
+    if moved {
+        return Err(moved_error(ctx).await);
+    }
+    Ok(())
+}
+
+async fn moved_error(ctx: &Context) -> Error {
+    let key = &ctx.config.manifest_key;
+    let winner = match ctx.store.get(key, None).await {
+        Ok(GetOutcome::Found(f)) => Manifest::parse(&f.bytes, key).ok().map(|m| m.deploy),
+        _ => None,
+    };
+    Error::Conflict(format!(
+        "`{key}` at {} was changed by another deploy ({}) since this run read it; this deploy was not switched live",
+        ctx.store.describe(),
+        winner.map_or_else(|| "deploy unknown".to_string(), |w| format!("now `{w}`"))
+    ))
+}
+
+/// The one switch: `manifest.json`, conditional on the version this run
+/// started from. Returns the new ETag.
+pub async fn switch_manifest(ctx: &Context, remote: &Remote, json: &[u8]) -> Result<Option<String>> {
+    let condition = match &remote.etag {
+        Some(etag) => Condition::IfMatch(etag.clone()),
+        None => Condition::IfAbsent,
+    };
+    match ctx
+        .store
+        .put(
+            &ctx.config.manifest_key,
+            Body::Bytes(Arc::new(json.to_vec())),
+            &manifest_meta(),
+            condition,
+            &NoObserver,
+        )
+        .await?
+    {
+        PutOutcome::Written { etag } => Ok(etag),
+        PutOutcome::PreconditionFailed => Err(moved_error(ctx).await),
+    }
+}
+
+impl PublishReport {
+    /// The human-readable table of `plan` and `publish --dry-run`.
+    pub fn render_plan(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("target: {}\n", self.target));
+        if !self.changed {
+            out.push_str(&format!(
+                "no changes: {} files, current deploy {}\n",
+                self.files,
+                self.parent.as_deref().unwrap_or("(none)")
+            ));
+            return out;
+        }
+        if !self.uploads.is_empty() {
+            out.push_str("\nupload:\n");
+            out.push_str(&indent(&crate::util::table(&["", "FILE", "KEY", "SIZE", "ALSO"], &upload_rows(&self.uploads))));
+        }
+        if !self.header_updates.is_empty() {
+            out.push_str("\nnew headers (same bytes):\n");
+            for u in &self.header_updates {
+                out.push_str(&format!("  {}  {}\n", u.logical, u.key));
+            }
+        }
+        if !self.stable_keys.is_empty() {
+            out.push_str("\nstable keys:\n");
+            for s in &self.stable_keys {
+                out.push_str(&format!(
+                    "  {}  <- {}\n",
+                    s.key,
+                    s.copy_of.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        if !self.removed.is_empty() {
+            out.push_str("\nremoved:\n");
+            for r in &self.removed {
+                out.push_str(&format!("  - {r}\n"));
+            }
+        }
+        out.push_str(&format!("\n{}\n", self.summary_line()));
+        out
+    }
+
+    pub fn summary_line(&self) -> String {
+        let new = self.changes.iter().filter(|c| c.reason == crate::plan::Reason::New).count();
+        let changed = self.changes.iter().filter(|c| c.reason == crate::plan::Reason::Changed).count();
+        let headers = self.changes.iter().filter(|c| c.reason == crate::plan::Reason::Headers).count();
+        format!(
+            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys",
+            self.files,
+            self.removed.len(),
+            self.unchanged,
+            self.uploads.len(),
+            human_bytes(self.upload_bytes),
+            self.stable_keys.len()
+        )
+    }
+
+    /// What `publish` prints when done.
+    pub fn render_publish(&self) -> String {
+        if self.dry_run {
+            return format!("dry run: nothing was changed\n{}", self.render_plan());
+        }
+        if !self.changed {
+            return format!(
+                "no changes: {} files, current deploy {} at {}\n",
+                self.files,
+                self.parent.as_deref().unwrap_or("(none)"),
+                self.target
+            );
+        }
+        let mut out = format!(
+            "published {} to {}\n",
+            self.deploy.as_deref().unwrap_or("?"),
+            self.target
+        );
+        out.push_str(&format!("  {}\n", self.summary_line()));
+        if self.already_there > 0 {
+            out.push_str(&format!(
+                "  {} objects were already in place from an earlier run\n",
+                self.already_there
+            ));
+        }
+        out.push_str(&format!(
+            "  parent {}, {:.2}s\n",
+            self.parent.as_deref().unwrap_or("(none)"),
+            self.duration_ms as f64 / 1000.0
+        ));
+        out
+    }
+
+    /// The GitHub Actions step summary.
+    pub fn markdown(&self, command: &str) -> String {
+        let mut out = format!("### assetpub {command}: {}\n\n", self.target);
+        if !self.changed {
+            out.push_str(&format!(
+                "No changes ({} files, deploy `{}`).\n",
+                self.files,
+                self.parent.as_deref().unwrap_or("none")
+            ));
+            return out;
+        }
+        if let Some(d) = &self.deploy {
+            out.push_str(&format!("Deploy `{d}` (parent `{}`)\n\n", self.parent.as_deref().unwrap_or("none")));
+        }
+        out.push_str("| files | new | changed | removed | unchanged | uploads | bytes |\n|---|---|---|---|---|---|---|\n");
+        let count = |r| self.changes.iter().filter(|c| c.reason == r).count();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n\n",
+            self.files,
+            count(crate::plan::Reason::New),
+            count(crate::plan::Reason::Changed),
+            self.removed.len(),
+            self.unchanged,
+            self.uploads.len(),
+            human_bytes(self.upload_bytes)
+        ));
+        let shown: Vec<_> = self.changes.iter().take(20).collect();
+        if !shown.is_empty() {
+            out.push_str("Changed files:\n\n");
+            for c in &shown {
+                out.push_str(&format!("- `{}` ({})\n", c.logical, reason(c.reason)));
+            }
+            if self.changes.len() > shown.len() {
+                out.push_str(&format!("- ... and {} more\n", self.changes.len() - shown.len()));
+            }
+        }
+        out
+    }
+}
+
+/// One row per object, its compressed variants folded into the last column.
+fn upload_rows(uploads: &[PlannedObject]) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut index: HashMap<(&str, String), usize> = HashMap::new();
+    for u in uploads {
+        let base = u.key.strip_suffix(u.variant.sidecar_suffix()).unwrap_or(&u.key).to_string();
+        let slot = (u.logical.as_str(), base.clone());
+        match index.get(&slot) {
+            Some(&i) if u.variant != crate::manifest::Variant::Identity => {
+                let also = &mut rows[i][4];
+                if !also.is_empty() {
+                    also.push_str(", ");
+                }
+                also.push_str(&format!("{} {}", u.variant.sidecar_suffix(), human_bytes(u.bytes)));
+            }
+            _ => {
+                index.insert(slot, rows.len());
+                rows.push(vec![reason(u.reason), u.logical.clone(), base, human_bytes(u.bytes), String::new()]);
+            }
+        }
+    }
+    rows
+}
+
+fn reason(r: crate::plan::Reason) -> String {
+    match r {
+        crate::plan::Reason::New => "new",
+        crate::plan::Reason::Changed => "changed",
+        crate::plan::Reason::Headers => "headers",
+        crate::plan::Reason::Restored => "restored",
+    }
+    .to_string()
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}

@@ -1,0 +1,54 @@
+//! How the library tells a person what is happening. The binary implements
+//! `Reporter` with progress bars; tests and `--json` runs use quieter ones.
+
+/// A stage of the pipeline that reports progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Hash,
+    Compress,
+    Upload,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Hash => "hashing",
+            Phase::Compress => "compressing",
+            Phase::Upload => "uploading",
+        }
+    }
+}
+
+pub trait Reporter: Send + Sync {
+    /// Something the user should know that does not stop the run.
+    fn warn(&self, message: &str);
+    /// A step worth a line in verbose mode.
+    fn info(&self, _message: &str) {}
+    fn phase_start(&self, _phase: Phase, _items: u64, _bytes: u64) {}
+    fn item_done(&self, _phase: Phase, _bytes: u64) {}
+    fn bytes_progress(&self, _phase: Phase, _bytes: u64) {}
+    fn phase_end(&self, _phase: Phase) {}
+}
+
+/// Warnings to stderr, nothing else.
+pub struct PlainReporter;
+
+impl Reporter for PlainReporter {
+    fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Collects warnings, for tests.
+#[derive(Default)]
+pub struct CollectingReporter {
+    pub warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl Reporter for CollectingReporter {
+    fn warn(&self, message: &str) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(message.to_string());
+        }
+    }
+}

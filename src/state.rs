@@ -1,0 +1,545 @@
+//! The state DB: the only module that speaks SQL. A cache of facts, never the
+//! only copy of one; a corrupt file is moved aside and rebuilt.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::report::Reporter;
+
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatEntry {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+    pub blake3: String,
+    pub trusted: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TargetInfo {
+    pub id: i64,
+    pub conditional_writes: Option<bool>,
+    pub manifest_etag: Option<String>,
+    pub manifest_json: Option<String>,
+    pub current_deploy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownObject {
+    pub blake3: String,
+    pub size: u64,
+    pub meta: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeployRecord {
+    pub id: String,
+    pub parent: Option<String>,
+    pub created: String,
+    pub files: u64,
+    pub uploaded: u64,
+    pub bytes: u64,
+    pub git_commit: Option<String>,
+    pub ci_run: Option<String>,
+}
+
+impl State {
+    /// Opens (or creates) the state DB and brings its schema up to date. A
+    /// file SQLite cannot read is moved aside with a warning and a new one is
+    /// started: everything in it can be rebuilt from the target.
+    pub fn open(path: &Path, reporter: &dyn Reporter) -> Result<State> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create state directory", dir, e))?;
+        }
+        match State::try_open(path) {
+            Ok(state) => Ok(state),
+            Err(OpenError::Locked) => Err(Error::Conflict(format!(
+                "state DB `{}` is locked by another process (another assetpub run?)",
+                path.display()
+            ))),
+            Err(OpenError::Other(e)) => Err(e),
+            Err(OpenError::Corrupt(why)) => {
+                let aside = aside_name(path);
+                std::fs::rename(path, &aside).map_err(|e| Error::io("cannot move aside corrupt state DB", path, e))?;
+                for suffix in ["-wal", "-shm"] {
+                    let side = PathBuf::from(format!("{}{suffix}", path.display()));
+                    let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
+                }
+                reporter.warn(&format!(
+                    "state DB `{}` is corrupt ({why}); moved it to `{}` and started a new one, rebuilt from the target",
+                    path.display(),
+                    aside.display()
+                ));
+                State::try_open(path).map_err(|e| match e {
+                    OpenError::Other(e) => e,
+                    OpenError::Locked | OpenError::Corrupt(_) => Error::State {
+                        path: path.display().to_string(),
+                        message: "cannot create a new state DB".into(),
+                    },
+                })
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> std::result::Result<State, OpenError> {
+        let classify = |e: rusqlite::Error| -> OpenError {
+            match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => OpenError::Locked,
+                Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+                    OpenError::Corrupt(e.to_string())
+                }
+                _ => OpenError::Other(Error::State {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                }),
+            }
+        };
+        let conn = Connection::open(path).map_err(classify)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(classify)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(classify)?;
+        if check != "ok" {
+            return Err(OpenError::Corrupt(check));
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(classify)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(classify)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(classify)?;
+        let mut state = State {
+            conn,
+            path: path.to_path_buf(),
+        };
+        state.migrate().map_err(|e| match e {
+            Error::State { ref message, .. } if message.contains("locked") => OpenError::Locked,
+            other => OpenError::Other(other),
+        })?;
+        Ok(state)
+    }
+
+    /// In-memory, for tests and dry runs that must not touch the disk.
+    pub fn in_memory() -> Result<State> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::State {
+            path: ":memory:".into(),
+            message: e.to_string(),
+        })?;
+        let mut state = State {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        state.migrate()?;
+        Ok(state)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::State {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.display().to_string();
+        let err = |e: rusqlite::Error| Error::State {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .map_err(err)?;
+        let applied: i64 = tx
+            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+            .map_err(err)?;
+        let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if applied > newest {
+            return Err(Error::State {
+                path,
+                message: format!(
+                    "written by a newer assetpub (schema {applied}, this one knows {newest}); upgrade assetpub or use another --state"
+                ),
+            });
+        }
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                params![version, name, chrono::Utc::now().to_rfc3339()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    // --- stat cache -------------------------------------------------------
+
+    pub fn stat_cache(&self) -> Result<HashMap<String, StatEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size, mtime_ns, inode, blake3, trusted FROM stat_cache")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    StatEntry {
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_ns: r.get(2)?,
+                        inode: r.get::<_, i64>(3)? as u64,
+                        blake3: r.get(4)?,
+                        trusted: r.get(5)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn store_stats(&mut self, entries: &[(String, StatEntry)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.display().to_string();
+        let err = |e: rusqlite::Error| Error::State {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, inode, blake3, trusted)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for (p, s) in entries {
+                stmt.execute(params![p, s.size as i64, s.mtime_ns, s.inode as i64, s.blake3, s.trusted])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    // --- targets ----------------------------------------------------------
+
+    pub fn target(&self, url: &str) -> Result<TargetInfo> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO targets (url) VALUES (?1)", params![url])
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .query_row(
+                "SELECT id, conditional_writes, manifest_etag, manifest_json, current_deploy FROM targets WHERE url = ?1",
+                params![url],
+                |r| {
+                    Ok(TargetInfo {
+                        id: r.get(0)?,
+                        conditional_writes: r.get(1)?,
+                        manifest_etag: r.get(2)?,
+                        manifest_json: r.get(3)?,
+                        current_deploy: r.get(4)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_conditional_writes(&self, target: i64, enforced: bool) -> Result<()> {
+        self.conn
+            .execute("UPDATE targets SET conditional_writes = ?2 WHERE id = ?1", params![target, enforced])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remembers the remote manifest as last seen (None: there is none).
+    pub fn set_remote_manifest(
+        &self,
+        target: i64,
+        etag: Option<&str>,
+        json: Option<&str>,
+        deploy: Option<&str>,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE targets SET manifest_etag = ?2, manifest_json = ?3, current_deploy = ?4 WHERE id = ?1",
+                params![target, etag, json, deploy],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    // --- objects ----------------------------------------------------------
+
+    pub fn known_objects(&self, target: i64) -> Result<HashMap<String, KnownObject>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, blake3, size, meta FROM objects WHERE target_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![target], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    KnownObject {
+                        blake3: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                        meta: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn record_object(&self, target: i64, key: &str, object: &KnownObject) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO objects (target_id, key, blake3, size, meta, uploaded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    target,
+                    key,
+                    object.blake3,
+                    object.size as i64,
+                    object.meta,
+                    chrono::Utc::now().timestamp()
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn forget_objects(&mut self, target: i64, keys: &[String]) -> Result<()> {
+        let path = self.path.display().to_string();
+        let err = |e: rusqlite::Error| Error::State {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for k in keys {
+            tx.execute("DELETE FROM objects WHERE target_id = ?1 AND key = ?2", params![target, k])
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    // --- deploys ----------------------------------------------------------
+
+    pub fn record_deploy(&self, target: i64, d: &DeployRecord) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO deploys (target_id, id, parent, created, files, uploaded, bytes, git_commit, ci_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    target,
+                    d.id,
+                    d.parent,
+                    d.created,
+                    d.files as i64,
+                    d.uploaded as i64,
+                    d.bytes as i64,
+                    d.git_commit,
+                    d.ci_run
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn deploys(&self, target: i64) -> Result<HashMap<String, DeployRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, parent, created, files, uploaded, bytes, git_commit, ci_run FROM deploys WHERE target_id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![target], |r| {
+                let d = DeployRecord {
+                    id: r.get(0)?,
+                    parent: r.get(1)?,
+                    created: r.get(2)?,
+                    files: r.get::<_, i64>(3)? as u64,
+                    uploaded: r.get::<_, i64>(4)? as u64,
+                    bytes: r.get::<_, i64>(5)? as u64,
+                    git_commit: r.get(6)?,
+                    ci_run: r.get(7)?,
+                };
+                Ok((d.id.clone(), d))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    // --- compression cache ------------------------------------------------
+
+    /// Some(None): known not to be worth compressing; None: not known.
+    pub fn compressed_size(&self, blake3: &str, encoding: &str) -> Result<Option<Option<u64>>> {
+        self.conn
+            .query_row(
+                "SELECT size FROM compressed WHERE blake3 = ?1 AND encoding = ?2",
+                params![blake3, encoding],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|o| o.map(|s| s.map(|n| n as u64)))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_compressed(&self, blake3: &str, encoding: &str, size: Option<u64>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO compressed (blake3, encoding, size) VALUES (?1, ?2, ?3)",
+                params![blake3, encoding, size.map(|s| s as i64)],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// What rewriting a file produced, remembered so an unchanged file with
+/// unchanged references is not read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    pub blake3: String,
+    pub key_hash: String,
+    pub size: u64,
+}
+
+impl State {
+    pub fn refs(&self, blake3: &str, mode: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT refs FROM refs_cache WHERE blake3 = ?1 AND mode = ?2",
+                params![blake3, mode],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_refs(&self, blake3: &str, mode: &str, refs: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO refs_cache (blake3, mode, refs) VALUES (?1, ?2, ?3)",
+                params![blake3, mode, refs],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn rewritten(&self, input: &str) -> Result<Option<Rewritten>> {
+        self.conn
+            .query_row(
+                "SELECT blake3, key_hash, size FROM rewrite_cache WHERE input = ?1",
+                params![input],
+                |r| {
+                    Ok(Rewritten {
+                        blake3: r.get(0)?,
+                        key_hash: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_rewritten(&self, input: &str, r: &Rewritten) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO rewrite_cache (input, blake3, key_hash, size) VALUES (?1, ?2, ?3, ?4)",
+                params![input, r.blake3, r.key_hash, r.size as i64],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
+enum OpenError {
+    Locked,
+    Corrupt(String),
+    Other(Error),
+}
+
+fn aside_name(path: &Path) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    PathBuf::from(format!("{}.corrupt-{stamp}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CollectingReporter;
+
+    #[test]
+    fn migrations_are_recorded_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let r = CollectingReporter::default();
+        let s = State::open(&path, &r).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        drop(s);
+        let s = State::open(&path, &r).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert!(r.warnings.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_db_is_moved_aside_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, b"this is not a database, not even close, it is just text").unwrap();
+        let r = CollectingReporter::default();
+        let s = State::open(&path, &r).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let warnings = r.warnings.lock().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("corrupt"), "{warnings:?}");
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the corrupt file is kept");
+    }
+
+    #[test]
+    fn objects_and_deploys_round_trip() {
+        let s = State::in_memory().unwrap();
+        let t = s.target("file:///x").unwrap();
+        assert_eq!(s.target("file:///x").unwrap().id, t.id);
+        let o = KnownObject {
+            blake3: "ab".into(),
+            size: 3,
+            meta: "m".into(),
+        };
+        s.record_object(t.id, "a.css", &o).unwrap();
+        assert_eq!(s.known_objects(t.id).unwrap()["a.css"], o);
+        assert_eq!(s.compressed_size("ab", "br").unwrap(), None);
+        s.record_compressed("ab", "br", None).unwrap();
+        assert_eq!(s.compressed_size("ab", "br").unwrap(), Some(None));
+    }
+}

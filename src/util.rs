@@ -1,0 +1,90 @@
+//! Small formatting and environment helpers shared by the commands.
+
+/// `1.2 MiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The commit being deployed, from the CI's environment or ASSETPUB_COMMIT.
+pub fn git_commit() -> Option<String> {
+    ["ASSETPUB_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+}
+
+/// The CI run doing the deploy (GitHub Actions, GitLab CI), as a URL where
+/// the environment gives enough to build one.
+pub fn ci_run() -> Option<String> {
+    let var = |n: &str| std::env::var(n).ok().filter(|s| !s.is_empty());
+    if let (Some(server), Some(repo), Some(id)) =
+        (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY"), var("GITHUB_RUN_ID"))
+    {
+        return Some(format!("{server}/{repo}/actions/runs/{id}"));
+    }
+    if let Some(url) = var("CI_JOB_URL").or_else(|| var("CI_PIPELINE_URL")) {
+        return Some(url);
+    }
+    var("ASSETPUB_CI_RUN")
+}
+
+/// A plain text table: columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes() {
+        assert_eq!(super::human_bytes(512), "512 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(25 << 20), "25.0 MiB");
+    }
+
+    #[test]
+    fn table_pads_columns() {
+        let t = super::table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+}

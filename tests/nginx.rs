@@ -1,0 +1,114 @@
+//! nginx serving a published directory with `assetpub nginx-config`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::{Project, free_port, http_get};
+
+struct Nginx {
+    child: Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_binary() -> String {
+    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
+        if std::path::Path::new(p).exists() {
+            return p.to_string();
+        }
+    }
+    panic!("nginx not found: install it with `apt-get install -y nginx` (or run scripts/install-test-deps)");
+}
+
+fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
+    let prefix = p.path("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    std::fs::write(prefix.join("server.conf"), server_block).unwrap();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log warn;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n  include {dir}/server.conf;\n}}\n",
+        dir = prefix.display()
+    );
+    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx_binary())
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Nginx { child };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start; see {}", prefix.join("logs/error.log").display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nginx
+}
+
+#[test]
+fn nginx_serves_the_published_site_with_the_right_headers() {
+    let p = Project::new();
+    // Enough text to be worth compressing.
+    p.write("site/css/app.css", &"body { background: url(../img/bg.png); color: #123456; }\n".repeat(40));
+    p.json(&["publish"]);
+    let port = free_port();
+    let out = p
+        .cmd()
+        .args(["nginx-config", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let block = String::from_utf8(out.stdout).unwrap();
+    let _nginx = start(&p, &block, port);
+    let addr = format!("127.0.0.1:{port}");
+    let m = p.manifest();
+
+    let css = m["files"]["css/app.css"]["key"].as_str().unwrap();
+    let (status, h, body) = http_get(&addr, &format!("/{css}"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(h["content-type"], "text/css; charset=utf-8");
+    assert_eq!(body, p.read(&format!("published/{css}")));
+
+    let (status, h, body) = http_get(&addr, &format!("/{css}"), &[("Accept-Encoding", "gzip")]);
+    assert_eq!(status, 200);
+    assert_eq!(h.get("content-encoding").map(String::as_str), Some("gzip"), "gzip_static serves the sidecar");
+    assert_eq!(body, p.read(&format!("published/{css}.gz")));
+
+    let (status, h, _) = http_get(&addr, "/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(h["cache-control"], "public, max-age=0, must-revalidate");
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+
+    let (status, h, _) = http_get(&addr, "/robots.txt", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(h["cache-control"], "public, max-age=0, must-revalidate");
+
+    let font = m["files"]["fonts/f.woff2"]["key"].as_str().unwrap();
+    let (_, h, _) = http_get(&addr, &format!("/{font}"), &[]);
+    assert_eq!(h["content-type"], "font/woff2");
+
+    let (_, h, _) = http_get(&addr, "/manifest.json", &[]);
+    assert_eq!(h["cache-control"], "no-cache");
+
+    let deploy = m["deploy"].as_str().unwrap();
+    let (status, ..) = http_get(&addr, &format!("/.assetpub/deploys/{deploy}.json"), &[]);
+    assert_eq!(status, 404, ".assetpub/ is not served");
+}
+
+#[test]
+fn nginx_config_refuses_an_s3_target() {
+    let p = Project::new();
+    p.cmd()
+        .args(["nginx-config", "--target", "s3://bucket/site"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("file://"));
+}

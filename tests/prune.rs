@@ -1,0 +1,92 @@
+//! prune on the directory target: what it keeps, what it deletes, and its
+//! safety limits.
+
+use predicates::prelude::*;
+
+use crate::cli::{Project, pseudo_random, snapshot};
+
+fn keys_of(m: &serde_json::Value) -> Vec<String> {
+    m["files"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["object"].as_str().or(e["key"].as_str()).unwrap().to_string())
+        .collect()
+}
+
+/// Five deploys, each changing the logo.
+fn five_deploys(p: &Project) -> Vec<serde_json::Value> {
+    let mut manifests = Vec::new();
+    for i in 0..5u64 {
+        p.write_bytes("site/img/logo.png", &pseudo_random(2000 + i as usize, 100 + i));
+        p.json(&["publish"]);
+        manifests.push(p.manifest());
+    }
+    manifests
+}
+
+#[test]
+fn prune_keeps_the_newest_deploys_and_what_they_reference() {
+    let p = Project::new();
+    let ms = five_deploys(&p);
+    // Nothing is old enough under the default min-age of 7 days.
+    let out = p.json(&["prune", "--keep", "2"]);
+    assert_eq!(out["deleted_objects"], serde_json::json!([]));
+    assert_eq!(out["deleted_deploys"], serde_json::json!([]));
+
+    let dry = p.json(&["prune", "--keep", "2", "--min-age", "0s", "--dry-run"]);
+    let would: Vec<String> = serde_json::from_value(dry["deleted_objects"].clone()).unwrap();
+    let before = snapshot(&p.path("published"));
+    assert!(!would.is_empty());
+    assert_eq!(snapshot(&p.path("published")), before, "a dry run deletes nothing");
+
+    let out = p.json(&["prune", "--keep", "2", "--min-age", "0s"]);
+    assert_eq!(out["deleted_deploys"].as_array().unwrap().len(), 3);
+    for key in keys_of(&ms[3]).iter().chain(keys_of(&ms[4]).iter()) {
+        assert!(p.path(&format!("published/{key}")).exists(), "kept deploy needs {key}");
+    }
+    let old_logo = ms[0]["files"]["img/logo.png"]["key"].as_str().unwrap();
+    assert!(!p.path(&format!("published/{old_logo}")).exists());
+    assert!(!p.path(&format!("published/{old_logo}.gz")).exists());
+    p.cmd().arg("verify").assert().success();
+    // The kept parent can still be rolled back to.
+    p.json(&["rollback"]);
+    p.cmd().arg("verify").assert().success();
+    // A pruned deploy cannot, and says so.
+    let gone = ms[0]["deploy"].as_str().unwrap();
+    p.cmd().args(["rollback", gone]).assert().code(2).stderr(predicate::str::contains("unknown deploy"));
+}
+
+#[test]
+fn prune_respects_max_deletes_and_never_touches_foreign_keys() {
+    let p = Project::new();
+    five_deploys(&p);
+    p.write("published/uploads/user-photo.jpg", "not ours");
+    p.write("published/js/vendor.abcdefabcdef.js", "named like ours, but the hash is not its content");
+    let before = snapshot(&p.path("published"));
+    p.cmd()
+        .args(["prune", "--keep", "1", "--min-age", "0s", "--max-deletes", "2"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--max-deletes"));
+    assert_eq!(snapshot(&p.path("published")), before, "nothing deleted past the limit");
+    p.json(&["prune", "--keep", "1", "--min-age", "0s"]);
+    assert!(p.path("published/uploads/user-photo.jpg").exists());
+    assert!(p.path("published/js/vendor.abcdefabcdef.js").exists());
+    p.cmd().arg("verify").assert().success();
+}
+
+#[test]
+fn prune_deletes_objects_of_interrupted_runs() {
+    let p = Project::new();
+    p.json(&["publish"]);
+    // An object uploaded by a run that never switched the manifest, from a
+    // machine whose state DB is gone.
+    let bytes = b"orphan bytes".to_vec();
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let key = format!("img/orphan.{}.png", &hash[..12]);
+    p.write_bytes(&format!("published/{key}"), &bytes);
+    let out = p.json(&["prune", "--min-age", "0s"]);
+    assert_eq!(out["deleted_objects"], serde_json::json!([key]));
+    assert!(!p.path(&format!("published/{key}")).exists());
+}
