@@ -14,9 +14,15 @@ fn main() {
     files.sort();
     let mut out = String::from("pub const MIGRATIONS: &[(i64, &str, &str)] = &[\n");
     for (i, name) in files.iter().enumerate() {
-        let (num, rest) = name.split_once('_').expect("migrations are named NNNN_name.sql");
+        let (num, rest) = name
+            .split_once('_')
+            .expect("migrations are named NNNN_name.sql");
         let version: i64 = num.parse().expect("migration number");
-        assert_eq!(version, i as i64 + 1, "migrations must be numbered 1, 2, 3 ... without gaps: {name}");
+        assert_eq!(
+            version,
+            i as i64 + 1,
+            "migrations must be numbered 1, 2, 3 ... without gaps: {name}"
+        );
         let dir = std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir");
         writeln!(
             out,
@@ -27,6 +33,7 @@ fn main() {
         .expect("write to string");
     }
     out.push_str("];\n");
-    let dest = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("migrations.rs");
+    let dest =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("migrations.rs");
     std::fs::write(dest, out).expect("write migrations.rs");
 }

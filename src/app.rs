@@ -29,7 +29,9 @@ impl Output {
 }
 
 pub fn config_path(cli: &Cli) -> PathBuf {
-    cli.config.clone().unwrap_or_else(|| PathBuf::from("publish.toml"))
+    cli.config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("publish.toml"))
 }
 
 pub fn load_config(cli: &Cli) -> Result<Config> {
@@ -60,7 +62,10 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             }
             Ok(out)
         }
-        Command::Publish { dry_run, break_lock } => {
+        Command::Publish {
+            dry_run,
+            break_lock,
+        } => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let report = crate::publish::publish(
                 &mut ctx,
@@ -70,7 +75,11 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 },
             )
             .await?;
-            step_summary(&report.markdown(if *dry_run { "publish --dry-run" } else { "publish" }));
+            step_summary(&report.markdown(if *dry_run {
+                "publish --dry-run"
+            } else {
+                "publish"
+            }));
             Ok(Output::new(&report, report.render_publish()))
         }
         Command::History => {
@@ -93,7 +102,9 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             let config = load_config(cli)?;
             let min_age = match min_age {
                 Some(text) => crate::config::parse_duration(text).ok_or_else(|| {
-                    Error::Config(format!("invalid --min-age `{text}`: use a number with s, m, h, d or w, e.g. 7d"))
+                    Error::Config(format!(
+                        "invalid --min-age `{text}`: use a number with s, m, h, d or w, e.g. 7d"
+                    ))
                 })?,
                 None => config.prune_min_age,
             };
@@ -108,7 +119,10 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             let r = crate::prune::prune(&mut ctx, &opts).await?;
             Ok(Output::new(&r, r.render()))
         }
-        Command::NginxConfig { listen, server_name } => {
+        Command::NginxConfig {
+            listen,
+            server_name,
+        } => {
             let text = crate::nginx::render(
                 &load_config(cli)?,
                 &crate::nginx::Options {
@@ -160,7 +174,11 @@ fn step_summary(markdown: &str) {
         return;
     };
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
         let _ = writeln!(f, "{markdown}");
     }
 }

@@ -31,21 +31,31 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
                 continue;
             }
             Err(e) => {
-                problems.push(format!("source dir `{}` cannot be read: {e}", dir.display()));
+                problems.push(format!(
+                    "source dir `{}` cannot be read: {e}",
+                    dir.display()
+                ));
                 continue;
             }
         }
         let root = match dir.canonicalize() {
             Ok(r) => r,
             Err(e) => {
-                problems.push(format!("source dir `{}` cannot be resolved: {e}", dir.display()));
+                problems.push(format!(
+                    "source dir `{}` cannot be resolved: {e}",
+                    dir.display()
+                ));
                 continue;
             }
         };
         walk(config, dir, &root, &mut files, &mut problems, reporter);
     }
     if problems.is_empty() && files.is_empty() {
-        let dirs: Vec<_> = config.sources.iter().map(|d| format!("`{}`", d.display())).collect();
+        let dirs: Vec<_> = config
+            .sources
+            .iter()
+            .map(|d| format!("`{}`", d.display()))
+            .collect();
         problems.push(format!(
             "no files collected from {}: is the build output there, and do `include`/`exclude` match it?",
             dirs.join(", ")
@@ -65,7 +75,9 @@ fn walk(
     problems: &mut Vec<String>,
     reporter: &dyn Reporter,
 ) {
-    let hidden_wanted = |rel: &str| config.include_hidden.is_match(rel) || config.include_hidden.is_match(format!("{rel}/x"));
+    let hidden_wanted = |rel: &str| {
+        config.include_hidden.is_match(rel) || config.include_hidden.is_match(format!("{rel}/x"))
+    };
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(false)
         .sort_by_file_name()
@@ -77,14 +89,25 @@ fn walk(
                 return true;
             }
             let hidden = e.file_name().to_str().is_some_and(|n| n.starts_with('.'));
-            !hidden || e.path().strip_prefix(dir).ok().and_then(|r| r.to_str()).is_some_and(hidden_wanted)
+            !hidden
+                || e.path()
+                    .strip_prefix(dir)
+                    .ok()
+                    .and_then(|r| r.to_str())
+                    .is_some_and(hidden_wanted)
         });
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let path = e.path().map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
-                problems.push(format!("`{path}` cannot be read: {}", e.io_error().map_or_else(|| e.to_string(), |io| io.to_string())));
+                let path = e
+                    .path()
+                    .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
+                problems.push(format!(
+                    "`{path}` cannot be read: {}",
+                    e.io_error()
+                        .map_or_else(|| e.to_string(), |io| io.to_string())
+                ));
                 continue;
             }
         };
@@ -92,7 +115,9 @@ fn walk(
             continue;
         }
         let path = entry.path();
-        let Ok(rel) = path.strip_prefix(dir) else { continue };
+        let Ok(rel) = path.strip_prefix(dir) else {
+            continue;
+        };
         let Some(logical) = logical_name(rel) else {
             problems.push(format!(
                 "`{}`: file name is not valid UTF-8; rename it (URLs need UTF-8 names)",
@@ -101,7 +126,10 @@ fn walk(
             continue;
         };
         if logical.contains('\\') {
-            problems.push(format!("`{}`: file name contains a backslash, which is not portable in URLs", path.display()));
+            problems.push(format!(
+                "`{}`: file name contains a backslash, which is not portable in URLs",
+                path.display()
+            ));
             continue;
         }
         let hidden = logical.split('/').any(|seg| seg.starts_with('.'));
@@ -132,7 +160,10 @@ fn walk(
                         continue;
                     }
                     if m.is_dir() {
-                        reporter.warn(&format!("`{}`: symlinked directory not followed", path.display()));
+                        reporter.warn(&format!(
+                            "`{}`: symlinked directory not followed",
+                            path.display()
+                        ));
                         continue;
                     }
                     m
@@ -162,8 +193,12 @@ fn walk(
             continue;
         }
         if let Some(allowed) = &config.allowed_extensions {
-            let ext = logical.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-            let ok = ext.as_ref().is_some_and(|e| allowed.iter().any(|a| a == e) && !logical.ends_with(&format!("/.{e}")));
+            let ext = logical
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase());
+            let ok = ext.as_ref().is_some_and(|e| {
+                allowed.iter().any(|a| a == e) && !logical.ends_with(&format!("/.{e}"))
+            });
             if !ok {
                 problems.push(format!(
                     "`{}`: extension {} is not in `allowed_extensions`",

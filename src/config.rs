@@ -250,13 +250,24 @@ impl Config {
         })?;
         let base_dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         Config::parse(&text, path, &base_dir, overrides)
     }
 
-    pub fn parse(text: &str, path: &Path, base_dir: &Path, overrides: &Overrides) -> Result<Config> {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        base_dir: &Path,
+        overrides: &Overrides,
+    ) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         resolve(raw, path, base_dir, overrides)
     }
@@ -331,7 +342,10 @@ fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
 fn glob_set(setting: &str, patterns: &[String]) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        b.add(glob(p).map_err(|e| Error::Config(format!("invalid glob `{p}` in `{setting}`: {e}")))?);
+        b.add(
+            glob(p)
+                .map_err(|e| Error::Config(format!("invalid glob `{p}` in `{setting}`: {e}")))?,
+        );
     }
     b.build()
         .map_err(|e| Error::Config(format!("invalid globs in `{setting}`: {e}")))
@@ -348,7 +362,10 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
         })
         .unwrap_or_default();
     let message = e.message().trim_end().replace('\n', " ");
-    Error::Config(format!("invalid config `{}{location}`: {message}", path.display()))
+    Error::Config(format!(
+        "invalid config `{}{location}`: {message}",
+        path.display()
+    ))
 }
 
 fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) -> Result<Config> {
@@ -429,7 +446,13 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
     let mut rules = Vec::new();
     for (i, r) in raw.rules.into_iter().enumerate() {
         let matcher = glob(&r.pattern)
-            .map_err(|e| Error::Config(format!("invalid glob `{}` in `[[rules]]` #{}: {e}", r.pattern, i + 1)))?
+            .map_err(|e| {
+                Error::Config(format!(
+                    "invalid glob `{}` in `[[rules]]` #{}: {e}",
+                    r.pattern,
+                    i + 1
+                ))
+            })?
             .compile_matcher();
         let fingerprint = match r.fingerprint {
             None => None,
@@ -447,7 +470,11 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         let mut metadata = BTreeMap::new();
         for (k, v) in r.metadata {
             let name = k.trim_start_matches("x-amz-meta-").to_ascii_lowercase();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(Error::Config(format!(
                     "invalid metadata name `{k}` in `[[rules]]` #{}: use letters, digits, `-` and `_`",
                     i + 1
@@ -468,9 +495,15 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         });
     }
 
-    let manifest_key = raw.manifest.key.unwrap_or_else(|| "manifest.json".to_string());
-    crate::store::check_key(&manifest_key)
-        .map_err(|_| Error::Config(format!("invalid `[manifest] key = \"{manifest_key}\"`: use a relative key")))?;
+    let manifest_key = raw
+        .manifest
+        .key
+        .unwrap_or_else(|| "manifest.json".to_string());
+    crate::store::check_key(&manifest_key).map_err(|_| {
+        Error::Config(format!(
+            "invalid `[manifest] key = \"{manifest_key}\"`: use a relative key"
+        ))
+    })?;
     let prune_min_age = raw
         .prune
         .min_age
@@ -510,7 +543,9 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
 pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
     if let Some(rest) = url.strip_prefix("file://") {
         if rest.is_empty() {
-            return Err(Error::Config(format!("invalid target `{url}`: name a directory, e.g. file://./published")));
+            return Err(Error::Config(format!(
+                "invalid target `{url}`: name a directory, e.g. file://./published"
+            )));
         }
         return Ok(TargetUrl::Dir(join_clean(base_dir, rest)));
     }
@@ -527,8 +562,9 @@ pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
         }
         let prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() {
-            crate::store::check_key(&prefix)
-                .map_err(|_| Error::Config(format!("invalid prefix `{prefix}` in target `{url}`")))?;
+            crate::store::check_key(&prefix).map_err(|_| {
+                Error::Config(format!("invalid prefix `{prefix}` in target `{url}`"))
+            })?;
         }
         return Ok(TargetUrl::S3 {
             bucket: bucket.to_string(),
@@ -544,18 +580,28 @@ pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
 /// them (`published`, not `././published`).
 fn join_clean(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
     let clean: PathBuf = joined
         .components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect();
-    if clean.as_os_str().is_empty() { PathBuf::from(".") } else { clean }
+    if clean.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        clean
+    }
 }
 
 /// "25 MiB", "500KB", "1.5GB", "1024".
 pub fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let num: f64 = num.parse().ok()?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -568,7 +614,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         "gib" => 1 << 30,
         _ => return None,
     };
-    (num >= 0.0).then(|| (num * mult as f64) as u64)
+    (num >= 0.0).then_some((num * mult as f64) as u64)
 }
 
 /// "90s", "12h", "7d", "30m", "2w".
@@ -639,28 +685,49 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config> {
-        Config::parse(text, Path::new("publish.toml"), Path::new("/site"), &Overrides::default())
+        Config::parse(
+            text,
+            Path::new("publish.toml"),
+            Path::new("/site"),
+            &Overrides::default(),
+        )
     }
 
     #[test]
     fn minimal_config_gets_the_defaults() {
         let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
         assert_eq!(c.sources, vec![PathBuf::from("/site/dist")]);
-        assert_eq!(c.target.url, TargetUrl::Dir(PathBuf::from("/site/published")));
+        assert_eq!(
+            c.target.url,
+            TargetUrl::Dir(PathBuf::from("/site/published"))
+        );
         assert_eq!(c.target.concurrency, 32);
         assert_eq!(c.manifest_key, "manifest.json");
         assert_eq!(c.state_path, PathBuf::from("/site/.assetpub/state.db"));
         let html = c.settings_for("blog/index.html");
         assert_eq!(html.fingerprint, Fingerprint::No);
         assert_eq!(html.cache_control, REVALIDATE);
-        for stable in ["robots.txt", "favicon.ico", "site.webmanifest", "sw.js", ".well-known/security.txt"] {
-            assert_eq!(c.settings_for(stable).fingerprint, Fingerprint::No, "{stable}");
+        for stable in [
+            "robots.txt",
+            "favicon.ico",
+            "site.webmanifest",
+            "sw.js",
+            ".well-known/security.txt",
+        ] {
+            assert_eq!(
+                c.settings_for(stable).fingerprint,
+                Fingerprint::No,
+                "{stable}"
+            );
         }
         let css = c.settings_for("css/app.css");
         assert_eq!(css.fingerprint, Fingerprint::Yes);
         assert_eq!(css.cache_control, IMMUTABLE);
         // Only the top-level favicon and robots keep their names.
-        assert_eq!(c.settings_for("img/favicon.ico").fingerprint, Fingerprint::Yes);
+        assert_eq!(
+            c.settings_for("img/favicon.ico").fingerprint,
+            Fingerprint::Yes
+        );
     }
 
     #[test]
@@ -708,7 +775,10 @@ content_type = "text/plain"
         assert_eq!(kept.cache_control, IMMUTABLE);
         let data = c.settings_for("data/x.json");
         assert_eq!(data.fingerprint, Fingerprint::No);
-        assert_eq!(data.cache_control, REVALIDATE, "a stable key must never be immutable by default");
+        assert_eq!(
+            data.cache_control, REVALIDATE,
+            "a stable key must never be immutable by default"
+        );
         let css = c.settings_for("css/a.css");
         assert_eq!(css.fingerprint, Fingerprint::Yes);
         assert_eq!(css.cache_control, "public, max-age=60");
@@ -734,16 +804,25 @@ content_type = "text/plain"
         let base = Path::new("/b");
         assert_eq!(
             parse_target_url("s3://my-bucket/site/", base).unwrap(),
-            TargetUrl::S3 { bucket: "my-bucket".into(), prefix: "site".into() }
+            TargetUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "site".into()
+            }
         );
         assert_eq!(
             parse_target_url("s3://my-bucket", base).unwrap(),
-            TargetUrl::S3 { bucket: "my-bucket".into(), prefix: String::new() }
+            TargetUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: String::new()
+            }
         );
         assert!(parse_target_url("s3://My_Bucket/x", base).is_err());
         assert!(parse_target_url("s3://bucket/a/../b", base).is_err());
         assert!(parse_target_url("ftp://x", base).is_err());
-        assert_eq!(parse_target_url("file:///srv/www", base).unwrap(), TargetUrl::Dir("/srv/www".into()));
+        assert_eq!(
+            parse_target_url("file:///srv/www", base).unwrap(),
+            TargetUrl::Dir("/srv/www".into())
+        );
     }
 
     #[test]

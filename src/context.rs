@@ -48,7 +48,11 @@ impl Context {
     /// deployed since) is brought up to date from it.
     pub async fn remote_manifest(&mut self) -> Result<Remote> {
         let key = self.config.manifest_key.clone();
-        let cached = self.target.manifest_json.clone().zip(self.target.manifest_etag.clone());
+        let cached = self
+            .target
+            .manifest_json
+            .clone()
+            .zip(self.target.manifest_etag.clone());
         let outcome = self
             .store
             .get(&key, cached.as_ref().map(|(_, etag)| etag.as_str()))
@@ -58,11 +62,16 @@ impl Context {
             GetOutcome::Missing => (None, None, None),
             GetOutcome::NotModified => {
                 let (json, etag) = cached.expect("a conditional GET needs a cached copy");
-                (Some(Manifest::parse(json.as_bytes(), &what)?), Some(etag), Some(json))
+                (
+                    Some(Manifest::parse(json.as_bytes(), &what)?),
+                    Some(etag),
+                    Some(json),
+                )
             }
             GetOutcome::Found(f) => {
                 let m = Manifest::parse(&f.bytes, &what)?;
-                let json = String::from_utf8(f.bytes).map_err(|_| Error::Store(format!("{what} is not UTF-8")))?;
+                let json = String::from_utf8(f.bytes)
+                    .map_err(|_| Error::Store(format!("{what} is not UTF-8")))?;
                 (Some(m), f.etag, Some(json))
             }
         };
@@ -76,14 +85,21 @@ impl Context {
             ));
         }
         if let Some(m) = &manifest {
-            self.state.record_deploy(self.target.id, &deploy_record(m, None))?;
+            self.state
+                .record_deploy(self.target.id, &deploy_record(m, None))?;
         }
         self.remember(etag.as_deref(), json.as_deref(), remote_deploy.as_deref())?;
         Ok(Remote { manifest, etag })
     }
 
-    pub fn remember(&mut self, etag: Option<&str>, json: Option<&str>, deploy: Option<&str>) -> Result<()> {
-        self.state.set_remote_manifest(self.target.id, etag, json, deploy)?;
+    pub fn remember(
+        &mut self,
+        etag: Option<&str>,
+        json: Option<&str>,
+        deploy: Option<&str>,
+    ) -> Result<()> {
+        self.state
+            .set_remote_manifest(self.target.id, etag, json, deploy)?;
         self.target.manifest_etag = etag.map(String::from);
         self.target.manifest_json = json.map(String::from);
         self.target.current_deploy = deploy.map(String::from);

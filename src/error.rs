@@ -63,7 +63,9 @@ impl Error {
             Error::Conflict(m) if m.contains("lock") => Some(
                 "wait for the other deploy to finish, or run with `--break-lock` if it is known to be dead",
             ),
-            Error::Conflict(_) => Some("run `assetpub plan` to see the new current deploy, then publish again"),
+            Error::Conflict(_) => {
+                Some("run `assetpub plan` to see the new current deploy, then publish again")
+            }
             _ => None,
         }
     }

@@ -54,7 +54,10 @@ pub fn references(
     let mut cached = Vec::new();
     let mut todo = Vec::new();
     for f in files {
-        let Some(mode) = mode(Syntax::for_path(&f.source.logical), config.rewrite_js_imports) else {
+        let Some(mode) = mode(
+            Syntax::for_path(&f.source.logical),
+            config.rewrite_js_imports,
+        ) else {
             continue;
         };
         match state.refs(&f.blake3, mode)? {
@@ -71,7 +74,11 @@ pub fn references(
         .collect();
     for (f, mode, r) in scanned {
         let refs = r.map_err(|e| Error::io("cannot read", &f.source.path, e))?;
-        state.record_refs(&f.blake3, mode, &serde_json::to_string(&refs).expect("refs serialize"))?;
+        state.record_refs(
+            &f.blake3,
+            mode,
+            &serde_json::to_string(&refs).expect("refs serialize"),
+        )?;
         cached.push((f, refs));
     }
     let mut problems = Vec::new();
@@ -86,7 +93,10 @@ pub fn references(
             if collected.contains(r.target.as_str()) {
                 kept.push(r);
             } else if !r.url.starts_with('/') && warned.insert(r.target.clone()) {
-                let msg = format!("`{referrer}` references `{}`, which is not collected; left as written", r.url);
+                let msg = format!(
+                    "`{referrer}` references `{}`, which is not collected; left as written",
+                    r.url
+                );
                 if config.rewrite_strict {
                     problems.push(msg);
                 } else {
@@ -113,15 +123,17 @@ fn scan(f: &HashedFile, js_imports: bool) -> std::io::Result<Vec<Ref>> {
     };
     let syntax = Syntax::for_path(&f.source.logical);
     let mut seen = BTreeSet::new();
-    Ok(rewrite::find_references(syntax, &f.source.logical, text, js_imports)
-        .into_iter()
-        .filter(|r| seen.insert((r.target.clone(), r.url.clone())))
-        .map(|r| Ref {
-            target: r.target,
-            url: r.url,
-            weak: syntax == Syntax::SourceMap,
-        })
-        .collect())
+    Ok(
+        rewrite::find_references(syntax, &f.source.logical, text, js_imports)
+            .into_iter()
+            .filter(|r| seen.insert((r.target.clone(), r.url.clone())))
+            .map(|r| Ref {
+                target: r.target,
+                url: r.url,
+                weak: syntax == Syntax::SourceMap,
+            })
+            .collect(),
+    )
 }
 
 /// The order to name files in: every file after the files it references.
@@ -156,7 +168,12 @@ pub fn order(all: &[String], refs: &BTreeMap<String, Vec<Ref>>) -> Result<Vec<St
         }
         // Iterative depth-first search: deep reference chains must not
         // overflow the stack.
-        let mut stack: Vec<(&str, Vec<&str>)> = vec![(start, deps.get(start.as_str()).map(|d| d.iter().copied().collect()).unwrap_or_default())];
+        let mut stack: Vec<(&str, Vec<&str>)> = vec![(
+            start,
+            deps.get(start.as_str())
+                .map(|d| d.iter().copied().collect())
+                .unwrap_or_default(),
+        )];
         marks.insert(start, Mark::Active);
         while let Some((node, pending)) = stack.last_mut() {
             match pending.pop() {
@@ -168,12 +185,19 @@ pub fn order(all: &[String], refs: &BTreeMap<String, Vec<Ref>>) -> Result<Vec<St
                         cycle.push(next);
                         return Err(Error::Validation(vec![format!(
                             "reference cycle: {}; files that reference each other cannot both be fingerprinted",
-                            cycle.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" -> ")
+                            cycle
+                                .iter()
+                                .map(|c| format!("`{c}`"))
+                                .collect::<Vec<_>>()
+                                .join(" -> ")
                         )]));
                     }
                     None => {
                         marks.insert(next, Mark::Active);
-                        let d = deps.get(next).map(|d| d.iter().copied().collect()).unwrap_or_default();
+                        let d = deps
+                            .get(next)
+                            .map(|d| d.iter().copied().collect())
+                            .unwrap_or_default();
                         stack.push((next, d));
                     }
                 },
@@ -191,7 +215,12 @@ pub fn order(all: &[String], refs: &BTreeMap<String, Vec<Ref>>) -> Result<Vec<St
 
 /// Rewrites `text`'s references to `targets` (logical path -> new file
 /// name). References to other files stay as written.
-pub fn apply(logical: &str, text: &str, js_imports: bool, targets: &BTreeMap<String, String>) -> String {
+pub fn apply(
+    logical: &str,
+    text: &str,
+    js_imports: bool,
+    targets: &BTreeMap<String, String>,
+) -> String {
     let syntax = Syntax::for_path(logical);
     let refs = rewrite::find_references(syntax, logical, text, js_imports);
     rewrite::rewrite(text, &refs, |t| targets.get(t).cloned())
@@ -216,11 +245,23 @@ mod tests {
 
     #[test]
     fn files_come_after_what_they_reference() {
-        let all: Vec<String> = ["a.css", "b.css", "img.png", "app.js", "app.js.map", "lib.js"].map(String::from).to_vec();
+        let all: Vec<String> = [
+            "a.css",
+            "b.css",
+            "img.png",
+            "app.js",
+            "app.js.map",
+            "lib.js",
+        ]
+        .map(String::from)
+        .to_vec();
         let refs: BTreeMap<String, Vec<Ref>> = [
             ("a.css".to_string(), vec![r("b.css", false)]),
             ("b.css".to_string(), vec![r("img.png", false)]),
-            ("app.js".to_string(), vec![r("app.js.map", false), r("lib.js", false)]),
+            (
+                "app.js".to_string(),
+                vec![r("app.js.map", false), r("lib.js", false)],
+            ),
             ("app.js.map".to_string(), vec![r("app.js", true)]),
         ]
         .into();
@@ -228,7 +269,10 @@ mod tests {
         let pos = |n: &str| order.iter().position(|o| o == n).unwrap();
         assert!(pos("img.png") < pos("b.css") && pos("b.css") < pos("a.css"));
         assert!(pos("app.js.map") < pos("app.js"));
-        assert!(pos("lib.js") < pos("app.js.map"), "the map waits for the script's other dependencies");
+        assert!(
+            pos("lib.js") < pos("app.js.map"),
+            "the map waits for the script's other dependencies"
+        );
         assert_eq!(order.len(), all.len());
     }
 
@@ -242,6 +286,9 @@ mod tests {
         ]
         .into();
         let e = order(&all, &refs).unwrap_err().to_string();
-        assert!(e.contains("`a.css` -> `b.css` -> `c.css` -> `a.css`"), "{e}");
+        assert!(
+            e.contains("`a.css` -> `b.css` -> `c.css` -> `a.css`"),
+            "{e}"
+        );
     }
 }

@@ -39,7 +39,12 @@ pub fn hash_all(
     let mut done: Vec<Option<HashedFile>> = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {
         match cache.get(&key(&f)) {
-            Some(c) if c.trusted && c.size == f.size && c.mtime_ns == f.mtime_ns && c.inode == f.inode => {
+            Some(c)
+                if c.trusted
+                    && c.size == f.size
+                    && c.mtime_ns == f.mtime_ns
+                    && c.inode == f.inode =>
+            {
                 done.push(Some(HashedFile {
                     blake3: c.blake3.clone(),
                     source: f,
@@ -58,9 +63,15 @@ pub fn hash_all(
         .map(|(i, f)| {
             let r = hash_file(&f.path).map(|h| {
                 reporter.item_done(Phase::Hash, f.size);
-                HashedFile { blake3: h, source: f.clone() }
+                HashedFile {
+                    blake3: h,
+                    source: f.clone(),
+                }
             });
-            (i, r.map_err(|e| format!("`{}` cannot be read: {e}", f.path.display())))
+            (
+                i,
+                r.map_err(|e| format!("`{}` cannot be read: {e}", f.path.display())),
+            )
         })
         .collect();
     reporter.phase_end(Phase::Hash);

@@ -41,7 +41,11 @@ pub async fn history(ctx: &mut Context) -> Result<History> {
     ids.sort_unstable_by(|a, b| b.cmp(a));
     let mut known = ctx.state.deploys(ctx.target.id)?;
     // Deploys made on other machines are read once and remembered.
-    let unknown: Vec<String> = ids.iter().filter(|id| !known.contains_key(*id)).cloned().collect();
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !known.contains_key(*id))
+        .cloned()
+        .collect();
     let mut set = JoinSet::new();
     for chunk in unknown.chunks(unknown.len().div_ceil(16).max(1)) {
         let ids = chunk.to_vec();
@@ -51,7 +55,10 @@ pub async fn history(ctx: &mut Context) -> Result<History> {
             for id in ids {
                 let key = crate::manifest::Manifest::deploy_key(&id);
                 if let crate::store::GetOutcome::Found(f) = store.get(&key, None).await? {
-                    out.push(crate::manifest::Manifest::parse(&f.bytes, &format!("`{key}`"))?);
+                    out.push(crate::manifest::Manifest::parse(
+                        &f.bytes,
+                        &format!("`{key}`"),
+                    )?);
                 }
             }
             Ok::<_, Error>(out)
@@ -64,7 +71,8 @@ pub async fn history(ctx: &mut Context) -> Result<History> {
             known.insert(record.id.clone(), record);
         }
     }
-    let mut records: Vec<DeployRecord> = ids.into_iter().filter_map(|id| known.remove(&id)).collect();
+    let mut records: Vec<DeployRecord> =
+        ids.into_iter().filter_map(|id| known.remove(&id)).collect();
     records.sort_by(|a, b| (&b.created, &b.id).cmp(&(&a.created, &a.id)));
     let deploys = records
         .into_iter()
@@ -96,14 +104,19 @@ impl History {
                     d.created.clone(),
                     d.files.to_string(),
                     d.parent.clone().unwrap_or_else(|| "-".into()),
-                    d.git_commit.as_deref().map_or_else(|| "-".into(), |c| c.chars().take(12).collect()),
+                    d.git_commit
+                        .as_deref()
+                        .map_or_else(|| "-".into(), |c| c.chars().take(12).collect()),
                 ]
             })
             .collect();
         format!(
             "deploys at {} (newest first, * = current):\n{}",
             self.target,
-            crate::util::table(&["", "DEPLOY", "CREATED", "FILES", "PARENT", "COMMIT"], &rows)
+            crate::util::table(
+                &["", "DEPLOY", "CREATED", "FILES", "PARENT", "COMMIT"],
+                &rows
+            )
         )
     }
 }

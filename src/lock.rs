@@ -43,7 +43,11 @@ impl LockInfo {
     }
 
     fn describe(&self) -> String {
-        let ci = self.ci_run.as_deref().map(|c| format!(", {c}")).unwrap_or_default();
+        let ci = self
+            .ci_run
+            .as_deref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
         format!(
             "{}@{} (pid {}, `{}`{ci}) since {}, expires {}",
             self.owner, self.host, self.pid, self.command, self.created, self.expires
@@ -93,13 +97,17 @@ impl Lock {
         // Without conditional writes the check below is only best effort:
         // two runs can both see no lock. The caller has warned about that.
         let mut condition = Condition::IfAbsent;
-        if !enforced || break_lock {
-            if let Some((holder, etag)) = read(&store).await? {
-                if !break_lock && !holder.expired() {
-                    return Err(held(&holder));
-                }
-                condition = if enforced { Condition::IfMatch(etag) } else { Condition::None };
+        if (!enforced || break_lock)
+            && let Some((holder, etag)) = read(&store).await?
+        {
+            if !break_lock && !holder.expired() {
+                return Err(held(&holder));
             }
+            condition = if enforced {
+                Condition::IfMatch(etag)
+            } else {
+                Condition::None
+            };
         }
         let mut outcome = put(&store, &body, condition.clone()).await?;
         if outcome == PutOutcome::PreconditionFailed && condition == Condition::IfAbsent {
@@ -117,14 +125,25 @@ impl Lock {
             PutOutcome::PreconditionFailed => {
                 let holder = read(&store).await?.map(|(h, _)| h);
                 return Err(holder.map_or_else(
-                    || Error::Conflict("another deploy took the deploy lock at the same moment; try again".into()),
+                    || {
+                        Error::Conflict(
+                            "another deploy took the deploy lock at the same moment; try again"
+                                .into(),
+                        )
+                    },
                     |h| held(&h),
                 ));
             }
         };
         let state = Arc::new(Mutex::new(Held { info, etag }));
         let lost = Arc::new(AtomicBool::new(false));
-        let renewer = tokio::spawn(renew_loop(store.clone(), state.clone(), lost.clone(), ttl, enforced));
+        let renewer = tokio::spawn(renew_loop(
+            store.clone(),
+            state.clone(),
+            lost.clone(),
+            ttl,
+            enforced,
+        ));
         Ok(Lock {
             store,
             lost,
@@ -163,7 +182,13 @@ impl Drop for Lock {
     }
 }
 
-async fn renew_loop(store: Arc<Store>, state: Arc<Mutex<Held>>, lost: Arc<AtomicBool>, ttl: Duration, enforced: bool) {
+async fn renew_loop(
+    store: Arc<Store>,
+    state: Arc<Mutex<Held>>,
+    lost: Arc<AtomicBool>,
+    ttl: Duration,
+    enforced: bool,
+) {
     let every = (ttl / 3).max(Duration::from_secs(1));
     loop {
         tokio::time::sleep(every).await;
@@ -189,7 +214,13 @@ async fn renew_loop(store: Arc<Store>, state: Arc<Mutex<Held>>, lost: Arc<Atomic
 
 async fn put(store: &Store, body: &[u8], condition: Condition) -> Result<PutOutcome> {
     store
-        .put(LOCK_KEY, Body::Bytes(Arc::new(body.to_vec())), &lock_meta(), condition, &NoObserver)
+        .put(
+            LOCK_KEY,
+            Body::Bytes(Arc::new(body.to_vec())),
+            &lock_meta(),
+            condition,
+            &NoObserver,
+        )
         .await
 }
 
@@ -197,7 +228,9 @@ async fn put(store: &Store, body: &[u8], condition: Condition) -> Result<PutOutc
 pub async fn read(store: &Store) -> Result<Option<(LockInfo, String)>> {
     match store.get(LOCK_KEY, None).await? {
         GetOutcome::Found(f) => {
-            let etag = f.etag.unwrap_or_else(|| crate::store::fs::etag_of(&f.bytes));
+            let etag = f
+                .etag
+                .unwrap_or_else(|| crate::store::fs::etag_of(&f.bytes));
             let info = serde_json::from_slice(&f.bytes).unwrap_or_else(|_| LockInfo {
                 owner: "unknown".into(),
                 host: "unknown".into(),

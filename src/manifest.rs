@@ -142,12 +142,16 @@ impl Manifest {
             _ => {}
         }
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
-            Error::Store(format!("{what} is not a valid assetpub manifest ({e}); refusing to overwrite it"))
+            Error::Store(format!(
+                "{what} is not a valid assetpub manifest ({e}); refusing to overwrite it"
+            ))
         })?;
         for (logical, entry) in &m.files {
             for key in std::iter::once(&entry.key).chain(entry.object.as_ref()) {
                 crate::store::check_key(key).map_err(|_| {
-                    Error::Store(format!("{what} names an invalid key `{key}` for `{logical}`; refusing to use it"))
+                    Error::Store(format!(
+                        "{what} names an invalid key `{key}` for `{logical}`; refusing to use it"
+                    ))
                 })?;
             }
         }
@@ -166,7 +170,9 @@ impl Manifest {
 
     /// Whether both manifests serve the same files with the same headers.
     pub fn same_content(&self, other: &Manifest) -> bool {
-        self.files == other.files && self.sidecars == other.sidecars && self.encoding == other.encoding
+        self.files == other.files
+            && self.sidecars == other.sidecars
+            && self.encoding == other.encoding
     }
 
     /// What the object at each key holds (sidecars aside).
@@ -258,17 +264,34 @@ mod tests {
 
     #[test]
     fn fingerprinted_names() {
-        assert_eq!(fingerprinted_name("css/app.css", H), "css/app.3f2a9c1b7d4e.css");
-        assert_eq!(fingerprinted_name("app.js.map", H), "app.js.3f2a9c1b7d4e.map");
-        assert_eq!(fingerprinted_name("a/b/LICENSE", H), "a/b/LICENSE.3f2a9c1b7d4e");
-        assert_eq!(fingerprinted_name("index.html", H), "index.3f2a9c1b7d4e.html");
-        assert_eq!(fingerprinted_name("img/ü ber.png", H), "img/ü ber.3f2a9c1b7d4e.png");
+        assert_eq!(
+            fingerprinted_name("css/app.css", H),
+            "css/app.3f2a9c1b7d4e.css"
+        );
+        assert_eq!(
+            fingerprinted_name("app.js.map", H),
+            "app.js.3f2a9c1b7d4e.map"
+        );
+        assert_eq!(
+            fingerprinted_name("a/b/LICENSE", H),
+            "a/b/LICENSE.3f2a9c1b7d4e"
+        );
+        assert_eq!(
+            fingerprinted_name("index.html", H),
+            "index.3f2a9c1b7d4e.html"
+        );
+        assert_eq!(
+            fingerprinted_name("img/ü ber.png", H),
+            "img/ü ber.3f2a9c1b7d4e.png"
+        );
     }
 
     #[test]
     fn deploy_ids_sort_by_time() {
         let files = BTreeMap::new();
-        let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T20:01:35Z").unwrap().to_utc();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T20:01:35Z")
+            .unwrap()
+            .to_utc();
         let id = deploy_id(t, &files);
         assert!(id.starts_with("20261123T200135Z-"), "{id}");
         assert_eq!(id.len(), "20261123T200135Z-3f2a9c".len());
@@ -291,20 +314,35 @@ mod tests {
 
     #[test]
     fn objects_of_a_stable_entry_with_sidecars() {
-        let keys: Vec<_> = objects_for(&entry("index.html", Some("index.3f2a9c1b7d4e.html")), true, Variant::Identity)
-            .into_iter()
-            .map(|o| (o.key, o.stable, o.copy_of))
-            .collect();
+        let keys: Vec<_> = objects_for(
+            &entry("index.html", Some("index.3f2a9c1b7d4e.html")),
+            true,
+            Variant::Identity,
+        )
+        .into_iter()
+        .map(|o| (o.key, o.stable, o.copy_of))
+        .collect();
         assert_eq!(
             keys,
             vec![
                 ("index.3f2a9c1b7d4e.html".to_string(), false, None),
                 ("index.3f2a9c1b7d4e.html.gz".to_string(), false, None),
-                ("index.html".to_string(), true, Some("index.3f2a9c1b7d4e.html".to_string())),
-                ("index.html.gz".to_string(), true, Some("index.3f2a9c1b7d4e.html.gz".to_string())),
+                (
+                    "index.html".to_string(),
+                    true,
+                    Some("index.3f2a9c1b7d4e.html".to_string())
+                ),
+                (
+                    "index.html.gz".to_string(),
+                    true,
+                    Some("index.3f2a9c1b7d4e.html.gz".to_string())
+                ),
             ]
         );
-        assert_eq!(objects_for(&entry("a.3f2a9c1b7d4e.css", None), false, Variant::Identity).len(), 1);
+        assert_eq!(
+            objects_for(&entry("a.3f2a9c1b7d4e.css", None), false, Variant::Identity).len(),
+            1
+        );
         let gz: Vec<_> = objects_for(&entry("a.3f2a9c1b7d4e.css", None), false, Variant::Gzip)
             .into_iter()
             .map(|o| (o.key, o.variant))
@@ -314,9 +352,19 @@ mod tests {
 
     #[test]
     fn parse_refuses_garbage_and_newer_versions() {
-        assert!(Manifest::parse(b"{not json", "`manifest.json`").unwrap_err().to_string().contains("not a valid"));
+        assert!(
+            Manifest::parse(b"{not json", "`manifest.json`")
+                .unwrap_err()
+                .to_string()
+                .contains("not a valid")
+        );
         let newer = br#"{"version": 2, "deploy": "x", "created": "y", "files": {}}"#;
-        assert!(Manifest::parse(newer, "`manifest.json`").unwrap_err().to_string().contains("newer"));
+        assert!(
+            Manifest::parse(newer, "`manifest.json`")
+                .unwrap_err()
+                .to_string()
+                .contains("newer")
+        );
         let escaping = br#"{"version": 1, "deploy": "x", "created": "y", "files": {"a": {"key": "../a", "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}}}"#;
         assert!(Manifest::parse(escaping, "`manifest.json`").is_err());
     }
@@ -332,7 +380,11 @@ mod tests {
             ci_run: None,
             sidecars: true,
             encoding: "identity".into(),
-            files: [("index.html".to_string(), entry("index.html", Some("index.3f2a9c1b7d4e.html")))].into(),
+            files: [(
+                "index.html".to_string(),
+                entry("index.html", Some("index.3f2a9c1b7d4e.html")),
+            )]
+            .into(),
         };
         assert_eq!(Manifest::parse(&m.to_json(), "m").unwrap(), m);
     }

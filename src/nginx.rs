@@ -8,9 +8,40 @@ use crate::error::{Error, Result};
 /// Extensions the types block maps (nginx's `types` replaces the inherited
 /// table, so it lists everything a site serves).
 const EXTENSIONS: &[&str] = &[
-    "html", "htm", "css", "js", "mjs", "cjs", "json", "map", "webmanifest", "xml", "txt", "md", "csv", "svg",
-    "wasm", "woff", "woff2", "ttf", "otf", "eot", "ico", "png", "jpg", "jpeg", "gif", "webp", "avif", "pdf",
-    "mp4", "webm", "mp3", "ogg", "wav", "zip",
+    "html",
+    "htm",
+    "css",
+    "js",
+    "mjs",
+    "cjs",
+    "json",
+    "map",
+    "webmanifest",
+    "xml",
+    "txt",
+    "md",
+    "csv",
+    "svg",
+    "wasm",
+    "woff",
+    "woff2",
+    "ttf",
+    "otf",
+    "eot",
+    "ico",
+    "png",
+    "jpg",
+    "jpeg",
+    "gif",
+    "webp",
+    "avif",
+    "pdf",
+    "mp4",
+    "webm",
+    "mp3",
+    "ogg",
+    "wav",
+    "zip",
 ];
 
 pub struct Options {
@@ -26,7 +57,8 @@ pub fn render(config: &Config, opts: &Options) -> Result<String> {
         )));
     };
     let root = std::path::absolute(dir).map_err(|e| Error::io("cannot resolve", dir, e))?;
-    let mut types: std::collections::BTreeMap<String, Vec<&str>> = std::collections::BTreeMap::new();
+    let mut types: std::collections::BTreeMap<String, Vec<&str>> =
+        std::collections::BTreeMap::new();
     for ext in EXTENSIONS {
         let t = crate::mime::content_type(&format!("x.{ext}"));
         let bare = t.split(';').next().unwrap_or(&t).trim().to_string();
@@ -48,7 +80,11 @@ pub fn render(config: &Config, opts: &Options) -> Result<String> {
         .rules
         .iter()
         .filter(|r| r.fingerprint == Some(Fingerprint::Keep))
-        .filter_map(|r| r.pattern.strip_suffix("/**").map(|d| d.trim_start_matches('/').to_string()))
+        .filter_map(|r| {
+            r.pattern
+                .strip_suffix("/**")
+                .map(|d| d.trim_start_matches('/').to_string())
+        })
         .filter(|d| !d.contains(['*', '?', '[', '{']))
         .collect();
     let kept_blocks: String = kept

@@ -108,7 +108,8 @@ pub fn plan(
         removed_stable_keys: Vec::new(),
         unchanged: 0,
     };
-    let same_layout = current.is_some_and(|m| m.sidecars == layout.sidecars && m.object_encoding() == layout.encoding);
+    let same_layout = current
+        .is_some_and(|m| m.sidecars == layout.sidecars && m.object_encoding() == layout.encoding);
     for (logical, entry) in &files {
         let before = current_files.and_then(|f| f.get(logical));
         let reason = match before {
@@ -136,7 +137,8 @@ pub fn plan(
             };
             if o.stable {
                 if reason.is_some() {
-                    plan.stable.push(planned(&o, reason.unwrap_or(Reason::Changed)));
+                    plan.stable
+                        .push(planned(&o, reason.unwrap_or(Reason::Changed)));
                 }
                 continue;
             }
@@ -148,10 +150,14 @@ pub fn plan(
                     }
                 }
                 _ => match known.get(&o.key) {
-                    Some(k) if k.blake3 == entry.blake3 && (!headers_matter || k.meta == digest) => {
+                    Some(k)
+                        if k.blake3 == entry.blake3 && (!headers_matter || k.meta == digest) =>
+                    {
                         plan.confirm.push(planned(&o, Reason::Restored));
                     }
-                    _ => plan.uploads.push(planned(&o, reason.unwrap_or(Reason::Restored))),
+                    _ => plan
+                        .uploads
+                        .push(planned(&o, reason.unwrap_or(Reason::Restored))),
                 },
             }
         }
@@ -223,8 +229,18 @@ mod tests {
 
     fn files() -> BTreeMap<String, Entry> {
         [
-            ("a.css".to_string(), entry("a.aaaaaaaaaaaa.css", None, "aaaaaaaaaaaa11")),
-            ("index.html".to_string(), entry("index.html", Some("index.bbbbbbbbbbbb.html"), "bbbbbbbbbbbb22")),
+            (
+                "a.css".to_string(),
+                entry("a.aaaaaaaaaaaa.css", None, "aaaaaaaaaaaa11"),
+            ),
+            (
+                "index.html".to_string(),
+                entry(
+                    "index.html",
+                    Some("index.bbbbbbbbbbbb.html"),
+                    "bbbbbbbbbbbb22",
+                ),
+            ),
         ]
         .into()
     }
@@ -236,7 +252,10 @@ mod tests {
         let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
         assert_eq!(keys, ["a.aaaaaaaaaaaa.css", "index.bbbbbbbbbbbb.html"]);
         assert_eq!(p.stable.len(), 1);
-        assert_eq!(p.stable[0].copy_of.as_deref(), Some("index.bbbbbbbbbbbb.html"));
+        assert_eq!(
+            p.stable[0].copy_of.as_deref(),
+            Some("index.bbbbbbbbbbbb.html")
+        );
         assert_eq!(p.upload_bytes(), 200);
         assert!(p.changes.iter().all(|c| c.reason == Reason::New));
     }
@@ -255,8 +274,14 @@ mod tests {
         let cur = manifest(&files());
         let mut next = files();
         next.remove("index.html");
-        next.insert("a.css".into(), entry("a.cccccccccccc.css", None, "cccccccccccc33"));
-        next.insert("b.css".into(), entry("b.dddddddddddd.css", None, "dddddddddddd44"));
+        next.insert(
+            "a.css".into(),
+            entry("a.cccccccccccc.css", None, "cccccccccccc33"),
+        );
+        next.insert(
+            "b.css".into(),
+            entry("b.dddddddddddd.css", None, "dddddddddddd44"),
+        );
         let known: HashMap<String, KnownObject> = [(
             "b.dddddddddddd.css".to_string(),
             KnownObject {
@@ -271,7 +296,11 @@ mod tests {
         assert_eq!(p.removed_stable_keys, ["index.html"]);
         assert_eq!(p.uploads.len(), 1);
         assert_eq!(p.uploads[0].reason, Reason::Changed);
-        assert_eq!(p.confirm.len(), 1, "an object the state DB knows is confirmed, not uploaded");
+        assert_eq!(
+            p.confirm.len(),
+            1,
+            "an object the state DB knows is confirmed, not uploaded"
+        );
         assert_eq!(p.confirm[0].key, "b.dddddddddddd.css");
     }
 

@@ -11,10 +11,10 @@ use crate::compress::{self, Encoding};
 use crate::config::{Config, Fingerprint, IMMUTABLE, ObjectEncoding, TargetUrl};
 use crate::error::{Error, Result};
 use crate::fingerprint;
-use crate::state::Rewritten;
 use crate::hash::HashedFile;
 use crate::manifest::{Entry, Variant, fingerprinted_name};
 use crate::report::{Phase, Reporter};
+use crate::state::Rewritten;
 use crate::state::State;
 use crate::store::ObjectMeta;
 
@@ -89,14 +89,18 @@ pub fn prepare(
     let refs = fingerprint::references(config, &files, state, reporter)?;
     let all: Vec<String> = files.iter().map(|f| f.source.logical.clone()).collect();
     let order = fingerprint::order(&all, &refs)?;
-    let mut by_name: HashMap<String, HashedFile> =
-        files.into_iter().map(|f| (f.source.logical.clone(), f)).collect();
+    let mut by_name: HashMap<String, HashedFile> = files
+        .into_iter()
+        .map(|f| (f.source.logical.clone(), f))
+        .collect();
     // logical -> the key references to it are rewritten to.
     let mut keys: HashMap<String, String> = HashMap::new();
     let mut done: BTreeMap<String, Prepared> = BTreeMap::new();
     let mut weak_pending = Vec::new();
     for logical in order {
-        let Some(f) = by_name.remove(&logical) else { continue };
+        let Some(f) = by_name.remove(&logical) else {
+            continue;
+        };
         let settings = config.settings_for(&logical);
         let mut named = Named {
             blake3: f.blake3.clone(),
@@ -109,11 +113,15 @@ pub fn prepare(
             let strong: BTreeMap<String, String> = rs
                 .iter()
                 .filter(|r| !r.weak)
-                .filter_map(|r| keys.get(&r.target).map(|k| (r.target.clone(), fingerprint::file_name(k))))
+                .filter_map(|r| {
+                    keys.get(&r.target)
+                        .map(|k| (r.target.clone(), fingerprint::file_name(k)))
+                })
                 .collect();
             if rs.iter().any(|r| r.weak) {
                 let text = read_text(&f)?;
-                let rewritten = fingerprint::apply(&logical, &text, config.rewrite_js_imports, &strong);
+                let rewritten =
+                    fingerprint::apply(&logical, &text, config.rewrite_js_imports, &strong);
                 // Named from its own bytes and everything that decides the
                 // names of the files it points back at (see fingerprint.rs).
                 let mut h = blake3::Hasher::new();
@@ -122,7 +130,12 @@ pub fn prepare(
                     if let Some(t) = by_name.get(&r.target) {
                         h.update(t.blake3.as_bytes());
                     }
-                    for sr in refs.get(&r.target).into_iter().flatten().filter(|sr| !sr.weak && sr.target != logical) {
+                    for sr in refs
+                        .get(&r.target)
+                        .into_iter()
+                        .flatten()
+                        .filter(|sr| !sr.weak && sr.target != logical)
+                    {
                         h.update(sr.target.as_bytes());
                         h.update(keys.get(&sr.target).map_or(&b""[..], |k| k.as_bytes()));
                     }
@@ -169,11 +182,21 @@ pub fn prepare(
         let weak: BTreeMap<String, String> = refs[&logical]
             .iter()
             .filter(|r| r.weak)
-            .filter_map(|r| keys.get(&r.target).map(|k| (r.target.clone(), fingerprint::file_name(k))))
+            .filter_map(|r| {
+                keys.get(&r.target)
+                    .map(|k| (r.target.clone(), fingerprint::file_name(k)))
+            })
             .collect();
-        let p = done.get_mut(&logical).expect("every ordered file is prepared");
-        let text = p.data.as_ref().map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
-        let bytes = fingerprint::apply(&logical, &text, config.rewrite_js_imports, &weak).into_bytes();
+        let p = done
+            .get_mut(&logical)
+            .expect("every ordered file is prepared");
+        let text = p
+            .data
+            .as_ref()
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .unwrap_or_default();
+        let bytes =
+            fingerprint::apply(&logical, &text, config.rewrite_js_imports, &weak).into_bytes();
         p.entry.blake3 = crate::hash::hash_bytes(&bytes);
         p.entry.size = bytes.len() as u64;
         p.data = Some(Arc::new(bytes));
@@ -198,13 +221,22 @@ struct Named {
 /// Rewrites a file's references, or recalls the result from the state DB
 /// when the same bytes were rewritten to the same names before (then the
 /// file is read again only if it has to be uploaded).
-fn rewrite_strong(config: &Config, state: &State, f: &HashedFile, targets: BTreeMap<String, String>) -> Result<Named> {
+fn rewrite_strong(
+    config: &Config,
+    state: &State,
+    f: &HashedFile,
+    targets: BTreeMap<String, String>,
+) -> Result<Named> {
     let mut h = blake3::Hasher::new();
     h.update(b"rewrite-v1\0");
     h.update(f.source.logical.as_bytes());
     h.update(b"\0");
     h.update(f.blake3.as_bytes());
-    h.update(if config.rewrite_js_imports { b"\0imports" } else { b"\0" });
+    h.update(if config.rewrite_js_imports {
+        b"\0imports"
+    } else {
+        b"\0"
+    });
     for (t, n) in &targets {
         h.update(format!("\0{t}\0{n}").as_bytes());
     }
@@ -219,7 +251,13 @@ fn rewrite_strong(config: &Config, state: &State, f: &HashedFile, targets: BTree
         });
     }
     let text = read_text(f)?;
-    let bytes = fingerprint::apply(&f.source.logical, &text, config.rewrite_js_imports, &targets).into_bytes();
+    let bytes = fingerprint::apply(
+        &f.source.logical,
+        &text,
+        config.rewrite_js_imports,
+        &targets,
+    )
+    .into_bytes();
     let blake3 = crate::hash::hash_bytes(&bytes);
     state.record_rewritten(
         &input,
@@ -240,11 +278,17 @@ fn rewrite_strong(config: &Config, state: &State, f: &HashedFile, targets: BTree
 
 /// The file's text, checked against the hash it was collected with.
 fn read_text(f: &HashedFile) -> Result<String> {
-    let bytes = std::fs::read(&f.source.path).map_err(|e| Error::io("cannot read", &f.source.path, e))?;
+    let bytes =
+        std::fs::read(&f.source.path).map_err(|e| Error::io("cannot read", &f.source.path, e))?;
     if crate::hash::hash_bytes(&bytes) != f.blake3 {
         return Err(changed_error(&f.source.path));
     }
-    String::from_utf8(bytes).map_err(|_| Error::Validation(vec![format!("`{}` is not UTF-8 text", f.source.path.display())]))
+    String::from_utf8(bytes).map_err(|_| {
+        Error::Validation(vec![format!(
+            "`{}` is not UTF-8 text",
+            f.source.path.display()
+        )])
+    })
 }
 
 pub fn changed_error(path: &std::path::Path) -> Error {
@@ -289,7 +333,9 @@ fn compress_all(
     }
     let bytes: u64 = todo.iter().map(|(i, _)| files[*i].entry.size).sum();
     reporter.phase_start(Phase::Compress, todo.len() as u64, bytes);
-    let results: Vec<(usize, Encoding, std::io::Result<Option<Vec<u8>>>)> = todo
+    /// The file's index, the encoding, and the variant (None: not worth it).
+    type Compressed = (usize, Encoding, std::io::Result<Option<Vec<u8>>>);
+    let results: Vec<Compressed> = todo
         .par_iter()
         .map(|&(i, enc)| {
             let p = &files[i];
@@ -302,9 +348,15 @@ fn compress_all(
     for (i, enc, r) in results {
         let p = &mut files[i];
         let compressed = r.map_err(|e| crate::error::Error::io("cannot read", &p.path, e))?;
-        state.record_compressed(&p.entry.blake3, enc.name(), compressed.as_ref().map(|c| c.len() as u64))?;
+        state.record_compressed(
+            &p.entry.blake3,
+            enc.name(),
+            compressed.as_ref().map(|c| c.len() as u64),
+        )?;
         if let Some(c) = compressed {
-            p.entry.encodings.insert(enc.name().to_string(), c.len() as u64);
+            p.entry
+                .encodings
+                .insert(enc.name().to_string(), c.len() as u64);
             if let Ok(mut v) = p.variants.lock() {
                 v.insert(variant_of(enc), Arc::new(c));
             }
@@ -323,7 +375,9 @@ pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> 
         None => Ok(Arc::new(bytes)),
         Some(targets) => {
             let text = String::from_utf8_lossy(&bytes);
-            Ok(Arc::new(fingerprint::apply(&p.logical, &text, js_imports, targets).into_bytes()))
+            Ok(Arc::new(
+                fingerprint::apply(&p.logical, &text, js_imports, targets).into_bytes(),
+            ))
         }
     }
 }

@@ -39,7 +39,11 @@ pub struct PruneReport {
 
 impl PruneReport {
     pub fn render(&self) -> String {
-        let verb = if self.dry_run { "would delete" } else { "deleted" };
+        let verb = if self.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
         let mut out = String::new();
         if self.dry_run {
             for d in &self.deleted_deploys {
@@ -80,7 +84,16 @@ pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport
         None
     } else {
         let enforced = ctx.conditional_writes().await?;
-        Some(Lock::acquire(ctx.store.clone(), "prune", ctx.config.target.lock_ttl, enforced, opts.break_lock).await?)
+        Some(
+            Lock::acquire(
+                ctx.store.clone(),
+                "prune",
+                ctx.config.target.lock_ttl,
+                enforced,
+                opts.break_lock,
+            )
+            .await?,
+        )
     };
     let result = select_and_delete(ctx, &current, opts, &mut report).await;
     if let Some(lock) = lock {
@@ -103,7 +116,12 @@ async fn select_and_delete(
     let listing = ctx.store.list("").await?;
     let deploy_ids: Vec<String> = listing
         .iter()
-        .filter_map(|l| l.key.strip_prefix(DEPLOYS_PREFIX)?.strip_suffix(".json").map(String::from))
+        .filter_map(|l| {
+            l.key
+                .strip_prefix(DEPLOYS_PREFIX)?
+                .strip_suffix(".json")
+                .map(String::from)
+        })
         .collect();
     let manifests = fetch_all(ctx.store.clone(), &deploy_ids).await?;
     let now = chrono::Utc::now();
@@ -123,7 +141,10 @@ async fn select_and_delete(
     }
     // Everything a kept deploy (or the live manifest) needs stays.
     let mut needed: BTreeSet<String> = current.objects().into_iter().map(|o| o.key).collect();
-    for m in manifests.values().filter(|m| kept.contains(m.deploy.as_str())) {
+    for m in manifests
+        .values()
+        .filter(|m| kept.contains(m.deploy.as_str()))
+    {
         needed.extend(m.objects().into_iter().map(|o| o.key));
     }
     // Keys assetpub wrote: named by some deploy, or recorded by this machine.
@@ -138,7 +159,8 @@ async fn select_and_delete(
     }
     let min_age_secs = opts.min_age.as_secs() as i64;
     let old_enough = |l: &Listed| now.timestamp() - l.modified >= min_age_secs;
-    let reserved = |k: &str| k == ctx.config.manifest_key || k == LOCK_KEY || k.starts_with(".assetpub/");
+    let reserved =
+        |k: &str| k == ctx.config.manifest_key || k == LOCK_KEY || k.starts_with(".assetpub/");
     let mut candidates: Vec<&Listed> = Vec::new();
     let mut unverified: Vec<&Listed> = Vec::new();
     for l in &listing {
@@ -180,12 +202,20 @@ async fn select_and_delete(
     // Objects first: a deploy manifest is the record of what to delete,
     // so it goes last and an interrupted prune can be rerun.
     ctx.store.delete(&report.deleted_objects).await?;
-    ctx.state.forget_objects(ctx.target.id, &report.deleted_objects)?;
-    let deploy_keys: Vec<String> = report.deleted_deploys.iter().map(|d| Manifest::deploy_key(d)).collect();
+    ctx.state
+        .forget_objects(ctx.target.id, &report.deleted_objects)?;
+    let deploy_keys: Vec<String> = report
+        .deleted_deploys
+        .iter()
+        .map(|d| Manifest::deploy_key(d))
+        .collect();
     ctx.store.delete(&deploy_keys).await
 }
 
-async fn fetch_all(store: std::sync::Arc<Store>, ids: &[String]) -> Result<HashMap<String, Manifest>> {
+async fn fetch_all(
+    store: std::sync::Arc<Store>,
+    ids: &[String],
+) -> Result<HashMap<String, Manifest>> {
     let mut set = JoinSet::new();
     for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
         let chunk = chunk.to_vec();
@@ -213,7 +243,10 @@ async fn fetch_all(store: std::sync::Arc<Store>, ids: &[String]) -> Result<HashM
 /// The 12 hex digits of a fingerprinted key (`name.<12 hex>.ext`, possibly
 /// with a `.gz`/`.br` sidecar suffix).
 pub fn fingerprint_of(key: &str) -> Option<&str> {
-    let base = key.strip_suffix(".gz").or_else(|| key.strip_suffix(".br")).unwrap_or(key);
+    let base = key
+        .strip_suffix(".gz")
+        .or_else(|| key.strip_suffix(".br"))
+        .unwrap_or(key);
     let name = base.rsplit('/').next()?;
     let parts: Vec<&str> = name.split('.').collect();
     let candidates = match parts.len() {
@@ -221,19 +254,30 @@ pub fn fingerprint_of(key: &str) -> Option<&str> {
         2 => vec![parts[1]],
         n => vec![parts[n - 2], parts[n - 1]],
     };
-    candidates
-        .into_iter()
-        .find(|p| p.len() == 12 && p.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+    candidates.into_iter().find(|p| {
+        p.len() == 12
+            && p.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    })
 }
 
-async fn written_by_us<'a>(store: &std::sync::Arc<Store>, listed: &[&'a Listed]) -> Result<Vec<&'a Listed>> {
+async fn written_by_us<'a>(
+    store: &std::sync::Arc<Store>,
+    listed: &[&'a Listed],
+) -> Result<Vec<&'a Listed>> {
     let mut out = Vec::new();
     for l in listed {
-        let Some(hash) = fingerprint_of(&l.key) else { continue };
+        let Some(hash) = fingerprint_of(&l.key) else {
+            continue;
+        };
         let ours = match store.as_ref() {
             Store::Fs(_) => {
                 // Sidecars are judged with the object they encode.
-                let base = l.key.strip_suffix(".gz").or_else(|| l.key.strip_suffix(".br")).unwrap_or(&l.key);
+                let base = l
+                    .key
+                    .strip_suffix(".gz")
+                    .or_else(|| l.key.strip_suffix(".br"))
+                    .unwrap_or(&l.key);
                 match store.get(base, None).await? {
                     GetOutcome::Found(f) => crate::hash::hash_bytes(&f.bytes).starts_with(hash),
                     _ => false,
@@ -258,10 +302,19 @@ mod tests {
 
     #[test]
     fn fingerprints_in_keys() {
-        assert_eq!(fingerprint_of("css/app.3f2a9c1b7d4e.css"), Some("3f2a9c1b7d4e"));
-        assert_eq!(fingerprint_of("css/app.3f2a9c1b7d4e.css.gz"), Some("3f2a9c1b7d4e"));
+        assert_eq!(
+            fingerprint_of("css/app.3f2a9c1b7d4e.css"),
+            Some("3f2a9c1b7d4e")
+        );
+        assert_eq!(
+            fingerprint_of("css/app.3f2a9c1b7d4e.css.gz"),
+            Some("3f2a9c1b7d4e")
+        );
         assert_eq!(fingerprint_of("LICENSE.3f2a9c1b7d4e"), Some("3f2a9c1b7d4e"));
-        assert_eq!(fingerprint_of("app.js.3f2a9c1b7d4e.map"), Some("3f2a9c1b7d4e"));
+        assert_eq!(
+            fingerprint_of("app.js.3f2a9c1b7d4e.map"),
+            Some("3f2a9c1b7d4e")
+        );
         assert_eq!(fingerprint_of("index.html"), None);
         assert_eq!(fingerprint_of("assets/index-BxK3f9a1.js"), None);
         assert_eq!(fingerprint_of("a.3F2A9C1B7D4E.css"), None);

@@ -65,7 +65,10 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
     let prepared = prepare::prepare(&config, hashed, &ctx.state, reporter.as_ref())?;
     let remote = ctx.remote_manifest().await?;
     let known = ctx.state.known_objects(ctx.target.id)?;
-    let entries: BTreeMap<_, _> = prepared.iter().map(|p| (p.logical.clone(), p.entry.clone())).collect();
+    let entries: BTreeMap<_, _> = prepared
+        .iter()
+        .map(|p| (p.logical.clone(), p.entry.clone()))
+        .collect();
     let plan = plan(
         entries,
         Layout::for_config(&config),
@@ -73,7 +76,10 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         &known,
         config.is_s3(),
     );
-    let files = prepared.into_iter().map(|p| (p.logical.clone(), Arc::new(p))).collect();
+    let files = prepared
+        .into_iter()
+        .map(|p| (p.logical.clone(), Arc::new(p)))
+        .collect();
     Ok(Computed {
         plan,
         remote,
@@ -128,7 +134,8 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
     let released = lock.release().await;
     result?;
     if let Err(e) = released {
-        ctx.reporter.warn(&format!("could not release the deploy lock: {e}"));
+        ctx.reporter
+            .warn(&format!("could not release the deploy lock: {e}"));
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -158,7 +165,9 @@ async fn deploy(
 
     for o in &plan.header_updates {
         let meta = object_meta(&files[&o.logical].entry, o.variant, false);
-        ctx.store.copy(&o.key, &o.key, &meta, Condition::None).await?;
+        ctx.store
+            .copy(&o.key, &o.key, &meta, Condition::None)
+            .await?;
     }
 
     let now = chrono::Utc::now();
@@ -178,7 +187,13 @@ async fn deploy(
     let deploy_key = Manifest::deploy_key(&manifest.deploy);
     let written = ctx
         .store
-        .put(&deploy_key, Body::Bytes(Arc::new(json.clone())), &manifest_meta(), Condition::IfAbsent, &NoObserver)
+        .put(
+            &deploy_key,
+            Body::Bytes(Arc::new(json.clone())),
+            &manifest_meta(),
+            Condition::IfAbsent,
+            &NoObserver,
+        )
         .await?;
     let manifest = if written == PutOutcome::PreconditionFailed {
         // The same files with the same parent in the same second (a rollback
@@ -209,19 +224,28 @@ async fn deploy(
         let entry = &files[&o.logical].entry;
         let from = o.copy_of.as_deref().unwrap_or(&o.key);
         ctx.store
-            .copy(from, &o.key, &object_meta(entry, o.variant, true), Condition::None)
+            .copy(
+                from,
+                &o.key,
+                &object_meta(entry, o.variant, true),
+                Condition::None,
+            )
             .await?;
     }
     let etag = switch_manifest(ctx, remote, &json).await?;
 
     for key in &plan.removed_stable_keys {
         if let Err(e) = ctx.store.delete(std::slice::from_ref(key)).await {
-            ctx.reporter.warn(&format!("could not delete `{key}` of a removed file: {e}"));
+            ctx.reporter
+                .warn(&format!("could not delete `{key}` of a removed file: {e}"));
         }
     }
     ctx.state.record_deploy(
         ctx.target.id,
-        &deploy_record(&manifest, Some((report.uploads.len() as u64, report.upload_bytes))),
+        &deploy_record(
+            &manifest,
+            Some((report.uploads.len() as u64, report.upload_bytes)),
+        ),
     )?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
     ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
@@ -241,7 +265,10 @@ pub fn manifest_meta() -> ObjectMeta {
 /// the one this run started from.
 pub async fn ensure_unmoved(ctx: &Context, remote: &Remote) -> Result<()> {
     let key = &ctx.config.manifest_key;
-    let moved = match (&remote.etag, ctx.store.get(key, remote.etag.as_deref()).await?) {
+    let moved = match (
+        &remote.etag,
+        ctx.store.get(key, remote.etag.as_deref()).await?,
+    ) {
         (_, GetOutcome::NotModified) => false,
         (None, GetOutcome::Missing) => false,
         (Some(_), GetOutcome::Missing) => true,
@@ -268,7 +295,11 @@ async fn moved_error(ctx: &Context) -> Error {
 
 /// The one switch: `manifest.json`, conditional on the version this run
 /// started from. Returns the new ETag.
-pub async fn switch_manifest(ctx: &Context, remote: &Remote, json: &[u8]) -> Result<Option<String>> {
+pub async fn switch_manifest(
+    ctx: &Context,
+    remote: &Remote,
+    json: &[u8],
+) -> Result<Option<String>> {
     let condition = match &remote.etag {
         Some(etag) => Condition::IfMatch(etag.clone()),
         None => Condition::IfAbsent,
@@ -304,7 +335,10 @@ impl PublishReport {
         }
         if !self.uploads.is_empty() {
             out.push_str("\nupload:\n");
-            out.push_str(&indent(&crate::util::table(&["", "FILE", "KEY", "SIZE", "ALSO"], &upload_rows(&self.uploads))));
+            out.push_str(&indent(&crate::util::table(
+                &["", "FILE", "KEY", "SIZE", "ALSO"],
+                &upload_rows(&self.uploads),
+            )));
         }
         if !self.header_updates.is_empty() {
             out.push_str("\nnew headers (same bytes):\n");
@@ -333,9 +367,21 @@ impl PublishReport {
     }
 
     pub fn summary_line(&self) -> String {
-        let new = self.changes.iter().filter(|c| c.reason == crate::plan::Reason::New).count();
-        let changed = self.changes.iter().filter(|c| c.reason == crate::plan::Reason::Changed).count();
-        let headers = self.changes.iter().filter(|c| c.reason == crate::plan::Reason::Headers).count();
+        let new = self
+            .changes
+            .iter()
+            .filter(|c| c.reason == crate::plan::Reason::New)
+            .count();
+        let changed = self
+            .changes
+            .iter()
+            .filter(|c| c.reason == crate::plan::Reason::Changed)
+            .count();
+        let headers = self
+            .changes
+            .iter()
+            .filter(|c| c.reason == crate::plan::Reason::Headers)
+            .count();
         format!(
             "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys",
             self.files,
@@ -392,7 +438,10 @@ impl PublishReport {
             return out;
         }
         if let Some(d) = &self.deploy {
-            out.push_str(&format!("Deploy `{d}` (parent `{}`)\n\n", self.parent.as_deref().unwrap_or("none")));
+            out.push_str(&format!(
+                "Deploy `{d}` (parent `{}`)\n\n",
+                self.parent.as_deref().unwrap_or("none")
+            ));
         }
         out.push_str("| files | new | changed | removed | unchanged | uploads | bytes |\n|---|---|---|---|---|---|---|\n");
         let count = |r| self.changes.iter().filter(|c| c.reason == r).count();
@@ -413,7 +462,10 @@ impl PublishReport {
                 out.push_str(&format!("- `{}` ({})\n", c.logical, reason(c.reason)));
             }
             if self.changes.len() > shown.len() {
-                out.push_str(&format!("- ... and {} more\n", self.changes.len() - shown.len()));
+                out.push_str(&format!(
+                    "- ... and {} more\n",
+                    self.changes.len() - shown.len()
+                ));
             }
         }
         out
@@ -425,7 +477,11 @@ fn upload_rows(uploads: &[PlannedObject]) -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut index: HashMap<(&str, String), usize> = HashMap::new();
     for u in uploads {
-        let base = u.key.strip_suffix(u.variant.sidecar_suffix()).unwrap_or(&u.key).to_string();
+        let base = u
+            .key
+            .strip_suffix(u.variant.sidecar_suffix())
+            .unwrap_or(&u.key)
+            .to_string();
         let slot = (u.logical.as_str(), base.clone());
         match index.get(&slot) {
             Some(&i) if u.variant != crate::manifest::Variant::Identity => {
@@ -433,11 +489,21 @@ fn upload_rows(uploads: &[PlannedObject]) -> Vec<Vec<String>> {
                 if !also.is_empty() {
                     also.push_str(", ");
                 }
-                also.push_str(&format!("{} {}", u.variant.sidecar_suffix(), human_bytes(u.bytes)));
+                also.push_str(&format!(
+                    "{} {}",
+                    u.variant.sidecar_suffix(),
+                    human_bytes(u.bytes)
+                ));
             }
             _ => {
                 index.insert(slot, rows.len());
-                rows.push(vec![reason(u.reason), u.logical.clone(), base, human_bytes(u.bytes), String::new()]);
+                rows.push(vec![
+                    reason(u.reason),
+                    u.logical.clone(),
+                    base,
+                    human_bytes(u.bytes),
+                    String::new(),
+                ]);
             }
         }
     }

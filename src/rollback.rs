@@ -27,7 +27,10 @@ pub struct RollbackReport {
 impl RollbackReport {
     pub fn render(&self) -> String {
         if !self.changed {
-            return format!("{} is already the current deploy at {}\n", self.to, self.target);
+            return format!(
+                "{} is already the current deploy at {}\n",
+                self.to, self.target
+            );
         }
         format!(
             "rolled back {} from {} to {}: {} stable keys restored, {:.2}s\n",
@@ -40,7 +43,11 @@ impl RollbackReport {
     }
 }
 
-pub async fn rollback(ctx: &mut Context, deploy: Option<&str>, break_lock: bool) -> Result<RollbackReport> {
+pub async fn rollback(
+    ctx: &mut Context,
+    deploy: Option<&str>,
+    break_lock: bool,
+) -> Result<RollbackReport> {
     let started = Instant::now();
     let remote = ctx.remote_manifest().await?;
     let Some(current) = remote.manifest.clone() else {
@@ -79,12 +86,20 @@ pub async fn rollback(ctx: &mut Context, deploy: Option<&str>, break_lock: bool)
     check_restorable(ctx, &target).await?;
 
     let enforced = ctx.conditional_writes().await?;
-    let lock = Lock::acquire(ctx.store.clone(), "rollback", ctx.config.target.lock_ttl, enforced, break_lock).await?;
+    let lock = Lock::acquire(
+        ctx.store.clone(),
+        "rollback",
+        ctx.config.target.lock_ttl,
+        enforced,
+        break_lock,
+    )
+    .await?;
     let result = switch(ctx, &remote, &current, &target, &lock).await;
     let released = lock.release().await;
     report.stable_keys = result?;
     if let Err(e) = released {
-        ctx.reporter.warn(&format!("could not release the deploy lock: {e}"));
+        ctx.reporter
+            .warn(&format!("could not release the deploy lock: {e}"));
     }
     report.changed = true;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -135,7 +150,12 @@ async fn switch(
         for o in objects_for(entry, target.sidecars, target.object_encoding()) {
             if let Some(from) = &o.copy_of {
                 ctx.store
-                    .copy(from, &o.key, &object_meta(entry, o.variant, true), Condition::None)
+                    .copy(
+                        from,
+                        &o.key,
+                        &object_meta(entry, o.variant, true),
+                        Condition::None,
+                    )
                     .await?;
                 copied += 1;
             }
@@ -155,9 +175,12 @@ async fn switch(
     if !stale.is_empty()
         && let Err(e) = ctx.store.delete(&stale).await
     {
-        ctx.reporter.warn(&format!("could not delete stable keys of files the restored deploy lacks: {e}"));
+        ctx.reporter.warn(&format!(
+            "could not delete stable keys of files the restored deploy lacks: {e}"
+        ));
     }
-    ctx.state.record_deploy(ctx.target.id, &deploy_record(target, None))?;
+    ctx.state
+        .record_deploy(ctx.target.id, &deploy_record(target, None))?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
     ctx.remember(etag.as_deref(), Some(&text), Some(&target.deploy))?;
     Ok(copied)

@@ -59,7 +59,8 @@ impl State {
     /// started: everything in it can be rebuilt from the target.
     pub fn open(path: &Path, reporter: &dyn Reporter) -> Result<State> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create state directory", dir, e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io("cannot create state directory", dir, e))?;
         }
         match State::try_open(path) {
             Ok(state) => Ok(state),
@@ -70,7 +71,8 @@ impl State {
             Err(OpenError::Other(e)) => Err(e),
             Err(OpenError::Corrupt(why)) => {
                 let aside = aside_name(path);
-                std::fs::rename(path, &aside).map_err(|e| Error::io("cannot move aside corrupt state DB", path, e))?;
+                std::fs::rename(path, &aside)
+                    .map_err(|e| Error::io("cannot move aside corrupt state DB", path, e))?;
                 for suffix in ["-wal", "-shm"] {
                     let side = PathBuf::from(format!("{}{suffix}", path.display()));
                     let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
@@ -94,10 +96,10 @@ impl State {
     fn try_open(path: &Path) -> std::result::Result<State, OpenError> {
         let classify = |e: rusqlite::Error| -> OpenError {
             match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => OpenError::Locked,
-                Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-                    OpenError::Corrupt(e.to_string())
-                }
+                Some(rusqlite::ErrorCode::DatabaseBusy)
+                | Some(rusqlite::ErrorCode::DatabaseLocked) => OpenError::Locked,
+                Some(rusqlite::ErrorCode::NotADatabase)
+                | Some(rusqlite::ErrorCode::DatabaseCorrupt) => OpenError::Corrupt(e.to_string()),
                 _ => OpenError::Other(Error::State {
                     path: path.display().to_string(),
                     message: e.to_string(),
@@ -105,16 +107,20 @@ impl State {
             }
         };
         let conn = Connection::open(path).map_err(classify)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(classify)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(classify)?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(classify)?;
         if check != "ok" {
             return Err(OpenError::Corrupt(check));
         }
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(classify)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(classify)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(classify)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(classify)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(classify)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(classify)?;
         let mut state = State {
             conn,
             path: path.to_path_buf(),
@@ -167,7 +173,11 @@ impl State {
         )
         .map_err(err)?;
         let applied: i64 = tx
-            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
             .map_err(err)?;
         let newest = MIGRATIONS.last().map_or(0, |m| m.0);
         if applied > newest {
@@ -191,7 +201,9 @@ impl State {
 
     pub fn schema_version(&self) -> Result<i64> {
         self.conn
-            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
             .map_err(|e| self.err(e))
     }
 
@@ -216,7 +228,8 @@ impl State {
                 ))
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.err(e))
     }
 
     pub fn store_stats(&mut self, entries: &[(String, StatEntry)]) -> Result<()> {
@@ -237,8 +250,15 @@ impl State {
                 )
                 .map_err(err)?;
             for (p, s) in entries {
-                stmt.execute(params![p, s.size as i64, s.mtime_ns, s.inode as i64, s.blake3, s.trusted])
-                    .map_err(err)?;
+                stmt.execute(params![
+                    p,
+                    s.size as i64,
+                    s.mtime_ns,
+                    s.inode as i64,
+                    s.blake3,
+                    s.trusted
+                ])
+                .map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -248,7 +268,10 @@ impl State {
 
     pub fn target(&self, url: &str) -> Result<TargetInfo> {
         self.conn
-            .execute("INSERT OR IGNORE INTO targets (url) VALUES (?1)", params![url])
+            .execute(
+                "INSERT OR IGNORE INTO targets (url) VALUES (?1)",
+                params![url],
+            )
             .map_err(|e| self.err(e))?;
         self.conn
             .query_row(
@@ -269,7 +292,10 @@ impl State {
 
     pub fn set_conditional_writes(&self, target: i64, enforced: bool) -> Result<()> {
         self.conn
-            .execute("UPDATE targets SET conditional_writes = ?2 WHERE id = ?1", params![target, enforced])
+            .execute(
+                "UPDATE targets SET conditional_writes = ?2 WHERE id = ?1",
+                params![target, enforced],
+            )
             .map(drop)
             .map_err(|e| self.err(e))
     }
@@ -310,7 +336,8 @@ impl State {
                 ))
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.err(e))
     }
 
     pub fn record_object(&self, target: i64, key: &str, object: &KnownObject) -> Result<()> {
@@ -339,8 +366,11 @@ impl State {
         };
         let tx = self.conn.transaction().map_err(err)?;
         for k in keys {
-            tx.execute("DELETE FROM objects WHERE target_id = ?1 AND key = ?2", params![target, k])
-                .map_err(err)?;
+            tx.execute(
+                "DELETE FROM objects WHERE target_id = ?1 AND key = ?2",
+                params![target, k],
+            )
+            .map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -390,7 +420,8 @@ impl State {
                 Ok((d.id.clone(), d))
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.err(e))
     }
 
     // --- compression cache ------------------------------------------------
@@ -511,7 +542,11 @@ mod tests {
     fn a_corrupt_db_is_moved_aside_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        std::fs::write(&path, b"this is not a database, not even close, it is just text").unwrap();
+        std::fs::write(
+            &path,
+            b"this is not a database, not even close, it is just text",
+        )
+        .unwrap();
         let r = CollectingReporter::default();
         let s = State::open(&path, &r).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);

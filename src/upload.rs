@@ -51,7 +51,8 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
         return Ok(stats);
     }
     let total: u64 = jobs.iter().map(|j| j.object.bytes).sum();
-    ctx.reporter.phase_start(Phase::Upload, jobs.len() as u64, total);
+    ctx.reporter
+        .phase_start(Phase::Upload, jobs.len() as u64, total);
     let limit = Arc::new(Semaphore::new(ctx.config.target.concurrency));
     let mut set: JoinSet<(Job, Result<Done>)> = JoinSet::new();
     let mut first_error: Option<Error> = None;
@@ -72,8 +73,11 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
                 (job, r)
             });
         }
-        let Some(joined) = set.join_next().await else { break };
-        let (job, result) = joined.map_err(|e| Error::Runtime(format!("upload task failed: {e}")))?;
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let (job, result) =
+            joined.map_err(|e| Error::Runtime(format!("upload task failed: {e}")))?;
         match result {
             Ok(done) => {
                 let entry = &job.file.entry;
@@ -108,7 +112,10 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
     match first_error {
         None => Ok(stats),
         Some(e) if failures == 1 => Err(e),
-        Some(e) => Err(prefix_error(e, &format!("{failures} uploads failed; the first: "))),
+        Some(e) => Err(prefix_error(
+            e,
+            &format!("{failures} uploads failed; the first: "),
+        )),
     }
 }
 
@@ -120,7 +127,12 @@ fn prefix_error(e: Error, prefix: &str) -> Error {
     }
 }
 
-async fn upload_one(store: &Store, job: &Job, reporter: Arc<dyn Reporter>, js_imports: bool) -> Result<Done> {
+async fn upload_one(
+    store: &Store,
+    job: &Job,
+    reporter: Arc<dyn Reporter>,
+    js_imports: bool,
+) -> Result<Done> {
     let o = &job.object;
     if job.confirm_first
         && let Some(head) = store.head(&o.key).await?
@@ -132,7 +144,10 @@ async fn upload_one(store: &Store, job: &Job, reporter: Arc<dyn Reporter>, js_im
     let meta = object_meta(&job.file.entry, o.variant, false);
     let observer = ProgressObserver(reporter);
     // Fingerprinted objects never change: a 412 means it is already there.
-    match store.put(&o.key, body, &meta, Condition::IfAbsent, &observer).await? {
+    match store
+        .put(&o.key, body, &meta, Condition::IfAbsent, &observer)
+        .await?
+    {
         crate::store::PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
         crate::store::PutOutcome::PreconditionFailed => Ok(Done::AlreadyThere),
     }
@@ -148,12 +163,18 @@ pub async fn body_for(file: &Arc<Prepared>, variant: Variant, js_imports: bool) 
             blake3: file.entry.blake3.clone(),
         });
     }
-    if let Some(bytes) = file.variants.lock().ok().and_then(|v| v.get(&variant).cloned()) {
+    if let Some(bytes) = file
+        .variants
+        .lock()
+        .ok()
+        .and_then(|v| v.get(&variant).cloned())
+    {
         return Ok(Body::Bytes(bytes));
     }
     let f = file.clone();
     let bytes = tokio::task::spawn_blocking(move || -> Result<Arc<Vec<u8>>> {
-        let data = crate::prepare::content(&f, js_imports).map_err(|e| Error::io("cannot read", &f.path, e))?;
+        let data = crate::prepare::content(&f, js_imports)
+            .map_err(|e| Error::io("cannot read", &f.path, e))?;
         if crate::hash::hash_bytes(&data) != f.entry.blake3 {
             return Err(crate::prepare::changed_error(&f.path));
         }

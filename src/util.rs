@@ -33,9 +33,11 @@ pub fn git_commit() -> Option<String> {
 /// the environment gives enough to build one.
 pub fn ci_run() -> Option<String> {
     let var = |n: &str| std::env::var(n).ok().filter(|s| !s.is_empty());
-    if let (Some(server), Some(repo), Some(id)) =
-        (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY"), var("GITHUB_RUN_ID"))
-    {
+    if let (Some(server), Some(repo), Some(id)) = (
+        var("GITHUB_SERVER_URL"),
+        var("GITHUB_REPOSITORY"),
+        var("GITHUB_RUN_ID"),
+    ) {
         return Some(format!("{server}/{repo}/actions/runs/{id}"));
     }
     if let Some(url) = var("CI_JOB_URL").or_else(|| var("CI_PIPELINE_URL")) {

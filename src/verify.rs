@@ -42,7 +42,10 @@ impl VerifyReport {
             out.push_str(&format!("`{}` ({}): {}\n", p.key, p.logical, p.problem));
         }
         if self.ok() {
-            out.push_str(&format!("ok: {} objects of deploy {deploy} at {} verified\n", self.objects, self.target));
+            out.push_str(&format!(
+                "ok: {} objects of deploy {deploy} at {} verified\n",
+                self.objects, self.target
+            ));
         } else {
             out.push_str(&format!(
                 "{} problems in {} objects of deploy {deploy} at {}\n",
@@ -67,11 +70,17 @@ pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
         return Ok(report);
     };
     report.deploy = Some(m.deploy.clone());
-    if ctx.store.head(&crate::manifest::Manifest::deploy_key(&m.deploy)).await?.is_none() {
+    if ctx
+        .store
+        .head(&crate::manifest::Manifest::deploy_key(&m.deploy))
+        .await?
+        .is_none()
+    {
         report.problems.push(Problem {
             key: crate::manifest::Manifest::deploy_key(&m.deploy),
             logical: "-".into(),
-            problem: "the deploy's versioned manifest is missing: it cannot be rolled back to".into(),
+            problem: "the deploy's versioned manifest is missing: it cannot be rolled back to"
+                .into(),
         });
     }
     let headers_matter = ctx.config.is_s3();
@@ -110,7 +119,12 @@ pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
     Ok(report)
 }
 
-async fn check(store: &Store, entry: &Entry, o: &ObjectRef, headers_matter: bool) -> Result<Option<String>> {
+async fn check(
+    store: &Store,
+    entry: &Entry,
+    o: &ObjectRef,
+    headers_matter: bool,
+) -> Result<Option<String>> {
     let Some(head) = store.head(&o.key).await? else {
         return Ok(Some("missing".into()));
     };
@@ -119,7 +133,10 @@ async fn check(store: &Store, entry: &Entry, o: &ObjectRef, headers_matter: bool
         v => entry.encodings.get(v.name()).copied().unwrap_or(0),
     };
     if head.size != expected_size {
-        return Ok(Some(format!("size {} but the manifest says {expected_size}", head.size)));
+        return Ok(Some(format!(
+            "size {} but the manifest says {expected_size}",
+            head.size
+        )));
     }
     if headers_matter {
         return Ok(header_problem(&head, entry, o));
@@ -133,7 +150,9 @@ async fn check(store: &Store, entry: &Entry, o: &ObjectRef, headers_matter: bool
             .map_err(|e| Error::Runtime(format!("verify task failed: {e}")))?;
         return Ok(match actual {
             Ok(h) if h == expected => None,
-            Ok(_) => Some("content does not match the manifest's blake3 (tampered or corrupt)".into()),
+            Ok(_) => {
+                Some("content does not match the manifest's blake3 (tampered or corrupt)".into())
+            }
             Err(e) => Some(format!("cannot be read: {e}")),
         });
     }
@@ -144,10 +163,16 @@ fn header_problem(head: &Head, entry: &Entry, o: &ObjectRef) -> Option<String> {
     let want = object_meta(entry, o.variant, o.stable);
     let mut wrong = Vec::new();
     if head.meta.content_type != want.content_type {
-        wrong.push(format!("Content-Type {:?} (want {:?})", head.meta.content_type, want.content_type));
+        wrong.push(format!(
+            "Content-Type {:?} (want {:?})",
+            head.meta.content_type, want.content_type
+        ));
     }
     if head.meta.cache_control != want.cache_control {
-        wrong.push(format!("Cache-Control {:?} (want {:?})", head.meta.cache_control, want.cache_control));
+        wrong.push(format!(
+            "Cache-Control {:?} (want {:?})",
+            head.meta.cache_control, want.cache_control
+        ));
     }
     if head.meta.content_encoding != want.content_encoding {
         wrong.push(format!(

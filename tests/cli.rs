@@ -15,7 +15,10 @@ impl Project {
     /// font, a script with its source map, and the stable files.
     pub fn new() -> Project {
         let p = Project::empty();
-        p.write("site/index.html", "<!doctype html><link rel=stylesheet href=css/app.css><img src=img/logo.png>");
+        p.write(
+            "site/index.html",
+            "<!doctype html><link rel=stylesheet href=css/app.css><img src=img/logo.png>",
+        );
         p.write("site/about.html", "<!doctype html><p>about</p>");
         p.write(
             "site/css/app.css",
@@ -24,8 +27,14 @@ impl Project {
         p.write_bytes("site/img/bg.png", &pseudo_random(4000, 1));
         p.write_bytes("site/img/logo.png", &pseudo_random(2000, 2));
         p.write_bytes("site/fonts/f.woff2", &pseudo_random(3000, 3));
-        p.write("site/js/app.js", "console.log('hi');\n//# sourceMappingURL=app.js.map\n");
-        p.write("site/js/app.js.map", r#"{"version":3,"file":"app.js","sources":["app.ts"],"mappings":""}"#);
+        p.write(
+            "site/js/app.js",
+            "console.log('hi');\n//# sourceMappingURL=app.js.map\n",
+        );
+        p.write(
+            "site/js/app.js.map",
+            r#"{"version":3,"file":"app.js","sources":["app.ts"],"mappings":""}"#,
+        );
         p.write("site/robots.txt", "User-agent: *\n");
         p.write_bytes("site/favicon.ico", &pseudo_random(300, 4));
         p.config("[source]\ndirs = [\"site\"]\n");
@@ -37,7 +46,10 @@ impl Project {
     pub fn age_sources(&self) {
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         for (rel, ..) in snapshot(&self.path("site")) {
-            let f = std::fs::File::options().write(true).open(self.path("site").join(rel)).expect("open");
+            let f = std::fs::File::options()
+                .write(true)
+                .open(self.path("site").join(rel))
+                .expect("open");
             f.set_modified(old).expect("set mtime");
         }
     }
@@ -94,7 +106,10 @@ impl Project {
             String::from_utf8_lossy(&out.stdout)
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("assetpub {args:?} --json printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "assetpub {args:?} --json printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
@@ -121,13 +136,20 @@ pub fn snapshot(dir: &Path) -> Vec<(String, std::time::SystemTime, u64)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let m = e.metadata().expect("metadata");
             if m.is_dir() {
                 stack.push(e.path());
             } else {
-                let rel = e.path().strip_prefix(dir).expect("prefix").to_string_lossy().into_owned();
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((rel, m.modified().expect("mtime"), m.len()));
             }
         }
@@ -143,8 +165,10 @@ pub fn http_get(
     headers: &[(&str, &str)],
 ) -> (u16, std::collections::BTreeMap<String, String>, Vec<u8>) {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
     let mut req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -153,7 +177,10 @@ pub fn http_get(
     s.write_all(req.as_bytes()).expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let body = raw[split + 4..].to_vec();
     let mut lines = head.lines();

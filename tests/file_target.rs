@@ -6,19 +6,29 @@ use predicates::prelude::*;
 use crate::cli::{Project, pseudo_random, snapshot};
 
 fn key_of(manifest: &serde_json::Value, logical: &str) -> String {
-    manifest["files"][logical]["key"].as_str().unwrap_or_else(|| panic!("no {logical} in manifest")).to_string()
+    manifest["files"][logical]["key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {logical} in manifest"))
+        .to_string()
 }
 
 fn object_of(manifest: &serde_json::Value, logical: &str) -> String {
     let e = &manifest["files"][logical];
-    e["object"].as_str().or(e["key"].as_str()).expect("object").to_string()
+    e["object"]
+        .as_str()
+        .or(e["key"].as_str())
+        .expect("object")
+        .to_string()
 }
 
 #[test]
 fn first_publish_writes_objects_stable_keys_and_manifest_last() {
     let p = Project::new();
     // A page long enough that compressing it saves more than 5%.
-    let page = format!("<!doctype html><link rel=stylesheet href=css/app.css>{}", "<p>text</p>\n".repeat(30));
+    let page = format!(
+        "<!doctype html><link rel=stylesheet href=css/app.css>{}",
+        "<p>text</p>\n".repeat(30)
+    );
     p.write("site/index.html", &page);
     let out = p.json(&["publish"]);
     let deploy = out["deploy"].as_str().expect("deploy id").to_string();
@@ -33,27 +43,55 @@ fn first_publish_writes_objects_stable_keys_and_manifest_last() {
     assert_eq!(key_of(&m, "index.html"), "index.html");
     assert_eq!(key_of(&m, "robots.txt"), "robots.txt");
     assert_eq!(key_of(&m, "favicon.ico"), "favicon.ico");
-    assert_eq!(m["files"]["index.html"]["cache_control"], "public, max-age=0, must-revalidate");
-    assert_eq!(m["files"]["css/app.css"]["cache_control"], "public, max-age=31536000, immutable");
+    assert_eq!(
+        m["files"]["index.html"]["cache_control"],
+        "public, max-age=0, must-revalidate"
+    );
+    assert_eq!(
+        m["files"]["css/app.css"]["cache_control"],
+        "public, max-age=31536000, immutable"
+    );
     // Every file version has its fingerprinted object, stable or not.
     let index_object = object_of(&m, "index.html");
-    assert!(regex_like(&index_object, "index.", ".html"), "{index_object}");
-    assert_eq!(p.read(&format!("published/{index_object}")), p.read("site/index.html"));
+    assert!(
+        regex_like(&index_object, "index.", ".html"),
+        "{index_object}"
+    );
+    assert_eq!(
+        p.read(&format!("published/{index_object}")),
+        p.read("site/index.html")
+    );
     assert_eq!(p.read("published/index.html"), p.read("site/index.html"));
-    assert!(p.path(&format!("published/.assetpub/deploys/{deploy}.json")).exists());
+    assert!(
+        p.path(&format!("published/.assetpub/deploys/{deploy}.json"))
+            .exists()
+    );
     // Compressible files get sidecars for nginx's gzip_static.
     assert!(p.path("published/index.html.gz").exists());
-    assert!(p.path(&format!("published/{css}.br")).exists() || p.path(&format!("published/{css}.gz")).exists());
+    assert!(
+        p.path(&format!("published/{css}.br")).exists()
+            || p.path(&format!("published/{css}.gz")).exists()
+    );
     // No temporary files are left behind.
-    assert!(snapshot(&p.path("published")).iter().all(|(f, ..)| !f.contains(".assetpub-tmp-")));
-    p.cmd().arg("verify").assert().success().stdout(predicate::str::contains("ok:"));
+    assert!(
+        snapshot(&p.path("published"))
+            .iter()
+            .all(|(f, ..)| !f.contains(".assetpub-tmp-"))
+    );
+    p.cmd()
+        .arg("verify")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok:"));
 }
 
 fn regex_like(key: &str, prefix: &str, suffix: &str) -> bool {
     key.starts_with(prefix)
         && key.ends_with(suffix)
         && key[prefix.len()..key.len() - suffix.len()].len() == 12
-        && key[prefix.len()..key.len() - suffix.len()].chars().all(|c| c.is_ascii_hexdigit())
+        && key[prefix.len()..key.len() - suffix.len()]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit())
 }
 
 #[test]
@@ -67,7 +105,11 @@ fn republishing_an_unchanged_tree_writes_nothing() {
         .assert()
         .success()
         .stdout(predicate::str::contains("no changes"));
-    assert_eq!(snapshot(&p.path("published")), before, "a no-op publish must not touch the target");
+    assert_eq!(
+        snapshot(&p.path("published")),
+        before,
+        "a no-op publish must not touch the target"
+    );
     let out = p.json(&["publish"]);
     assert_eq!(out["changed"], false);
     assert!(out["deploy"].is_null());
@@ -76,7 +118,11 @@ fn republishing_an_unchanged_tree_writes_nothing() {
     // again next time, even with the same size and mtime (racy mtime).
     p.write("site/robots.txt", "User-agent: x\n");
     assert_eq!(p.json(&["publish"])["hashed"], 1);
-    assert_eq!(p.json(&["publish"])["hashed"], 1, "still too fresh to trust");
+    assert_eq!(
+        p.json(&["publish"])["hashed"],
+        1,
+        "still too fresh to trust"
+    );
     p.cmd().args(["plan", "--exit-code"]).assert().code(0);
 }
 
@@ -93,7 +139,11 @@ fn a_changed_image_is_uploaded_under_a_new_key() {
         .iter()
         .map(|u| u["logical"].as_str().unwrap())
         .collect();
-    assert_eq!(uploads, ["img/logo.png"], "only the changed image is uploaded");
+    assert_eq!(
+        uploads,
+        ["img/logo.png"],
+        "only the changed image is uploaded"
+    );
     assert_eq!(plan["uploads"][0]["reason"], "changed");
     p.cmd().args(["plan", "--exit-code"]).assert().code(1);
     let out = p.json(&["publish"]);
@@ -102,8 +152,14 @@ fn a_changed_image_is_uploaded_under_a_new_key() {
     assert_eq!(out["deploy"], m2["deploy"]);
     assert_ne!(key_of(&m1, "img/logo.png"), key_of(&m2, "img/logo.png"));
     // The old object stays for rollback and for pages still cached.
-    assert!(p.path(&format!("published/{}", key_of(&m1, "img/logo.png"))).exists());
-    assert_eq!(p.read(&format!("published/{}", key_of(&m2, "img/logo.png"))), pseudo_random(2100, 99));
+    assert!(
+        p.path(&format!("published/{}", key_of(&m1, "img/logo.png")))
+            .exists()
+    );
+    assert_eq!(
+        p.read(&format!("published/{}", key_of(&m2, "img/logo.png"))),
+        pseudo_random(2100, 99)
+    );
 }
 
 #[test]
@@ -131,7 +187,10 @@ fn rollback_restores_the_exact_earlier_bytes_at_stable_keys() {
     p.write("site/index.html", "<!doctype html><p>version two</p>");
     p.write("site/new.html", "<p>new page</p>");
     let second = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
-    assert_eq!(p.read("published/index.html"), b"<!doctype html><p>version two</p>");
+    assert_eq!(
+        p.read("published/index.html"),
+        b"<!doctype html><p>version two</p>"
+    );
     // The build is gone: rollback must not need it.
     std::fs::remove_dir_all(p.path("site")).unwrap();
     let out = p.json(&["rollback"]);
@@ -139,7 +198,10 @@ fn rollback_restores_the_exact_earlier_bytes_at_stable_keys() {
     assert_eq!(out["to"], first.as_str());
     assert_eq!(p.read("published/index.html"), v1);
     assert_eq!(p.manifest()["deploy"], first.as_str());
-    assert!(!p.path("published/new.html").exists(), "a page the restored deploy lacks is gone");
+    assert!(
+        !p.path("published/new.html").exists(),
+        "a page the restored deploy lacks is gone"
+    );
     let h = p.json(&["history"]);
     let deploys = h["deploys"].as_array().unwrap();
     assert_eq!(deploys.len(), 2);
@@ -147,7 +209,10 @@ fn rollback_restores_the_exact_earlier_bytes_at_stable_keys() {
     assert_eq!(deploys[1]["current"], true);
     // And forward again, by name.
     p.json(&["rollback", &second]);
-    assert_eq!(p.read("published/index.html"), b"<!doctype html><p>version two</p>");
+    assert_eq!(
+        p.read("published/index.html"),
+        b"<!doctype html><p>version two</p>"
+    );
     p.cmd().arg("verify").assert().success();
 }
 
@@ -169,7 +234,9 @@ fn rollback_errors() {
         .args(["rollback", "20200101T000000Z-abcdef"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unknown deploy `20200101T000000Z-abcdef`"));
+        .stderr(predicate::str::contains(
+            "unknown deploy `20200101T000000Z-abcdef`",
+        ));
 }
 
 #[test]
@@ -208,8 +275,16 @@ fn verify_catches_a_tampered_object() {
     let out = p.cmd().args(["verify", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let keys: Vec<&str> = report["problems"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
-    assert!(keys.contains(&"robots.txt") && keys.contains(&css.as_str()), "{keys:?}");
+    let keys: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"robots.txt") && keys.contains(&css.as_str()),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -220,7 +295,11 @@ fn dry_run_and_plan_change_nothing() {
         .assert()
         .success()
         .stdout(predicate::str::contains("dry run").and(predicate::str::contains("css/app.css")));
-    p.cmd().arg("plan").assert().success().stdout(predicate::str::contains("upload:"));
+    p.cmd()
+        .arg("plan")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("upload:"));
     assert!(!p.path("published").exists());
 }
 
@@ -229,17 +308,32 @@ fn the_state_db_is_optional_and_rebuilt_from_the_target() {
     let p = Project::new();
     p.json(&["publish"]);
     // A corrupt state DB is moved aside and the run goes on.
-    std::fs::write(p.path(".assetpub/state.db"), b"garbage garbage garbage garbage garbage garbage garbage").unwrap();
+    std::fs::write(
+        p.path(".assetpub/state.db"),
+        b"garbage garbage garbage garbage garbage garbage garbage",
+    )
+    .unwrap();
     std::fs::remove_file(p.path(".assetpub/state.db-wal")).ok();
     let out = p.cmd().args(["publish", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["changed"], false, "the target's manifest says nothing changed");
+    assert_eq!(
+        report["changed"], false,
+        "the target's manifest says nothing changed"
+    );
     let aside = std::fs::read_dir(p.path(".assetpub"))
         .unwrap()
         .flatten()
-        .any(|e| e.file_name().to_string_lossy().contains("state.db.corrupt-"));
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains("state.db.corrupt-")
+        });
     assert!(aside, "the corrupt file is kept");
     // A missing one too.
     std::fs::remove_dir_all(p.path(".assetpub")).unwrap();
@@ -250,31 +344,46 @@ fn the_state_db_is_optional_and_rebuilt_from_the_target() {
 fn a_remote_manifest_that_is_not_ours_is_never_overwritten() {
     let p = Project::new();
     p.write("published/manifest.json", "{ this is not json");
+    p.cmd().arg("publish").assert().code(1).stderr(
+        predicate::str::contains("manifest.json").and(predicate::str::contains("refusing")),
+    );
+    assert_eq!(p.read("published/manifest.json"), b"{ this is not json");
+    p.write(
+        "published/manifest.json",
+        r#"{"version": 9, "deploy": "x", "created": "y", "files": {}}"#,
+    );
     p.cmd()
         .arg("publish")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("manifest.json").and(predicate::str::contains("refusing")));
-    assert_eq!(p.read("published/manifest.json"), b"{ this is not json");
-    p.write("published/manifest.json", r#"{"version": 9, "deploy": "x", "created": "y", "files": {}}"#);
-    p.cmd().arg("publish").assert().code(1).stderr(predicate::str::contains("newer"));
+        .stderr(predicate::str::contains("newer"));
 }
 
 #[test]
 fn config_errors_exit_2_with_location() {
     let p = Project::new();
     p.config("[source]\ndirs = [\"site\"\n");
-    p.cmd().arg("plan").assert().code(2).stderr(predicate::str::contains("publish.toml:2:"));
-    p.config("[source]\ndirs = [\"site\"]\nmax_size = 1\n");
     p.cmd()
         .arg("plan")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("publish.toml:3:1").and(predicate::str::contains("max_size")));
+        .stderr(predicate::str::contains("publish.toml:2:"));
+    p.config("[source]\ndirs = [\"site\"]\nmax_size = 1\n");
+    p.cmd().arg("plan").assert().code(2).stderr(
+        predicate::str::contains("publish.toml:3:1").and(predicate::str::contains("max_size")),
+    );
     p.config("[source]\ndirs = 7\n");
-    p.cmd().arg("plan").assert().code(2).stderr(predicate::str::contains("publish.toml:2:"));
+    p.cmd()
+        .arg("plan")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("publish.toml:2:"));
     std::fs::remove_file(p.path("publish.toml")).unwrap();
-    p.cmd().arg("plan").assert().code(2).stderr(predicate::str::contains("assetpub init"));
+    p.cmd()
+        .arg("plan")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("assetpub init"));
 }
 
 #[test]
@@ -286,8 +395,14 @@ fn validation_reports_every_problem_at_once_and_writes_nothing() {
     p.config("[source]\ndirs = [\"site\"]\nmax_file_size = \"4KB\"\nallowed_extensions = [\"html\", \"css\", \"js\", \"map\", \"png\", \"woff2\", \"txt\", \"ico\"]\n");
     let assert = p.cmd().arg("publish").assert().code(3);
     let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-    assert!(err.contains("huge.png") && err.contains("other.png"), "{err}");
-    assert!(err.contains("notes.psd") && err.contains("allowed_extensions"), "{err}");
+    assert!(
+        err.contains("huge.png") && err.contains("other.png"),
+        "{err}"
+    );
+    assert!(
+        err.contains("notes.psd") && err.contains("allowed_extensions"),
+        "{err}"
+    );
     assert!(!p.path("published").exists());
 }
 
@@ -295,10 +410,18 @@ fn validation_reports_every_problem_at_once_and_writes_nothing() {
 fn missing_and_empty_sources_exit_3() {
     let p = Project::new();
     p.config("[source]\ndirs = [\"nope\"]\n");
-    p.cmd().arg("plan").assert().code(3).stderr(predicate::str::contains("nope"));
+    p.cmd()
+        .arg("plan")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("nope"));
     std::fs::create_dir_all(p.path("empty")).unwrap();
     p.config("[source]\ndirs = [\"empty\"]\n");
-    p.cmd().arg("plan").assert().code(3).stderr(predicate::str::contains("no files collected"));
+    p.cmd()
+        .arg("plan")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("no files collected"));
 }
 
 #[test]
@@ -315,7 +438,10 @@ fn earlier_source_dirs_win_and_hidden_files_are_skipped() {
     let m = p.manifest();
     assert_eq!(p.read("published/robots.txt"), b"User-agent: static\n");
     assert!(m["files"].get(".env").is_none() && m["files"].get(".git/config").is_none());
-    assert_eq!(key_of(&m, ".well-known/security.txt"), ".well-known/security.txt");
+    assert_eq!(
+        key_of(&m, ".well-known/security.txt"),
+        ".well-known/security.txt"
+    );
 }
 
 #[cfg(unix)]
@@ -328,7 +454,9 @@ fn bad_names_and_symlinks_are_validation_errors() {
     std::os::unix::fs::symlink(&outside, p.path("site/leak.txt")).unwrap();
     std::os::unix::fs::symlink(p.path("site/loop-a"), p.path("site/loop-b")).unwrap();
     std::os::unix::fs::symlink(p.path("site/loop-b"), p.path("site/loop-a")).unwrap();
-    let bad = p.path("site").join(std::ffi::OsStr::from_bytes(b"caf\xe9.css"));
+    let bad = p
+        .path("site")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.css"));
     std::fs::write(bad, "x").unwrap();
     p.write("site/back\\slash.css", "x");
     let assert = p.cmd().arg("publish").assert().code(3);
@@ -339,10 +467,17 @@ fn bad_names_and_symlinks_are_validation_errors() {
     assert!(err.contains("backslash"), "{err}");
     assert!(!p.path("published").exists());
     // A symlink that stays inside its source dir is fine.
-    for f in ["site/leak.txt", "site/loop-a", "site/loop-b", "site/back\\slash.css"] {
+    for f in [
+        "site/leak.txt",
+        "site/loop-a",
+        "site/loop-b",
+        "site/back\\slash.css",
+    ] {
         std::fs::remove_file(p.path(f)).unwrap();
     }
-    let bad = p.path("site").join(std::ffi::OsStr::from_bytes(b"caf\xe9.css"));
+    let bad = p
+        .path("site")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.css"));
     std::fs::remove_file(bad).unwrap();
     std::os::unix::fs::symlink(p.path("site/robots.txt"), p.path("site/robots2.txt")).unwrap();
     p.json(&["publish"]);
@@ -353,10 +488,18 @@ fn bad_names_and_symlinks_are_validation_errors() {
 #[test]
 fn init_writes_a_starter_config_once() {
     let p = Project::empty();
-    p.cmd().arg("init").assert().success().stdout(predicate::str::contains("publish.toml"));
+    p.cmd()
+        .arg("init")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("publish.toml"));
     let text = String::from_utf8(p.read("publish.toml")).unwrap();
     assert!(text.contains("[source]"));
-    p.cmd().arg("init").assert().code(2).stderr(predicate::str::contains("already exists"));
+    p.cmd()
+        .arg("init")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already exists"));
     p.cmd().args(["init", "--force"]).assert().success();
 }
 
@@ -364,7 +507,16 @@ fn init_writes_a_starter_config_once() {
 fn json_documents_have_stable_fields() {
     let p = Project::new();
     let plan = p.json(&["plan"]);
-    for field in ["target", "changed", "files", "unchanged", "uploads", "upload_bytes", "removed", "changes"] {
+    for field in [
+        "target",
+        "changed",
+        "files",
+        "unchanged",
+        "uploads",
+        "upload_bytes",
+        "removed",
+        "changes",
+    ] {
         assert!(plan.get(field).is_some(), "plan --json lacks `{field}`");
     }
     let u = &plan["uploads"][0];
@@ -373,12 +525,18 @@ fn json_documents_have_stable_fields() {
     }
     let publish = p.json(&["publish"]);
     for field in ["deploy", "parent", "files", "upload_bytes", "duration_ms"] {
-        assert!(publish.get(field).is_some(), "publish --json lacks `{field}`");
+        assert!(
+            publish.get(field).is_some(),
+            "publish --json lacks `{field}`"
+        );
     }
     let h = p.json(&["history"]);
     assert_eq!(h["deploys"][0]["id"], publish["deploy"]);
     for field in ["id", "parent", "created", "files", "current"] {
-        assert!(h["deploys"][0].get(field).is_some(), "history --json lacks `{field}`");
+        assert!(
+            h["deploys"][0].get(field).is_some(),
+            "history --json lacks `{field}`"
+        );
     }
     let v = p.json(&["verify"]);
     assert_eq!(v["problems"], serde_json::json!([]));
@@ -388,9 +546,17 @@ fn json_documents_have_stable_fields() {
 fn the_step_summary_is_appended_when_asked_for() {
     let p = Project::new();
     let summary = p.path("summary.md");
-    p.cmd().arg("publish").env("GITHUB_STEP_SUMMARY", &summary).env("GITHUB_SHA", "0123456789abcdef").assert().success();
+    p.cmd()
+        .arg("publish")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_SHA", "0123456789abcdef")
+        .assert()
+        .success();
     let text = String::from_utf8(p.read("summary.md")).unwrap();
-    assert!(text.contains("assetpub publish") && text.contains("index.html"), "{text}");
+    assert!(
+        text.contains("assetpub publish") && text.contains("index.html"),
+        "{text}"
+    );
     assert_eq!(p.manifest()["commit"], "0123456789abcdef");
 }
 

@@ -22,7 +22,9 @@ fn nginx_binary() -> String {
             return p.to_string();
         }
     }
-    panic!("nginx not found: install it with `apt-get install -y nginx` (or run scripts/install-test-deps)");
+    panic!(
+        "nginx not found: install it with `apt-get install -y nginx` (or run scripts/install-test-deps)"
+    );
 }
 
 fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
@@ -46,7 +48,11 @@ fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
     let nginx = Nginx { child };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start; see {}", prefix.join("logs/error.log").display());
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start; see {}",
+            prefix.join("logs/error.log").display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     nginx
@@ -56,7 +62,10 @@ fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
 fn nginx_serves_the_published_site_with_the_right_headers() {
     let p = Project::new();
     // Enough text to be worth compressing.
-    p.write("site/css/app.css", &"body { background: url(../img/bg.png); color: #123456; }\n".repeat(40));
+    p.write(
+        "site/css/app.css",
+        &"body { background: url(../img/bg.png); color: #123456; }\n".repeat(40),
+    );
     p.json(&["publish"]);
     let port = free_port();
     let out = p
@@ -64,7 +73,11 @@ fn nginx_serves_the_published_site_with_the_right_headers() {
         .args(["nginx-config", "--listen", &format!("127.0.0.1:{port}")])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let block = String::from_utf8(out.stdout).unwrap();
     let _nginx = start(&p, &block, port);
     let addr = format!("127.0.0.1:{port}");
@@ -79,7 +92,11 @@ fn nginx_serves_the_published_site_with_the_right_headers() {
 
     let (status, h, body) = http_get(&addr, &format!("/{css}"), &[("Accept-Encoding", "gzip")]);
     assert_eq!(status, 200);
-    assert_eq!(h.get("content-encoding").map(String::as_str), Some("gzip"), "gzip_static serves the sidecar");
+    assert_eq!(
+        h.get("content-encoding").map(String::as_str),
+        Some("gzip"),
+        "gzip_static serves the sidecar"
+    );
     assert_eq!(body, p.read(&format!("published/{css}.gz")));
 
     let (status, h, _) = http_get(&addr, "/", &[]);

@@ -10,7 +10,13 @@ fn keys_of(m: &serde_json::Value) -> Vec<String> {
         .as_object()
         .unwrap()
         .values()
-        .map(|e| e["object"].as_str().or(e["key"].as_str()).unwrap().to_string())
+        .map(|e| {
+            e["object"]
+                .as_str()
+                .or(e["key"].as_str())
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -18,7 +24,10 @@ fn keys_of(m: &serde_json::Value) -> Vec<String> {
 fn five_deploys(p: &Project) -> Vec<serde_json::Value> {
     let mut manifests = Vec::new();
     for i in 0..5u64 {
-        p.write_bytes("site/img/logo.png", &pseudo_random(2000 + i as usize, 100 + i));
+        p.write_bytes(
+            "site/img/logo.png",
+            &pseudo_random(2000 + i as usize, 100 + i),
+        );
         p.json(&["publish"]);
         manifests.push(p.manifest());
     }
@@ -38,12 +47,19 @@ fn prune_keeps_the_newest_deploys_and_what_they_reference() {
     let would: Vec<String> = serde_json::from_value(dry["deleted_objects"].clone()).unwrap();
     let before = snapshot(&p.path("published"));
     assert!(!would.is_empty());
-    assert_eq!(snapshot(&p.path("published")), before, "a dry run deletes nothing");
+    assert_eq!(
+        snapshot(&p.path("published")),
+        before,
+        "a dry run deletes nothing"
+    );
 
     let out = p.json(&["prune", "--keep", "2", "--min-age", "0s"]);
     assert_eq!(out["deleted_deploys"].as_array().unwrap().len(), 3);
     for key in keys_of(&ms[3]).iter().chain(keys_of(&ms[4]).iter()) {
-        assert!(p.path(&format!("published/{key}")).exists(), "kept deploy needs {key}");
+        assert!(
+            p.path(&format!("published/{key}")).exists(),
+            "kept deploy needs {key}"
+        );
     }
     let old_logo = ms[0]["files"]["img/logo.png"]["key"].as_str().unwrap();
     assert!(!p.path(&format!("published/{old_logo}")).exists());
@@ -54,7 +70,11 @@ fn prune_keeps_the_newest_deploys_and_what_they_reference() {
     p.cmd().arg("verify").assert().success();
     // A pruned deploy cannot, and says so.
     let gone = ms[0]["deploy"].as_str().unwrap();
-    p.cmd().args(["rollback", gone]).assert().code(2).stderr(predicate::str::contains("unknown deploy"));
+    p.cmd()
+        .args(["rollback", gone])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown deploy"));
 }
 
 #[test]
@@ -62,14 +82,29 @@ fn prune_respects_max_deletes_and_never_touches_foreign_keys() {
     let p = Project::new();
     five_deploys(&p);
     p.write("published/uploads/user-photo.jpg", "not ours");
-    p.write("published/js/vendor.abcdefabcdef.js", "named like ours, but the hash is not its content");
+    p.write(
+        "published/js/vendor.abcdefabcdef.js",
+        "named like ours, but the hash is not its content",
+    );
     let before = snapshot(&p.path("published"));
     p.cmd()
-        .args(["prune", "--keep", "1", "--min-age", "0s", "--max-deletes", "2"])
+        .args([
+            "prune",
+            "--keep",
+            "1",
+            "--min-age",
+            "0s",
+            "--max-deletes",
+            "2",
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("--max-deletes"));
-    assert_eq!(snapshot(&p.path("published")), before, "nothing deleted past the limit");
+    assert_eq!(
+        snapshot(&p.path("published")),
+        before,
+        "nothing deleted past the limit"
+    );
     p.json(&["prune", "--keep", "1", "--min-age", "0s"]);
     assert!(p.path("published/uploads/user-photo.jpg").exists());
     assert!(p.path("published/js/vendor.abcdefabcdef.js").exists());

@@ -174,15 +174,23 @@ impl FsStore {
             let Ok(rel) = entry.path().strip_prefix(&self.root) else {
                 continue;
             };
-            let Some(key) = rel.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/")) else {
+            let Some(key) = rel
+                .to_str()
+                .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+            else {
                 continue;
             };
-            if !key.starts_with(prefix) || key.rsplit('/').next().is_some_and(|n| n.starts_with(".assetpub-tmp-")) {
+            if !key.starts_with(prefix)
+                || key
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.starts_with(".assetpub-tmp-"))
+            {
                 continue;
             }
-            let meta = entry
-                .metadata()
-                .map_err(|e| Error::Runtime(format!("cannot stat `{}`: {e}", entry.path().display())))?;
+            let meta = entry.metadata().map_err(|e| {
+                Error::Runtime(format!("cannot stat `{}`: {e}", entry.path().display()))
+            })?;
             let modified = meta
                 .modified()
                 .ok()
@@ -213,7 +221,9 @@ fn copy_verified(src: &Path, size: u64, blake3: &str, dst: &mut std::fs::File) -
     let mut buf = vec![0u8; 256 * 1024];
     let mut copied = 0u64;
     loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io("cannot read", src, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("cannot read", src, e))?;
         if n == 0 {
             break;
         }

@@ -62,7 +62,9 @@ pub enum Condition {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Written { etag: Option<String> },
+    Written {
+        etag: Option<String>,
+    },
     /// The condition did not hold: the key exists (IfAbsent) or has another
     /// ETag (IfMatch).
     PreconditionFailed,
@@ -199,7 +201,9 @@ pub fn check_key(key: &str) -> Result<()> {
         || key.starts_with('/')
         || key.contains('\\')
         || key.contains('\0')
-        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
     if bad {
         return Err(Error::Input(format!(
             "refusing key `{key}`: keys must be relative paths without `.`, `..`, empty segments or backslashes"
@@ -214,10 +218,24 @@ mod tests {
 
     #[test]
     fn keys_cannot_escape_the_root() {
-        for bad in ["", "/etc/passwd", "a/../b", "..", "a//b", "a\\b", "./a", "a/"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "a\\b",
+            "./a",
+            "a/",
+        ] {
             assert!(check_key(bad).is_err(), "{bad:?} accepted");
         }
-        for good in ["a", "css/app.3f2a9c1b7d4e.css", ".assetpub/lock", "a b/ü.png"] {
+        for good in [
+            "a",
+            "css/app.3f2a9c1b7d4e.css",
+            ".assetpub/lock",
+            "a b/ü.png",
+        ] {
             assert!(check_key(good).is_ok(), "{good:?} refused");
         }
     }

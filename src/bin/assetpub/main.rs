@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         cli.verbose,
         std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     ));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -31,7 +34,8 @@ fn main() -> ExitCode {
     match result {
         Ok(out) => {
             let text = if cli.json {
-                let mut s = serde_json::to_string_pretty(&out.json).expect("JSON output serializes");
+                let mut s =
+                    serde_json::to_string_pretty(&out.json).expect("JSON output serializes");
                 s.push('\n');
                 s
             } else {
