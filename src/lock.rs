@@ -54,8 +54,23 @@ impl LockInfo {
         )
     }
 
+    /// Past its expiry, or left by a process of this host that is gone (a
+    /// killed run): either way nobody holds it any more.
     fn expired(&self) -> bool {
-        chrono::DateTime::parse_from_rfc3339(&self.expires).map_or(true, |t| t < chrono::Utc::now())
+        let past = chrono::DateTime::parse_from_rfc3339(&self.expires)
+            .map_or(true, |t| t < chrono::Utc::now());
+        past || self.holder_is_dead()
+    }
+
+    fn holder_is_dead(&self) -> bool {
+        let here = gethostname::gethostname().to_string_lossy().into_owned();
+        // Only Linux answers "is this pid alive" without a new dependency;
+        // elsewhere a dead holder's lock waits for its expiry.
+        cfg!(target_os = "linux")
+            && self.host == here
+            && self.pid != 0
+            && self.pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 

@@ -85,7 +85,12 @@ impl Project {
     /// The binary, run in the project, with no stray settings from the
     /// environment.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("assetpub").expect("binary");
+        Command::from_std(self.std_cmd())
+    }
+
+    /// As [`Project::cmd`], as a plain `std::process::Command` (to spawn it).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("assetpub"));
         c.current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
             if k.starts_with("ASSETPUB_") || k.starts_with("AWS_") || k == "GITHUB_STEP_SUMMARY" {

@@ -4,3 +4,5 @@ mod cli;
 mod file_target;
 mod nginx;
 mod prune;
+mod s3;
+mod support;

@@ -6,6 +6,7 @@
 //! crate's dev-dependencies.
 
 pub mod proxy;
+pub mod s3client;
 pub mod servers;
 
 pub use proxy::{Fault, Proxy};

@@ -1,0 +1,674 @@
+//! The S3 target end to end, on both real servers: moto (AWS semantics,
+//! conditional writes enforced) and Garage (an S3-compatible store that
+//! ignores them). Every request goes through a counting proxy, and the
+//! bucket is inspected with a separate S3 client, never through assetpub.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::{Project, pseudo_random};
+use crate::support::s3client::S3Client;
+use crate::support::{Fault, Kind, Proxy, S3Server};
+
+pub const PREFIX: &str = "site";
+
+/// A project publishing `site/` to its own bucket on `server`, through a
+/// counting proxy.
+pub struct S3Site {
+    pub p: Project,
+    pub server: &'static S3Server,
+    pub bucket: String,
+    pub proxy: Proxy,
+    pub s3: S3Client,
+}
+
+impl S3Site {
+    pub fn new(server: &'static S3Server, name: &str) -> S3Site {
+        Self::with_project(server, name, Project::new(), "")
+    }
+
+    /// `extra` is appended to the `[target]` table.
+    pub fn with_project(server: &'static S3Server, name: &str, p: Project, extra: &str) -> S3Site {
+        let bucket = server.unique_bucket(name);
+        let site = S3Site {
+            proxy: Proxy::start(&server.endpoint),
+            s3: S3Client::new(server, &bucket),
+            p,
+            server,
+            bucket,
+        };
+        site.configure("[source]\ndirs = [\"site\"]\n", extra);
+        site
+    }
+
+    /// Writes publish.toml: `source` tables, then this site's target.
+    pub fn configure(&self, source: &str, extra: &str) {
+        self.p.config(&format!(
+            "{source}\n[target]\nurl = \"s3://{}/{PREFIX}\"\npath_style = true\n{extra}\n",
+            self.bucket
+        ));
+    }
+
+    /// assetpub pointed at the proxy through `AWS_ENDPOINT_URL`, with the
+    /// server's credentials and nothing else from the environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.p.std_cmd();
+        self.server
+            .apply_env_with_endpoint(&mut c, &self.proxy.endpoint);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run assetpub")
+    }
+
+    /// Runs `assetpub ARGS --json`, expecting success.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(&[args, &["--json"]].concat());
+        assert!(
+            out.status.success(),
+            "assetpub {args:?} failed ({}): {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+
+    pub fn key(&self, key: &str) -> String {
+        format!("{PREFIX}/{key}")
+    }
+
+    pub fn manifest(&self) -> serde_json::Value {
+        let bytes = self
+            .s3
+            .get(&self.key("manifest.json"))
+            .expect("manifest.json exists");
+        serde_json::from_slice(&bytes).expect("manifest.json is JSON")
+    }
+
+    /// Checks that every object the current manifest names exists with the
+    /// size and headers it promises.
+    pub fn assert_manifest_consistent(&self) {
+        let m = self.manifest();
+        for (logical, e) in m["files"].as_object().expect("files") {
+            let key = e["key"].as_str().unwrap();
+            let object = e["object"].as_str().unwrap_or(key);
+            for key in [object, key] {
+                let stat = self
+                    .s3
+                    .head(&self.key(key))
+                    .unwrap_or_else(|| panic!("{logical}: `{key}` is missing"));
+                assert_eq!(
+                    stat.size,
+                    e["size"].as_u64().unwrap(),
+                    "{logical}: size of `{key}`"
+                );
+                assert_eq!(
+                    stat.content_type.as_deref(),
+                    e["content_type"].as_str(),
+                    "{logical}: Content-Type of `{key}`"
+                );
+                // The fingerprinted object of a stable-key file is as
+                // immutable as any other; its stable key carries the rule's
+                // Cache-Control.
+                let cache_control = if key == object && e["object"].is_string() {
+                    "public, max-age=31536000, immutable"
+                } else {
+                    e["cache_control"].as_str().unwrap()
+                };
+                assert_eq!(
+                    stat.cache_control.as_deref(),
+                    Some(cache_control),
+                    "{logical}: Cache-Control of `{key}`"
+                );
+            }
+        }
+    }
+
+    /// PUTs (uploads and copies) to keys other than assetpub's own records
+    /// and the manifest.
+    pub fn object_puts(&self) -> Vec<String> {
+        self.proxy
+            .requests()
+            .into_iter()
+            .filter(|(m, t)| {
+                m == "PUT"
+                    && !t.contains("/.assetpub/")
+                    && !t.contains("/manifest.json")
+                    && !t.contains("partNumber=")
+            })
+            .map(|(_, t)| t)
+            .collect()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn server(kind: Kind) -> &'static S3Server {
+    match kind {
+        Kind::Moto => S3Server::moto(),
+        Kind::Garage => S3Server::garage(),
+    }
+}
+
+/// Publish, no-op, change, delete, rollback, verify, tamper: the core
+/// scenarios, with the stored headers read back by HEAD.
+fn lifecycle(kind: Kind) {
+    let site = S3Site::new(server(kind), "lifecycle");
+    let p = &site.p;
+    // Big enough that a re-upload during rollback would show in the bytes.
+    let about = format!("<!doctype html>{}", "<p>about us</p>\n".repeat(4000));
+    p.write("site/about.html", &about);
+    p.age_sources();
+
+    let first = site.json(&["publish"]);
+    let d1 = first["deploy"].as_str().unwrap().to_string();
+    site.assert_manifest_consistent();
+    let m = site.manifest();
+    assert_eq!(m["deploy"], d1.as_str());
+    let css = m["files"]["css/app.css"]["key"].as_str().unwrap();
+    let stat = site.s3.head(&site.key(css)).unwrap();
+    assert_eq!(
+        stat.cache_control.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        stat.content_type.as_deref(),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(stat.content_encoding, None);
+    let index = site.s3.head(&site.key("index.html")).unwrap();
+    assert_eq!(
+        index.cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+    assert_eq!(
+        index.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let manifest = site.s3.head(&site.key("manifest.json")).unwrap();
+    assert_eq!(manifest.cache_control.as_deref(), Some("no-cache"));
+    let font = m["files"]["fonts/f.woff2"]["key"].as_str().unwrap();
+    assert_eq!(
+        site.s3
+            .head(&site.key(font))
+            .unwrap()
+            .content_type
+            .as_deref(),
+        Some("font/woff2")
+    );
+    assert!(
+        site.s3
+            .head(&site.key(&format!(".assetpub/deploys/{d1}.json")))
+            .is_some()
+    );
+    assert!(
+        site.s3.keys().iter().all(|k| k.starts_with("site/")),
+        "nothing outside the prefix: {:?}",
+        site.s3.keys()
+    );
+    assert_eq!(
+        site.s3.head(&site.key(".assetpub/lock")).map(|s| s.size),
+        None,
+        "lock released"
+    );
+
+    // No-op: one conditional GET of the manifest, no PUT at all.
+    site.proxy.reset_counts();
+    let noop = site.json(&["publish"]);
+    assert_eq!(noop["changed"], false);
+    assert_eq!(site.proxy.count("PUT"), 0, "{:?}", site.proxy.requests());
+    assert!(
+        site.proxy.total() <= 2,
+        "no-op made {:?}",
+        site.proxy.requests()
+    );
+    assert_eq!(site.manifest()["deploy"], d1.as_str());
+
+    // One image changes: that object and nothing else is uploaded.
+    p.write_bytes("site/img/logo.png", &pseudo_random(2500, 77));
+    site.proxy.reset_counts();
+    let second = site.json(&["publish"]);
+    let d2 = second["deploy"].as_str().unwrap().to_string();
+    let puts = site.object_puts();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(puts[0].contains("/img/logo."), "{puts:?}");
+    let m2 = site.manifest();
+    assert_eq!(m2["parent"], d1.as_str());
+    let logo = m2["files"]["img/logo.png"]["key"].as_str().unwrap();
+    assert_eq!(
+        site.s3.get(&site.key(logo)).unwrap(),
+        pseudo_random(2500, 77)
+    );
+    site.assert_manifest_consistent();
+
+    // A file removed: its stable key goes once the new manifest is live;
+    // its fingerprinted object stays for rollback.
+    let about_object = m2["files"]["about.html"]["object"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(p.path("site/about.html")).unwrap();
+    let third = site.json(&["publish"]);
+    assert_eq!(third["removed"], serde_json::json!(["about.html"]));
+    assert!(site.s3.head(&site.key("about.html")).is_none());
+    assert!(site.s3.head(&site.key(&about_object)).is_some());
+    site.assert_manifest_consistent();
+
+    // Rollback to the first deploy: server-side copies, so none of the
+    // page's bytes travel again.
+    site.proxy.reset_counts();
+    let rb = site.json(&["rollback", &d2]);
+    assert_eq!(rb["to"], d2.as_str());
+    assert!(
+        site.proxy.body_bytes() < about.len() as u64 / 2,
+        "rollback sent {} bytes",
+        site.proxy.body_bytes()
+    );
+    assert_eq!(
+        site.s3.get(&site.key("about.html")).unwrap(),
+        about.as_bytes()
+    );
+    assert_eq!(site.manifest()["deploy"], d2.as_str());
+    site.assert_manifest_consistent();
+    let rb = site.json(&["rollback", &d1]);
+    assert_eq!(rb["to"], d1.as_str());
+    let logo1 = m["files"]["img/logo.png"]["key"].as_str().unwrap();
+    assert_eq!(site.manifest()["files"]["img/logo.png"]["key"], logo1);
+
+    let h = site.json(&["history"]);
+    let ids: Vec<&str> = h["deploys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&d1.as_str()) && ids.contains(&d2.as_str()),
+        "{h}"
+    );
+
+    let v = site.json(&["verify"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+
+    // Tampering with an object is caught, and named.
+    site.s3
+        .put(&site.key(css), b"body{}", "text/css; charset=utf-8");
+    let out = site.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(css), "verify names the object: {text}");
+}
+
+#[test]
+fn s3_lifecycle_on_moto() {
+    lifecycle(Kind::Moto);
+}
+
+#[test]
+fn s3_lifecycle_on_garage() {
+    lifecycle(Kind::Garage);
+}
+
+#[test]
+fn garage_is_reported_as_not_enforcing_conditional_writes() {
+    let site = S3Site::new(S3Server::garage(), "probe");
+    let out = site.run(&["publish"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("does not enforce conditional writes"), "{err}");
+    assert!(err.contains("not protected"), "{err}");
+    // The probe ran once and left nothing behind.
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/probe-"), 2);
+    assert!(!site.s3.keys().iter().any(|k| k.contains("probe-")));
+
+    // Remembered: the next run does not probe again, but still says it.
+    site.p
+        .write("site/robots.txt", "User-agent: *\nDisallow: /tmp\n");
+    site.proxy.reset_counts();
+    let out = site.run(&["publish"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/probe-"), 0);
+    assert!(stderr(&out).contains("does not enforce conditional writes"));
+}
+
+#[test]
+fn moto_enforces_conditional_writes_and_says_nothing() {
+    let site = S3Site::new(S3Server::moto(), "probe");
+    let out = site.run(&["publish"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("conditional writes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn immutable_objects_are_written_with_if_none_match_and_412_is_success() {
+    // A first run whose state DB is lost after the uploads: the rerun on an
+    // empty state DB finds the objects through the manifest... unless the
+    // manifest never switched. Here the objects exist but no manifest
+    // names them: the store answers 412 and that counts as uploaded.
+    let site = S3Site::new(S3Server::moto(), "ifnonematch");
+    site.p.age_sources();
+    site.json(&["publish"]);
+    let m = site.manifest();
+    // Forget the deploy: remove manifest.json and the state DB.
+    site.s3.delete(&site.key("manifest.json"));
+    std::fs::remove_dir_all(site.p.path(".assetpub")).unwrap();
+    site.proxy.reset_counts();
+    let again = site.json(&["publish"]);
+    assert!(again["deploy"].is_string());
+    // Every object was offered again and refused as already there.
+    assert!(site.proxy.count("PUT") > 0);
+    assert_eq!(site.manifest()["files"], m["files"]);
+    site.assert_manifest_consistent();
+}
+
+#[test]
+fn concurrent_publishes_on_moto_one_wins_the_other_exits_4() {
+    let server = S3Server::moto();
+    let a = S3Site::new(server, "race");
+    let b_project = Project::new();
+    b_project.write("site/index.html", "<!doctype html><p>build B</p>");
+    let b = S3Site {
+        proxy: Proxy::start(&server.endpoint),
+        s3: S3Client::new(server, &a.bucket),
+        p: b_project,
+        server,
+        bucket: a.bucket.clone(),
+    };
+    b.configure("[source]\ndirs = [\"site\"]\n", "");
+    // Slow requests, so that the two runs overlap for certain.
+    a.proxy.set_fault(Fault::Delay { ms: 150 });
+    b.proxy.set_fault(Fault::Delay { ms: 150 });
+    let spawn = |s: &S3Site| {
+        s.cmd()
+            .args(["publish", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (ca, cb) = (spawn(&a), spawn(&b));
+    let (oa, ob) = (
+        ca.wait_with_output().unwrap(),
+        cb.wait_with_output().unwrap(),
+    );
+    let codes = [oa.status.code(), ob.status.code()];
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(4)),
+        "codes {codes:?}\nA: {}\nB: {}",
+        stderr(&oa),
+        stderr(&ob)
+    );
+    let (winner, loser, lost) = if oa.status.success() {
+        (&a, &b, &ob)
+    } else {
+        (&b, &a, &oa)
+    };
+    let msg = stderr(lost);
+    assert!(
+        msg.contains("lock") || msg.contains("another deploy"),
+        "{msg}"
+    );
+    assert_eq!(
+        msg.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{msg}"
+    );
+    winner.assert_manifest_consistent();
+    let winning: serde_json::Value = serde_json::from_slice(if oa.status.success() {
+        &oa.stdout
+    } else {
+        &ob.stdout
+    })
+    .unwrap();
+    assert_eq!(winner.manifest()["deploy"], winning["deploy"]);
+
+    // The loser, run again, deploys on top of the winner.
+    loser.proxy.set_fault(Fault::None);
+    let again = loser.json(&["publish"]);
+    assert_eq!(again["parent"], winning["deploy"]);
+    loser.assert_manifest_consistent();
+}
+
+fn lock_json(expires: &str) -> String {
+    format!(
+        r#"{{"owner":"ci","host":"runner-7","pid":4242,"command":"publish","created":"2026-01-01T00:00:00Z","expires":"{expires}"}}"#
+    )
+}
+
+#[test]
+fn a_held_lock_exits_4_naming_the_holder_and_a_stale_one_is_taken_over() {
+    let site = S3Site::new(S3Server::moto(), "lock");
+    site.json(&["publish"]);
+    site.p
+        .write("site/robots.txt", "User-agent: *\nDisallow: /a\n");
+
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    site.s3.put(
+        &site.key(".assetpub/lock"),
+        lock_json(&future).as_bytes(),
+        "application/json",
+    );
+    let out = site.run(&["publish"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("runner-7") && err.contains("ci"),
+        "names the holder: {err}"
+    );
+    assert!(err.contains("--break-lock"), "{err}");
+    let before = site.manifest()["deploy"].clone();
+
+    // A human breaks it.
+    let forced = site.json(&["publish", "--break-lock"]);
+    assert_eq!(forced["parent"], before);
+    assert!(site.s3.head(&site.key(".assetpub/lock")).is_none());
+
+    // A lock past its expiry is taken over without asking.
+    site.s3.put(
+        &site.key(".assetpub/lock"),
+        lock_json("2026-01-01T00:15:00Z").as_bytes(),
+        "application/json",
+    );
+    site.p
+        .write("site/robots.txt", "User-agent: *\nDisallow: /b\n");
+    let out = site.run(&["publish"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(site.s3.head(&site.key(".assetpub/lock")).is_none());
+}
+
+#[test]
+fn an_interrupted_publish_resumes_uploading_only_what_is_missing() {
+    let p = Project::new();
+    for i in 0..60 {
+        p.write_bytes(
+            &format!("site/img/p{i:02}.png"),
+            &pseudo_random(20_000, 1000 + i),
+        );
+    }
+    let site = S3Site::with_project(S3Server::moto(), "resume", p, "concurrency = 2");
+    site.p.age_sources();
+    site.proxy
+        .set_fault_matching("PUT", "/img/p", Fault::Delay { ms: 100 });
+    let mut child = site
+        .cmd()
+        .args(["publish", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while site.proxy.count_matching("PUT", "/img/p") < 20 {
+        assert!(Instant::now() < deadline, "the upload never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "publish ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = site.proxy.count_matching("PUT", "/img/p");
+    assert!(
+        site.s3.head(&site.key("manifest.json")).is_none(),
+        "nothing went live"
+    );
+
+    site.proxy.set_fault(Fault::None);
+    site.proxy.reset_counts();
+    let out = site.json(&["publish"]);
+    assert!(out["deploy"].is_string());
+    let again = site.proxy.count_matching("PUT", "/img/p");
+    // At most the two uploads in flight when it was killed are sent twice.
+    assert!(
+        again <= 60 - first + 2,
+        "first run sent {first}, the rerun {again} of 60"
+    );
+    assert!(first + again >= 60);
+    site.assert_manifest_consistent();
+    assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
+}
+
+#[test]
+fn large_files_go_up_in_parts_on_garage() {
+    let p = Project::new();
+    let big = pseudo_random(70 * 1024 * 1024 + 123, 9);
+    p.write_bytes("site/media/video.mp4", &big);
+    let site = S3Site::with_project(S3Server::garage(), "multipart", p, "");
+    site.configure(
+        "[source]\ndirs = [\"site\"]\nmax_file_size = \"100 MiB\"\n",
+        "",
+    );
+    site.json(&["publish"]);
+    assert!(
+        site.proxy.count_matching("POST", "uploads") >= 1,
+        "{:?}",
+        site.proxy.counts()
+    );
+    assert!(site.proxy.count_matching("PUT", "partNumber=") >= 4);
+    let m = site.manifest();
+    let key = m["files"]["media/video.mp4"]["key"].as_str().unwrap();
+    let stat = site.s3.head(&site.key(key)).unwrap();
+    assert_eq!(stat.size, big.len() as u64);
+    assert_eq!(stat.content_type.as_deref(), Some("video/mp4"));
+    assert!(site.s3.get(&site.key(key)).unwrap() == big, "bytes differ");
+    assert_eq!(site.s3.open_multipart_uploads(), 0);
+}
+
+#[test]
+fn a_failed_multipart_upload_is_aborted() {
+    let p = Project::new();
+    p.write_bytes("site/media/video.mp4", &pseudo_random(66 * 1024 * 1024, 10));
+    let site = S3Site::with_project(S3Server::moto(), "abort", p, "");
+    site.configure(
+        "[source]\ndirs = [\"site\"]\nmax_file_size = \"100 MiB\"\n",
+        "",
+    );
+    // Every part upload fails, past the retries.
+    site.proxy.set_fault_matching(
+        "PUT",
+        "partNumber=",
+        Fault::Status {
+            code: 500,
+            s3_code: "InternalError",
+            times: 1000,
+        },
+    );
+    let out = site.run(&["publish"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("video"), "{}", stderr(&out));
+    assert!(
+        site.proxy.count_matching("DELETE", "uploadId=") >= 1,
+        "aborted"
+    );
+    assert_eq!(site.s3.open_multipart_uploads(), 0);
+    assert!(site.s3.head(&site.key("manifest.json")).is_none());
+}
+
+#[test]
+fn missing_credentials_are_one_clear_line() {
+    let site = S3Site::new(S3Server::moto(), "nocreds");
+    let out = site
+        .cmd()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .arg("publish")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{err}");
+    assert!(
+        err.contains("AWS_ACCESS_KEY_ID"),
+        "names the variables: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && err.lines().count() <= 3,
+        "{err}"
+    );
+    assert_eq!(site.proxy.count("PUT"), 0);
+}
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let site = S3Site::new(S3Server::moto(), "nobucket");
+    site.p.config(&format!(
+        "[source]\ndirs = [\"site\"]\n[target]\nurl = \"s3://no-such-bucket-{}/x\"\npath_style = true\n",
+        site.bucket
+    ));
+    let out = site.run(&["publish"]);
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{err}");
+    assert!(err.contains("no-such-bucket-"), "{err}");
+    assert!(!err.contains(&site.server.secret_key));
+    assert_eq!(site.proxy.count("PUT"), 0);
+}
+
+#[test]
+fn wrong_credentials_are_named_and_never_printed() {
+    let site = S3Site::new(S3Server::garage(), "badcreds");
+    let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let out = site
+        .cmd()
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .args(["publish", "-vv"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+    assert!(!err.contains(secret) && !String::from_utf8_lossy(&out.stdout).contains(secret));
+    assert!(site.s3.head(&site.key("manifest.json")).is_none());
+}
+
+#[test]
+fn header_rules_are_stored_and_a_rule_change_alone_is_reapplied_by_copy() {
+    let site = S3Site::new(S3Server::garage(), "rules");
+    site.p.age_sources();
+    site.json(&["publish"]);
+    let rules = "[[rules]]\nmatch = \"**/*.png\"\ncache_control = \"public, max-age=600\"\ncontent_disposition = \"inline\"\n[rules.metadata]\nteam = \"web\"\n";
+    site.configure(&format!("[source]\ndirs = [\"site\"]\n{rules}"), "");
+    site.proxy.reset_counts();
+    let out = site.json(&["publish"]);
+    assert_eq!(
+        out["uploads"].as_array().unwrap().len(),
+        0,
+        "same bytes: nothing uploaded"
+    );
+    assert!(!out["header_updates"].as_array().unwrap().is_empty());
+    assert!(site.proxy.body_bytes() < 20_000, "copies, not uploads");
+    let m = site.manifest();
+    let logo = m["files"]["img/logo.png"]["key"].as_str().unwrap();
+    let stat = site.s3.head(&site.key(logo)).unwrap();
+    assert_eq!(stat.cache_control.as_deref(), Some("public, max-age=600"));
+    assert_eq!(stat.content_disposition.as_deref(), Some("inline"));
+    assert_eq!(stat.metadata.get("team").map(String::as_str), Some("web"));
+    site.assert_manifest_consistent();
+}
