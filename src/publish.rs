@@ -348,13 +348,31 @@ impl PublishReport {
         }
         if !self.stable_keys.is_empty() {
             out.push_str("\nstable keys:\n");
+            // Sidecars (`.gz`, `.br`) fold into their key's row.
+            let mut rows: Vec<Vec<String>> = Vec::new();
             for s in &self.stable_keys {
-                out.push_str(&format!(
-                    "  {}  <- {}\n",
-                    s.key,
-                    s.copy_of.as_deref().unwrap_or("")
-                ));
+                let suffix = s.variant.sidecar_suffix();
+                let base = s.key.strip_suffix(suffix).filter(|_| !suffix.is_empty());
+                match base.and_then(|b| rows.iter_mut().find(|r| r[0] == b)) {
+                    Some(row) => {
+                        let also = &mut row[3];
+                        if !also.is_empty() {
+                            also.push_str(", ");
+                        }
+                        also.push_str(suffix);
+                    }
+                    None => rows.push(vec![
+                        s.key.clone(),
+                        "<-".to_string(),
+                        s.copy_of.clone().unwrap_or_default(),
+                        String::new(),
+                    ]),
+                }
             }
+            out.push_str(&indent(&crate::util::table(
+                &["KEY", "", "COPY OF", "ALSO"],
+                &rows,
+            )));
         }
         if !self.removed.is_empty() {
             out.push_str("\nremoved:\n");
