@@ -10,8 +10,9 @@ pub enum Error {
     /// Exit 2: bad flags or publish.toml.
     #[error("{0}")]
     Config(String),
-    /// Exit 3: the collected files do not pass validation. One line each.
-    #[error("{}", .0.join("\n"))]
+    /// Exit 3: the collected files do not pass validation. One line each,
+    /// all of them at once.
+    #[error("{}", validation_message(.0))]
     Validation(Vec<String>),
     /// Exit 3: other bad input (a key or manifest that cannot be used).
     #[error("{0}")]
@@ -36,6 +37,17 @@ pub enum Error {
     /// Exit 1: anything else at run time.
     #[error("{0}")]
     Runtime(String),
+}
+
+fn validation_message(problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => format!(
+            "{} problems in the input; nothing was published:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        ),
+    }
 }
 
 impl Error {

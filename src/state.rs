@@ -380,8 +380,18 @@ impl State {
     pub fn record_deploy(&self, target: i64, d: &DeployRecord) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO deploys (target_id, id, parent, created, files, uploaded, bytes, git_commit, ci_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                // A deploy seen again in the target's manifest keeps what
+                // this machine recorded when it made it (upload counts).
+                "INSERT INTO deploys (target_id, id, parent, created, files, uploaded, bytes, git_commit, ci_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (target_id, id) DO UPDATE SET
+                     parent = excluded.parent,
+                     created = excluded.created,
+                     files = excluded.files,
+                     uploaded = max(uploaded, excluded.uploaded),
+                     bytes = max(bytes, excluded.bytes),
+                     git_commit = coalesce(excluded.git_commit, git_commit),
+                     ci_run = coalesce(excluded.ci_run, ci_run)",
                 params![
                     target,
                     d.id,
@@ -536,6 +546,32 @@ mod tests {
         let s = State::open(&path, &r).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         assert!(r.warnings.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn seeing_a_deploy_again_keeps_its_upload_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(&dir.path().join("state.db"), &CollectingReporter::default()).unwrap();
+        let t = s.target("file:///x").unwrap().id;
+        let mut d = DeployRecord {
+            id: "20261124T000000Z-aaaaaa".into(),
+            parent: None,
+            created: "2026-11-24T00:00:00.000Z".into(),
+            files: 3,
+            uploaded: 2,
+            bytes: 900,
+            git_commit: Some("abc".into()),
+            ci_run: None,
+        };
+        s.record_deploy(t, &d).unwrap();
+        // As read back from the target's manifest: no counts known.
+        d.uploaded = 0;
+        d.bytes = 0;
+        d.git_commit = None;
+        s.record_deploy(t, &d).unwrap();
+        let got = &s.deploys(t).unwrap()[&d.id];
+        assert_eq!((got.uploaded, got.bytes), (2, 900));
+        assert_eq!(got.git_commit.as_deref(), Some("abc"));
     }
 
     #[test]
