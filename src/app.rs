@@ -16,6 +16,10 @@ pub struct Output {
     pub human: String,
     pub json: serde_json::Value,
     pub exit_code: i32,
+    /// A failure after the command's work was done (the CDN could not be
+    /// told about a live deploy): printed after the output, and the exit
+    /// code is its.
+    pub error: Option<Error>,
 }
 
 impl Output {
@@ -24,6 +28,7 @@ impl Output {
             human,
             json: serde_json::to_value(value).expect("reports serialize"),
             exit_code: 0,
+            error: None,
         }
     }
 }
@@ -38,6 +43,7 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
     let overrides = Overrides {
         target: cli.target.clone(),
         state: cli.state.clone(),
+        env: cli.env.clone(),
     };
     Config::load(&config_path(cli), &overrides)
 }
@@ -80,7 +86,9 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             } else {
                 "publish"
             }));
-            Ok(Output::new(&report, report.render_publish()))
+            let mut out = Output::new(&report, report.render_publish());
+            out.error = report.invalidation_failure();
+            Ok(out)
         }
         Command::History => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
@@ -90,7 +98,9 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
         Command::Rollback { deploy, break_lock } => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let r = crate::rollback::rollback(&mut ctx, deploy.as_deref(), *break_lock).await?;
-            Ok(Output::new(&r, r.render()))
+            let mut out = Output::new(&r, r.render());
+            out.error = r.invalidation_failure();
+            Ok(out)
         }
         Command::Prune {
             keep,
@@ -134,6 +144,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 json: serde_json::json!({ "nginx_config": text }),
                 human: text,
                 exit_code: 0,
+                error: None,
             })
         }
         Command::Verify => {
@@ -165,6 +176,7 @@ fn init(cli: &Cli, force: bool) -> Result<Output> {
         ),
         json: value,
         exit_code: 0,
+        error: None,
     })
 }
 

@@ -22,6 +22,9 @@ pub struct Cli {
     /// Publish here instead of `[target] url` (file://PATH or s3://BUCKET/PREFIX)
     #[arg(long, global = true, env = "ASSETPUB_TARGET", value_name = "URL")]
     pub target: Option<String>,
+    /// Apply the `[env.NAME]` table of publish.toml (staging, production, ...)
+    #[arg(long, global = true, env = "ASSETPUB_ENV", value_name = "NAME")]
+    pub env: Option<String>,
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,

@@ -27,7 +27,7 @@ const DEFAULT_STABLE: &[&str] = &[
     "sitemap.xml",
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     source: RawSource,
@@ -41,9 +41,27 @@ struct RawConfig {
     prune: RawPrune,
     #[serde(default)]
     rewrite: RawRewrite,
+    cdn: Option<RawCdn>,
+    #[serde(default)]
+    env: BTreeMap<String, RawEnv>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[env.NAME]`: settings that differ between environments (staging,
+/// production) publishing the same build. Each table overrides the
+/// top-level one of the same name, setting by setting.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    #[serde(default)]
+    target: RawTarget,
+    #[serde(default)]
+    manifest: RawManifest,
+    #[serde(default)]
+    prune: RawPrune,
+    cdn: Option<RawCdn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
     dirs: Vec<String>,
@@ -54,25 +72,40 @@ struct RawSource {
     allowed_extensions: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTarget {
     url: Option<String>,
     region: Option<String>,
     endpoint: Option<String>,
-    #[serde(default)]
-    path_style: bool,
+    path_style: Option<bool>,
     profile: Option<String>,
     concurrency: Option<usize>,
     encoding: Option<String>,
-    #[serde(default)]
-    sidecars: bool,
-    #[serde(default)]
-    public_read: bool,
+    sidecars: Option<bool>,
+    public_read: Option<bool>,
     lock_ttl: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+impl RawTarget {
+    /// These settings, with `base`'s where this one says nothing.
+    fn over(self, base: RawTarget) -> RawTarget {
+        RawTarget {
+            url: self.url.or(base.url),
+            region: self.region.or(base.region),
+            endpoint: self.endpoint.or(base.endpoint),
+            path_style: self.path_style.or(base.path_style),
+            profile: self.profile.or(base.profile),
+            concurrency: self.concurrency.or(base.concurrency),
+            encoding: self.encoding.or(base.encoding),
+            sidecars: self.sidecars.or(base.sidecars),
+            public_read: self.public_read.or(base.public_read),
+            lock_ttl: self.lock_ttl.or(base.lock_ttl),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
     #[serde(rename = "match")]
@@ -87,30 +120,84 @@ struct RawRule {
     metadata: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum FingerprintSetting {
     Bool(bool),
     Word(String),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     key: Option<String>,
-    #[serde(default)]
-    django: bool,
+    django: Option<bool>,
     local: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+impl RawManifest {
+    fn over(self, base: RawManifest) -> RawManifest {
+        RawManifest {
+            key: self.key.or(base.key),
+            django: self.django.or(base.django),
+            local: self.local.or(base.local),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPrune {
     keep: Option<usize>,
     min_age: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+impl RawPrune {
+    fn over(self, base: RawPrune) -> RawPrune {
+        RawPrune {
+            keep: self.keep.or(base.keep),
+            min_age: self.min_age.or(base.min_age),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCdn {
+    provider: Option<String>,
+    distribution_id: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    profile: Option<String>,
+    command: Option<Vec<String>>,
+    max_paths: Option<usize>,
+    path_prefix: Option<String>,
+}
+
+impl RawCdn {
+    /// An environment's `[cdn]` over the top-level one. A different
+    /// provider starts afresh: a command has no use for a distribution id.
+    fn over(self, base: Option<RawCdn>) -> RawCdn {
+        let Some(base) = base else {
+            return self;
+        };
+        if self.provider.is_some() && self.provider != base.provider {
+            return self;
+        }
+        RawCdn {
+            provider: self.provider.or(base.provider),
+            distribution_id: self.distribution_id.or(base.distribution_id),
+            region: self.region.or(base.region),
+            endpoint: self.endpoint.or(base.endpoint),
+            profile: self.profile.or(base.profile),
+            command: self.command.or(base.command),
+            max_paths: self.max_paths.or(base.max_paths),
+            path_prefix: self.path_prefix.or(base.path_prefix),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRewrite {
     #[serde(default)]
@@ -121,7 +208,7 @@ struct RawRewrite {
 }
 
 /// A byte count or a string with a unit.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum Size {
     Bytes(u64),
@@ -179,6 +266,44 @@ pub struct Target {
     pub lock_ttl: std::time::Duration,
 }
 
+/// Where CDN caches are told which paths a deploy changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cdn {
+    pub provider: CdnProvider,
+    /// More changed paths than this are sent as one wildcard for the prefix.
+    pub max_paths: usize,
+    /// What every path starts with after the leading `/`: the target's
+    /// prefix unless `[cdn] path_prefix` says otherwise; `""` for the root.
+    pub path_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CdnProvider {
+    CloudFront {
+        distribution_id: String,
+        region: Option<String>,
+        /// Overrides `AWS_ENDPOINT_URL`, which the SDK reads itself otherwise.
+        endpoint: Option<String>,
+        profile: Option<String>,
+    },
+    /// A program run with the paths as its arguments, in `dir` (the config
+    /// file's directory).
+    Command { argv: Vec<String>, dir: PathBuf },
+}
+
+impl CdnProvider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CdnProvider::CloudFront { .. } => "cloudfront",
+            CdnProvider::Command { .. } => "command",
+        }
+    }
+}
+
+pub const DEFAULT_MAX_PATHS: usize = 100;
+/// CloudFront accepts at most 3000 paths in progress per distribution.
+const MAX_MAX_PATHS: usize = 3000;
+
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub pattern: String,
@@ -227,6 +352,9 @@ pub struct Config {
     pub rewrite_strict: bool,
     pub rewrite_js_imports: bool,
     pub state_path: PathBuf,
+    /// The `[env.NAME]` these settings were resolved for.
+    pub env: Option<String>,
+    pub cdn: Option<Cdn>,
 }
 
 /// What the command line and environment say, above the file.
@@ -234,6 +362,8 @@ pub struct Config {
 pub struct Overrides {
     pub target: Option<String>,
     pub state: Option<PathBuf>,
+    /// `--env` / `ASSETPUB_ENV`: which `[env.NAME]` table applies.
+    pub env: Option<String>,
 }
 
 impl Config {
@@ -269,7 +399,15 @@ impl Config {
         overrides: &Overrides,
     ) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
-        resolve(raw, path, base_dir, overrides)
+        let config = resolve_env(&raw, overrides.env.as_deref(), path, base_dir, overrides)?;
+        // Every environment is checked, not only the chosen one, so that a
+        // mistake in production's settings fails the staging run too.
+        for name in raw.env.keys() {
+            if overrides.env.as_deref() != Some(name) {
+                resolve_env(&raw, Some(name), path, base_dir, &Overrides::default())?;
+            }
+        }
+        Ok(config)
     }
 
     /// The settings for one logical path: for each setting, the first rule
@@ -368,7 +506,56 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     ))
 }
 
-fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) -> Result<Config> {
+/// Applies the chosen `[env.NAME]` table to the top-level settings.
+fn apply_env(raw: &mut RawConfig, name: &str, path: &Path) -> Result<()> {
+    let Some(env) = raw.env.remove(name) else {
+        let known: Vec<String> = raw.env.keys().map(|k| format!("`{k}`")).collect();
+        let defined = if known.is_empty() {
+            "it has no `[env.NAME]` tables".to_string()
+        } else {
+            format!("it defines {}", known.join(", "))
+        };
+        return Err(Error::Config(format!(
+            "unknown environment `{name}` (from --env or ASSETPUB_ENV) in `{}`: {defined}",
+            path.display()
+        )));
+    };
+    raw.target = env.target.over(std::mem::take(&mut raw.target));
+    raw.manifest = env.manifest.over(std::mem::take(&mut raw.manifest));
+    raw.prune = env.prune.over(std::mem::take(&mut raw.prune));
+    if let Some(cdn) = env.cdn {
+        raw.cdn = Some(cdn.over(raw.cdn.take()));
+    }
+    Ok(())
+}
+
+/// The settings with `[env.NAME]` applied; errors say which environment
+/// they come from.
+fn resolve_env(
+    raw: &RawConfig,
+    env: Option<&str>,
+    path: &Path,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Result<Config> {
+    let mut raw = raw.clone();
+    let Some(name) = env else {
+        return resolve(raw, path, base_dir, overrides, None);
+    };
+    apply_env(&mut raw, name, path)?;
+    resolve(raw, path, base_dir, overrides, Some(name)).map_err(|e| match e {
+        Error::Config(m) => Error::Config(format!("with `[env.{name}]`: {m}")),
+        other => other,
+    })
+}
+
+fn resolve(
+    raw: RawConfig,
+    path: &Path,
+    base_dir: &Path,
+    overrides: &Overrides,
+    env: Option<&str>,
+) -> Result<Config> {
     let rel = |p: &str| join_clean(base_dir, p);
     if raw.source.dirs.is_empty() {
         return Err(Error::Config(format!(
@@ -434,12 +621,12 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         url,
         region: raw.target.region,
         endpoint: raw.target.endpoint,
-        path_style: raw.target.path_style,
+        path_style: raw.target.path_style.unwrap_or(false),
         profile: raw.target.profile,
         concurrency,
         encoding,
-        sidecars: raw.target.sidecars,
-        public_read: raw.target.public_read,
+        sidecars: raw.target.sidecars.unwrap_or(false),
+        public_read: raw.target.public_read.unwrap_or(false),
         lock_ttl,
     };
 
@@ -516,6 +703,11 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         .state
         .clone()
         .unwrap_or_else(|| base_dir.join(".assetpub").join("state.db"));
+    let cdn = raw
+        .cdn
+        .map(|c| resolve_cdn(c, &target, base_dir))
+        .transpose()?
+        .flatten();
 
     Ok(Config {
         path: Some(path.to_path_buf()),
@@ -529,7 +721,7 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         target,
         rules,
         manifest_key,
-        django: raw.manifest.django,
+        django: raw.manifest.django.unwrap_or(false),
         django_local: raw.manifest.local.as_deref().map(rel),
         prune_keep: raw.prune.keep.unwrap_or(10),
         prune_min_age,
@@ -537,7 +729,112 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         rewrite_strict: raw.rewrite.strict,
         rewrite_js_imports: raw.rewrite.js_imports,
         state_path,
+        env: env.map(String::from),
+        cdn,
     })
+}
+
+fn resolve_cdn(raw: RawCdn, target: &Target, base_dir: &Path) -> Result<Option<Cdn>> {
+    let provider = raw.provider.as_deref().ok_or_else(|| {
+        Error::Config(
+            "`[cdn] provider` is missing: use \"cloudfront\", \"command\" or \"none\"".to_string(),
+        )
+    })?;
+    // A setting of another provider is a mistake worth naming, not
+    // something to ignore silently.
+    let not_for = |setting: &str, set: bool| -> Result<()> {
+        if set {
+            return Err(Error::Config(format!(
+                "`[cdn] {setting}` does not apply to `provider = \"{provider}\"`: remove it"
+            )));
+        }
+        Ok(())
+    };
+    let provider = match provider {
+        "none" => {
+            not_for("distribution_id", raw.distribution_id.is_some())?;
+            not_for("command", raw.command.is_some())?;
+            return Ok(None);
+        }
+        "cloudfront" => {
+            not_for("command", raw.command.is_some())?;
+            let distribution_id = raw.distribution_id.ok_or_else(|| {
+                Error::Config(
+                    "`[cdn] provider = \"cloudfront\"` needs `distribution_id`, e.g. \"E2QWRUHAPOMQZL\""
+                        .to_string(),
+                )
+            })?;
+            if distribution_id.is_empty()
+                || !distribution_id.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(Error::Config(format!(
+                    "invalid `[cdn] distribution_id = \"{distribution_id}\"`: a CloudFront distribution id is letters and digits, e.g. \"E2QWRUHAPOMQZL\""
+                )));
+            }
+            CdnProvider::CloudFront {
+                distribution_id,
+                region: raw.region,
+                endpoint: raw.endpoint,
+                profile: raw.profile.or_else(|| target.profile.clone()),
+            }
+        }
+        "command" => {
+            for (setting, set) in [
+                ("distribution_id", raw.distribution_id.is_some()),
+                ("region", raw.region.is_some()),
+                ("endpoint", raw.endpoint.is_some()),
+                ("profile", raw.profile.is_some()),
+            ] {
+                not_for(setting, set)?;
+            }
+            let mut argv = raw.command.unwrap_or_default();
+            if argv.first().is_none_or(|p| p.is_empty()) {
+                return Err(Error::Config(
+                    "`[cdn] provider = \"command\"` needs `command`, a program and its arguments, e.g. [\"./purge-cdn\", \"--zone\", \"site\"]"
+                        .to_string(),
+                ));
+            }
+            // A program named by a relative path is relative to this file,
+            // like every other path in it; a bare name is looked up in PATH.
+            if argv[0].contains('/') {
+                argv[0] = join_clean(base_dir, &argv[0]).display().to_string();
+            }
+            CdnProvider::Command {
+                argv,
+                dir: base_dir.to_path_buf(),
+            }
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "invalid `[cdn] provider = \"{other}\"`: use \"cloudfront\", \"command\" or \"none\""
+            )));
+        }
+    };
+    let max_paths = raw.max_paths.unwrap_or(DEFAULT_MAX_PATHS);
+    if max_paths == 0 || max_paths > MAX_MAX_PATHS {
+        return Err(Error::Config(format!(
+            "invalid `[cdn] max_paths = {max_paths}`: use 1 to {MAX_MAX_PATHS}"
+        )));
+    }
+    let path_prefix = match raw.path_prefix {
+        Some(p) => {
+            let p = p.trim_matches('/').to_string();
+            if !p.is_empty() {
+                crate::store::check_key(&p)
+                    .map_err(|_| Error::Config(format!("invalid `[cdn] path_prefix = \"{p}\"`")))?;
+            }
+            p
+        }
+        None => match &target.url {
+            TargetUrl::S3 { prefix, .. } => prefix.clone(),
+            TargetUrl::Dir(_) => String::new(),
+        },
+    };
+    Ok(Some(Cdn {
+        provider,
+        max_paths,
+        path_prefix,
+    }))
 }
 
 pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
@@ -678,6 +975,29 @@ key = "manifest.json"
 [prune]
 keep = 10
 min_age = "7d"
+
+# CDN invalidation once a deploy or rollback is live: the stable keys whose
+# content changed (and the directory of a changed index.html) plus the
+# manifest, as /-rooted paths under the target's prefix. Fingerprinted keys
+# never need it.
+# [cdn]
+# provider = "cloudfront"             # or "command", or "none"
+# distribution_id = "E2QWRUHAPOMQZL"  # credentials from the AWS chain
+# max_paths = 100                     # more changed paths: one "/<prefix>/*"
+# path_prefix = ""                    # when the origin path already is the prefix
+# With provider = "command", the paths are appended as arguments:
+# command = ["./purge-cdn", "--zone", "example"]
+
+# Environments: `--env NAME` (or ASSETPUB_ENV=NAME) applies the settings
+# of [env.NAME.target], .cdn, .manifest and .prune over the ones above.
+# [env.staging.target]
+# url = "file://./published-staging"
+# [env.production.target]
+# url = "s3://my-bucket/site"
+# region = "eu-west-1"
+# [env.production.cdn]
+# provider = "cloudfront"
+# distribution_id = "E2QWRUHAPOMQZL"
 "#;
 
 #[cfg(test)]
@@ -828,5 +1148,218 @@ content_type = "text/plain"
     #[test]
     fn the_starter_config_parses() {
         parse(STARTER).unwrap();
+        // And so do its commented examples.
+        let uncommented: String = STARTER
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || is_setting(rest) => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // Only one provider's settings at a time.
+        let uncommented = uncommented.replace("command = [", "# command = [");
+        let c = parse(&uncommented).unwrap();
+        assert!(c.cdn.is_some());
+        for env in ["staging", "production"] {
+            with_env(&uncommented, env).unwrap();
+        }
+    }
+
+    /// `key = value`, as opposed to prose.
+    fn is_setting(line: &str) -> bool {
+        line.split_once(" = ").is_some_and(|(key, _)| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+    }
+
+    fn with_env(text: &str, env: &str) -> Result<Config> {
+        Config::parse(
+            text,
+            Path::new("publish.toml"),
+            Path::new("/site"),
+            &Overrides {
+                env: Some(env.to_string()),
+                ..Overrides::default()
+            },
+        )
+    }
+
+    const ENVS: &str = r#"
+[source]
+dirs = ["dist"]
+[target]
+url = "file://./out"
+concurrency = 8
+[cdn]
+provider = "cloudfront"
+distribution_id = "EBASE"
+max_paths = 20
+[env.staging.target]
+url = "file://./staging"
+[env.staging.cdn]
+provider = "none"
+[env.production.target]
+url = "s3://bucket/site"
+region = "eu-west-1"
+[env.production.cdn]
+distribution_id = "EPROD"
+[env.production.manifest]
+key = "site-manifest.json"
+[env.production.prune]
+keep = 30
+[env.edge.cdn]
+provider = "command"
+command = ["./bin/purge", "--all"]
+"#;
+
+    #[test]
+    fn an_env_overrides_setting_by_setting() {
+        let base = parse(ENVS).unwrap();
+        assert_eq!(base.env, None);
+        assert_eq!(base.target.url, TargetUrl::Dir("/site/out".into()));
+        let staging = with_env(ENVS, "staging").unwrap();
+        assert_eq!(staging.env.as_deref(), Some("staging"));
+        assert_eq!(staging.target.url, TargetUrl::Dir("/site/staging".into()));
+        assert_eq!(staging.target.concurrency, 8, "inherited");
+        assert_eq!(staging.cdn, None, "provider = \"none\" turns it off");
+
+        let prod = with_env(ENVS, "production").unwrap();
+        assert_eq!(
+            prod.target.url,
+            TargetUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: "site".into()
+            }
+        );
+        assert_eq!(prod.target.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(prod.manifest_key, "site-manifest.json");
+        assert_eq!(prod.prune_keep, 30);
+        let cdn = prod.cdn.unwrap();
+        assert_eq!(cdn.max_paths, 20, "inherited from the same provider");
+        assert_eq!(cdn.path_prefix, "site", "the target's prefix");
+        assert!(matches!(
+            cdn.provider,
+            CdnProvider::CloudFront { ref distribution_id, .. } if distribution_id == "EPROD"
+        ));
+
+        // Another provider starts afresh: no distribution id, default max.
+        let edge = with_env(ENVS, "edge").unwrap().cdn.unwrap();
+        assert_eq!(
+            edge.provider,
+            CdnProvider::Command {
+                argv: vec!["/site/bin/purge".into(), "--all".into()],
+                dir: "/site".into()
+            }
+        );
+        assert_eq!(edge.max_paths, DEFAULT_MAX_PATHS);
+        assert_eq!(edge.path_prefix, "");
+    }
+
+    #[test]
+    fn the_command_line_target_beats_the_env() {
+        let c = Config::parse(
+            ENVS,
+            Path::new("publish.toml"),
+            Path::new("/site"),
+            &Overrides {
+                env: Some("staging".into()),
+                target: Some("file:///tmp/x".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.target.url, TargetUrl::Dir("/tmp/x".into()));
+    }
+
+    #[test]
+    fn an_unknown_env_names_the_known_ones() {
+        let e = with_env(ENVS, "prod").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("unknown environment `prod`")
+                && msg.contains("`edge`, `production`, `staging`"),
+            "{msg}"
+        );
+        let e = with_env("[source]\ndirs = [\"d\"]\n", "prod").unwrap_err();
+        assert!(e.to_string().contains("no `[env.NAME]` tables"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_an_env_have_a_location() {
+        let text =
+            "[source]\ndirs = [\"d\"]\n[env.staging.target]\nurl = \"file://x\"\nbukket = 1\n";
+        let e = parse(text).unwrap_err();
+        assert!(e.to_string().contains("publish.toml:5:1"), "{e}");
+        assert!(e.to_string().contains("bukket"), "{e}");
+        let e = parse("[source]\ndirs = [\"d\"]\n[env.staging]\nsource = 1\n").unwrap_err();
+        assert!(e.to_string().contains("publish.toml:4:1"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn every_env_is_checked_not_only_the_chosen_one() {
+        let text = format!("{ENVS}[env.broken.target]\nconcurrency = 0\n");
+        let e = with_env(&text, "staging").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("with `[env.broken]`: invalid `[target] concurrency = 0`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cdn_settings_are_checked() {
+        let cdn = |body: &str| parse(&format!("[source]\ndirs = [\"d\"]\n[cdn]\n{body}\n"));
+        for (body, says) in [
+            ("distribution_id = \"E1\"", "`[cdn] provider` is missing"),
+            (
+                "provider = \"fastly\"",
+                "invalid `[cdn] provider = \"fastly\"`",
+            ),
+            ("provider = \"cloudfront\"", "needs `distribution_id`"),
+            (
+                "provider = \"cloudfront\"\ndistribution_id = \"E/1\"",
+                "invalid `[cdn] distribution_id",
+            ),
+            (
+                "provider = \"cloudfront\"\ndistribution_id = \"E1\"\ncommand = [\"x\"]",
+                "`[cdn] command` does not apply",
+            ),
+            ("provider = \"command\"", "needs `command`"),
+            ("provider = \"command\"\ncommand = []", "needs `command`"),
+            (
+                "provider = \"command\"\ncommand = [\"x\"]\ndistribution_id = \"E1\"",
+                "`[cdn] distribution_id` does not apply",
+            ),
+            (
+                "provider = \"command\"\ncommand = [\"x\"]\nmax_paths = 0",
+                "`[cdn] max_paths = 0`",
+            ),
+            (
+                "provider = \"command\"\ncommand = [\"x\"]\npath_prefix = \"a/../b\"",
+                "`[cdn] path_prefix",
+            ),
+        ] {
+            let e = cdn(body).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{body}");
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
+        let c =
+            cdn("provider = \"command\"\ncommand = [\"purge\"]\npath_prefix = \"/www/\"").unwrap();
+        let c = c.cdn.unwrap();
+        assert_eq!(c.path_prefix, "www");
+        assert_eq!(
+            c.provider,
+            CdnProvider::Command {
+                argv: vec!["purge".into()],
+                dir: "/site".into()
+            },
+            "a bare name is left to PATH"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! one conditional manifest write.
 
 pub mod app;
+pub mod cdn;
 pub mod cli;
 pub mod collect;
 pub mod compress;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::cdn::Invalidation;
 use crate::collect;
 use crate::context::{Context, Remote, deploy_record};
 use crate::error::{Error, Result};
@@ -45,6 +46,9 @@ pub struct PublishReport {
     pub removed: Vec<String>,
     pub hashed: usize,
     pub duration_ms: u64,
+    /// What the CDN was told once the deploy was live (`null` without
+    /// `[cdn]`, on a dry run, or when nothing changed).
+    pub invalidation: Option<Invalidation>,
 }
 
 struct Computed {
@@ -113,6 +117,7 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         removed: plan.removed.clone(),
         hashed,
         duration_ms: 0,
+        invalidation: None,
     };
     if opts.dry_run || !plan.has_changes() {
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -132,10 +137,14 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
     // The lock goes whatever happened: a failed run leaves the previous
     // deploy serving and must not block the next one.
     let released = lock.release().await;
-    result?;
+    let live = result?;
     if let Err(e) = released {
         ctx.reporter
             .warn(&format!("could not release the deploy lock: {e}"));
+    }
+    if let Some(cdn) = &ctx.config.cdn {
+        report.invalidation =
+            Some(crate::cdn::invalidate(ctx, cdn, remote.manifest.as_ref(), &live).await);
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -148,7 +157,7 @@ async fn deploy(
     files: &HashMap<String, Arc<Prepared>>,
     lock: &Lock,
     report: &mut PublishReport,
-) -> Result<()> {
+) -> Result<Manifest> {
     let job = |o: &PlannedObject, confirm_first: bool| Job {
         object: o.clone(),
         file: files[&o.logical].clone(),
@@ -249,8 +258,8 @@ async fn deploy(
     )?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
     ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
-    report.deploy = Some(manifest.deploy);
-    Ok(())
+    report.deploy = Some(manifest.deploy.clone());
+    Ok(manifest)
 }
 
 pub fn manifest_meta() -> ObjectMeta {
@@ -441,7 +450,17 @@ impl PublishReport {
             self.parent.as_deref().unwrap_or("(none)"),
             self.duration_ms as f64 / 1000.0
         ));
+        if let Some(i) = &self.invalidation {
+            out.push_str(&format!("  {}\n", i.render()));
+        }
         out
+    }
+
+    /// The error a failed CDN invalidation turns into; the deploy is live.
+    pub fn invalidation_failure(&self) -> Option<Error> {
+        self.invalidation
+            .as_ref()?
+            .failure(self.deploy.as_deref()?, &self.target)
     }
 
     /// The GitHub Actions step summary.
@@ -460,6 +479,9 @@ impl PublishReport {
                 "Deploy `{d}` (parent `{}`)\n\n",
                 self.parent.as_deref().unwrap_or("none")
             ));
+        }
+        if let Some(i) = &self.invalidation {
+            out.push_str(&format!("{}\n\n", i.render()));
         }
         out.push_str("| files | new | changed | removed | unchanged | uploads | bytes |\n|---|---|---|---|---|---|---|\n");
         let count = |r| self.changes.iter().filter(|c| c.reason == r).count();

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::cdn::Invalidation;
 use crate::context::{Context, deploy_record};
 use crate::error::{Error, Result};
 use crate::lock::Lock;
@@ -22,6 +23,8 @@ pub struct RollbackReport {
     pub changed: bool,
     pub stable_keys: usize,
     pub duration_ms: u64,
+    /// What the CDN was told once the restored deploy was live.
+    pub invalidation: Option<Invalidation>,
 }
 
 impl RollbackReport {
@@ -32,14 +35,23 @@ impl RollbackReport {
                 self.to, self.target
             );
         }
-        format!(
+        let mut out = format!(
             "rolled back {} from {} to {}: {} stable keys restored, {:.2}s\n",
             self.target,
             self.from,
             self.to,
             self.stable_keys,
             self.duration_ms as f64 / 1000.0
-        )
+        );
+        if let Some(i) = &self.invalidation {
+            out.push_str(&format!("  {}\n", i.render()));
+        }
+        out
+    }
+
+    /// The error a failed CDN invalidation turns into; the rollback is live.
+    pub fn invalidation_failure(&self) -> Option<Error> {
+        self.invalidation.as_ref()?.failure(&self.to, &self.target)
     }
 }
 
@@ -73,6 +85,7 @@ pub async fn rollback(
         changed: false,
         stable_keys: 0,
         duration_ms: 0,
+        invalidation: None,
     };
     if to == current.deploy {
         return Ok(report);
@@ -102,6 +115,9 @@ pub async fn rollback(
             .warn(&format!("could not release the deploy lock: {e}"));
     }
     report.changed = true;
+    if let Some(cdn) = &ctx.config.cdn {
+        report.invalidation = Some(crate::cdn::invalidate(ctx, cdn, Some(&current), &target).await);
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -726,7 +726,7 @@ impl S3Store {
     }
 }
 
-async fn check_credentials(
+pub(crate) async fn check_credentials(
     shared: &aws_config::SdkConfig,
     profile_name: &str,
     profile: &str,
@@ -779,9 +779,9 @@ async fn check_credentials(
 
 /// What a failed request says, reduced to what the messages and the
 /// outcome mapping need.
-struct Failure {
+pub(crate) struct Failure {
     status: Option<u16>,
-    code: Option<String>,
+    pub(crate) code: Option<String>,
     message: Option<String>,
     unreachable: bool,
 }
@@ -831,7 +831,7 @@ impl Failure {
             || self.code.as_deref() == Some("ConditionalRequestConflict")
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let message = self.message.as_deref();
         match (&self.code, self.status, message) {
             (Some(code), _, Some(message)) => format!("{code}: {message}"),
@@ -1046,9 +1046,9 @@ fn md5_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
 }
 
-/// The `x-amz-copy-source` form: everything but unreserved characters and
-/// `/` percent-encoded.
-fn percent_encode_path(s: &str) -> String {
+/// Everything but unreserved characters and `/` percent-encoded: the
+/// `x-amz-copy-source` form, and the one CloudFront wants for paths.
+pub(crate) fn percent_encode_path(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {

@@ -42,16 +42,21 @@ fn main() -> ExitCode {
                 out.human
             };
             print_stdout(&text);
-            ExitCode::from(out.exit_code as u8)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
+            match out.error {
+                Some(e) => report_error(&e),
+                None => ExitCode::from(out.exit_code as u8),
             }
-            ExitCode::from(e.exit_code() as u8)
         }
+        Err(e) => report_error(&e),
     }
+}
+
+fn report_error(e: &assetpub::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    if let Some(hint) = e.hint() {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(e.exit_code() as u8)
 }
 
 /// A closed pipe (`assetpub plan | head`) is not an error.
