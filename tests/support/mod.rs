@@ -5,6 +5,7 @@
 //! Std only, so that the support code never pulls a dependency into the
 //! crate's dev-dependencies.
 
+pub mod cloudfront;
 pub mod proxy;
 pub mod s3client;
 pub mod servers;
