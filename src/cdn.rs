@@ -68,15 +68,18 @@ impl Invalidation {
             (false, n) => format!("{n} paths: {paths}"),
         };
         let done = match (&self.error, &self.id) {
-            (Some(_), _) => "FAILED (see the error below)".to_string(),
+            (Some(_), _) => format!(
+                "{} invalidation FAILED (see the error below)",
+                self.provider
+            ),
             (None, Some(id)) => format!(
-                "invalidation `{id}` on distribution `{}` ({})",
+                "CloudFront invalidation `{id}` on distribution `{}` ({})",
                 self.distribution_id.as_deref().unwrap_or("?"),
                 self.status.as_deref().unwrap_or("?")
             ),
-            (None, None) => "command ran".to_string(),
+            (None, None) => "`[cdn] command` ran".to_string(),
         };
-        format!("CDN ({}): {done}; {what}", self.provider)
+        format!("CDN: {done}, {what}")
     }
 }
 
