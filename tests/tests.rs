@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod cli;
+mod faults;
 mod file_target;
 mod nginx;
 mod prune;
