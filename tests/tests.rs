@@ -5,5 +5,6 @@ mod faults;
 mod file_target;
 mod nginx;
 mod prune;
+mod races;
 mod s3;
 mod support;
