@@ -179,6 +179,10 @@ fn walk(
             }
         };
         if !meta.is_file() {
+            reporter.warn(&format!(
+                "`{}`: not a regular file (a FIFO, socket or device); skipped",
+                path.display()
+            ));
             continue;
         }
         if let Some(max) = config.max_file_size

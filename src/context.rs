@@ -76,8 +76,16 @@ impl Context {
             }
         };
         let remote_deploy = manifest.as_ref().map(|m| m.deploy.clone());
-        if self.target.current_deploy.is_some() && self.target.current_deploy != remote_deploy {
-            self.reporter.info(&format!(
+        if self.target.current_deploy.is_none() && remote_deploy.is_some() {
+            self.reporter.note(&format!(
+                "the state DB has no record of {}: starting from its manifest.json (deploy {})",
+                self.store.describe(),
+                remote_deploy.as_deref().unwrap_or_default()
+            ));
+        } else if self.target.current_deploy.is_some()
+            && self.target.current_deploy != remote_deploy
+        {
+            self.reporter.note(&format!(
                 "the state DB was behind {}: current deploy is {}, not {}; using the target's manifest",
                 self.store.describe(),
                 remote_deploy.as_deref().unwrap_or("(none)"),

@@ -72,6 +72,9 @@ impl Error {
     /// obvious next step.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
+            Error::Conflict(m) if m.contains("state DB") => {
+                Some("wait for the other run to finish, or pass a different `--state` file")
+            }
             Error::Conflict(m) if m.contains("lock") => Some(
                 "wait for the other deploy to finish, or run with `--break-lock` if it is known to be dead",
             ),

@@ -54,6 +54,10 @@ impl LockInfo {
         )
     }
 
+    fn same_holder(&self, other: &LockInfo) -> bool {
+        self.host == other.host && self.pid == other.pid && self.created == other.created
+    }
+
     /// Past its expiry, or left by a process of this host that is gone (a
     /// killed run): either way nobody holds it any more.
     fn expired(&self) -> bool {
@@ -90,6 +94,7 @@ fn lock_meta() -> ObjectMeta {
 /// A held lock. Renewed in the background until released.
 pub struct Lock {
     store: Arc<Store>,
+    held: Arc<Mutex<Held>>,
     lost: Arc<AtomicBool>,
     renewer: Option<tokio::task::JoinHandle<()>>,
 }
@@ -161,6 +166,7 @@ impl Lock {
         ));
         Ok(Lock {
             store,
+            held: state,
             lost,
             renewer: Some(renewer),
         })
@@ -185,7 +191,17 @@ impl Lock {
         if self.lost.load(Ordering::SeqCst) {
             return Ok(());
         }
-        self.store.delete(&[LOCK_KEY.to_string()]).await
+        // Only our own lock goes: someone may have broken it and holds it
+        // now. (Read, compare, delete leaves a moment between the last two;
+        // a lock broken exactly then is lost, and its holder's manifest
+        // write is still conditional.)
+        let ours = self.held.lock().await.info.clone();
+        match read(&self.store).await? {
+            Some((info, _)) if info.same_holder(&ours) => {
+                self.store.delete(&[LOCK_KEY.to_string()]).await
+            }
+            _ => Ok(()),
+        }
     }
 }
 

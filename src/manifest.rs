@@ -388,4 +388,82 @@ mod tests {
         };
         assert_eq!(Manifest::parse(&m.to_json(), "m").unwrap(), m);
     }
+
+    /// Mutated manifests (bytes flipped, cut, spliced): parsing never panics,
+    /// and whatever it accepts names only safe keys and survives a round
+    /// trip.
+    #[test]
+    fn mutated_manifests_never_panic_and_accepted_ones_are_safe() {
+        let m = Manifest {
+            version: 1,
+            deploy: "20261124T175941Z-2136b3".into(),
+            parent: Some("20261124T175000Z-aaaaaa".into()),
+            created: "2026-11-24T17:59:41.501Z".into(),
+            commit: Some("abc".into()),
+            ci_run: None,
+            sidecars: true,
+            encoding: "gzip".into(),
+            files: [
+                (
+                    "index.html".to_string(),
+                    entry("index.html", Some("index.3f2a9c1b7d4e.html")),
+                ),
+                (
+                    "css/app.css".to_string(),
+                    entry("css/app.3f2a9c1b7d4e.css", None),
+                ),
+            ]
+            .into(),
+        };
+        let base = m.to_json();
+        let splices: [&[u8]; 8] = [
+            b"..",
+            b"/",
+            b"\\",
+            b"\\u0000",
+            b"null",
+            b"999999999999999999999",
+            b"{",
+            b"\"",
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut b = base.clone();
+            for _ in 0..1 + next(3) {
+                let at = next(b.len());
+                match next(4) {
+                    0 => b[at] = next(256) as u8,
+                    1 => {
+                        b.truncate(at);
+                    }
+                    2 => {
+                        b.remove(at);
+                    }
+                    _ => {
+                        let s = splices[next(splices.len())];
+                        b.splice(at..at, s.iter().copied());
+                    }
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            if let Ok(parsed) = Manifest::parse(&b, "m") {
+                accepted += 1;
+                for o in parsed.objects() {
+                    assert!(crate::store::check_key(&o.key).is_ok(), "{:?}", o.key);
+                }
+                let _ = parsed.object_encoding();
+                assert_eq!(Manifest::parse(&parsed.to_json(), "m").unwrap(), parsed);
+            }
+        }
+        assert!(accepted > 0, "some mutations keep the manifest valid");
+    }
 }

@@ -22,6 +22,9 @@ impl Phase {
 pub trait Reporter: Send + Sync {
     /// Something the user should know that does not stop the run.
     fn warn(&self, message: &str);
+    /// Something the user should know that is not a problem (shown unless
+    /// quiet).
+    fn note(&self, _message: &str) {}
     /// A step worth a line in verbose mode.
     fn info(&self, _message: &str) {}
     fn phase_start(&self, _phase: Phase, _items: u64, _bytes: u64) {}

@@ -64,6 +64,12 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
         // ones after the first failure, but let the started ones land.
         while first_error.is_none() && set.len() < ctx.config.target.concurrency {
             let Some(job) = pending.next() else { break };
+            // Recorded before the request too: if the process dies while
+            // it is in flight, the object may have landed, and the rerun
+            // checks for it with a HEAD instead of sending it again.
+            if !job.confirm_first {
+                record(ctx, &job)?;
+            }
             let store = ctx.store.clone();
             let reporter = ctx.reporter.clone();
             let permit = limit.clone();
@@ -80,17 +86,7 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
             joined.map_err(|e| Error::Runtime(format!("upload task failed: {e}")))?;
         match result {
             Ok(done) => {
-                let entry = &job.file.entry;
-                let digest = meta_digest(&object_meta(entry, job.object.variant, false));
-                ctx.state.record_object(
-                    ctx.target.id,
-                    &job.object.key,
-                    &KnownObject {
-                        blake3: entry.blake3.clone(),
-                        size: job.object.bytes,
-                        meta: digest,
-                    },
-                )?;
+                record(ctx, &job)?;
                 match done {
                     Done::Uploaded(n) => {
                         stats.uploaded += 1;
@@ -117,6 +113,21 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
             &format!("{failures} uploads failed; the first: "),
         )),
     }
+}
+
+/// Records that the target has (or, while the upload runs, may have) the
+/// job's object.
+fn record(ctx: &Context, job: &Job) -> Result<()> {
+    let entry = &job.file.entry;
+    ctx.state.record_object(
+        ctx.target.id,
+        &job.object.key,
+        &KnownObject {
+            blake3: entry.blake3.clone(),
+            size: job.object.bytes,
+            meta: meta_digest(&object_meta(entry, job.object.variant, false)),
+        },
+    )
 }
 
 fn prefix_error(e: Error, prefix: &str) -> Error {

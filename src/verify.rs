@@ -48,8 +48,9 @@ impl VerifyReport {
             ));
         } else {
             out.push_str(&format!(
-                "{} problems in {} objects of deploy {deploy} at {}\n",
+                "{} problem{} in {} objects of deploy {deploy} at {}\n",
                 self.problems.len(),
+                if self.problems.len() == 1 { "" } else { "s" },
                 self.objects,
                 self.target
             ));

@@ -589,3 +589,66 @@ fn the_lock_is_released_and_a_held_lock_is_a_conflict() {
 fn chrono_like_future() -> &'static str {
     "2999-01-01T00:00:00Z"
 }
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_is_named_and_special_files_are_skipped_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    p.write("site/css/secret.css", "a{}");
+    std::fs::set_permissions(
+        p.path("site/css/secret.css"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let fifo = p.path("site/pipe.css");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // root reads anything: run as nobody then, in a tree nobody may use.
+    let root = std::process::Command::new("id").arg("-u").output().unwrap();
+    let mut cmd = p.std_cmd();
+    if String::from_utf8_lossy(&root.stdout).trim() == "0" {
+        for (rel, ..) in snapshot(p.path("").as_path()) {
+            let path = p.path(&rel);
+            if !rel.ends_with("secret.css") && !rel.ends_with("pipe.css") {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+            }
+        }
+        let mut dirs = vec![p.path("")];
+        while let Some(d) = dirs.pop() {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    dirs.push(e.path());
+                }
+            }
+        }
+        let program = cmd.get_program().to_owned();
+        let mut wrapped = std::process::Command::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program)
+            .current_dir(p.path(""))
+            .env("NO_COLOR", "1");
+        cmd = wrapped;
+    }
+    let out = cmd
+        .args(["publish"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("secret.css") && err.contains("ermission denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pipe.css") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(!p.path("published").exists());
+}

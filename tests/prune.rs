@@ -125,3 +125,78 @@ fn prune_deletes_objects_of_interrupted_runs() {
     assert_eq!(out["deleted_objects"], serde_json::json!([key]));
     assert!(!p.path(&format!("published/{key}")).exists());
 }
+
+/// Many deploys and rollbacks on S3, pruned as a daily job would: every
+/// deploy prune keeps stays restorable and whole, and keys assetpub did not
+/// write are never touched.
+#[test]
+fn pruning_a_long_history_on_s3_never_breaks_a_kept_deploy() {
+    use crate::s3::S3Site;
+    use crate::support::S3Server;
+    let site = S3Site::new(S3Server::moto(), "prune-many");
+    // Someone else's files in the same prefix, one with a fingerprint-like name.
+    site.s3.put(
+        &site.key("foreign.0123456789ab.css"),
+        b"not ours",
+        "text/css",
+    );
+    site.s3
+        .put(&site.key("uploads/user.png"), b"not ours", "image/png");
+    let mut deploys: Vec<String> = Vec::new();
+    for i in 0..36u64 {
+        if i % 6 == 5 {
+            // Every sixth step rolls back three deploys.
+            let to = deploys[deploys.len() - 3].clone();
+            site.json(&["rollback", &to]);
+        } else {
+            site.p
+                .write_bytes("site/img/logo.png", &pseudo_random(2000, 5000 + i));
+            site.p.write(
+                "site/index.html",
+                &format!("<!doctype html><p>deploy {i}</p>"),
+            );
+            let out = site.json(&["publish"]);
+            deploys.push(out["deploy"].as_str().unwrap().to_string());
+        }
+        if i % 9 == 8 {
+            let report = site.json(&["prune", "--keep", "4", "--min-age", "0s"]);
+            let kept: Vec<String> = report["kept_deploys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            assert!(kept.len() <= 5, "{report}");
+            for d in &kept {
+                let bytes = site
+                    .s3
+                    .get(&site.key(&format!(".assetpub/deploys/{d}.json")))
+                    .unwrap_or_else(|| panic!("kept deploy {d} lost its record"));
+                let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                for (logical, e) in m["files"].as_object().unwrap() {
+                    let object = e["object"].as_str().or(e["key"].as_str()).unwrap();
+                    assert!(
+                        site.s3.head(&site.key(object)).is_some(),
+                        "kept deploy {d}: `{object}` ({logical}) was deleted"
+                    );
+                }
+            }
+            site.assert_manifest_consistent();
+        }
+    }
+    // Every kept deploy can be rolled back to, and verifies.
+    let history = site.json(&["history"]);
+    let ids: Vec<String> = history["deploys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() <= 5, "{history}");
+    for id in &ids {
+        site.json(&["rollback", id]);
+        assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
+    }
+    assert!(site.s3.get(&site.key("foreign.0123456789ab.css")).is_some());
+    assert!(site.s3.get(&site.key("uploads/user.png")).is_some());
+}

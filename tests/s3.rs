@@ -316,9 +316,15 @@ fn s3_lifecycle_on_garage() {
 #[test]
 fn garage_is_reported_as_not_enforcing_conditional_writes() {
     let site = S3Site::new(S3Server::garage(), "probe");
-    let out = site.run(&["publish"]);
+    let out = site.run(&["publish", "-vv"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
+    // Verbose output names the endpoint and keys, never the secret.
+    let all = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !all.contains(&site.server.secret_key),
+        "the secret was printed"
+    );
     assert!(err.contains("does not enforce conditional writes"), "{err}");
     assert!(err.contains("not protected"), "{err}");
     // The probe ran once and left nothing behind.
@@ -671,4 +677,29 @@ fn header_rules_are_stored_and_a_rule_change_alone_is_reapplied_by_copy() {
     assert_eq!(stat.content_disposition.as_deref(), Some("inline"));
     assert_eq!(stat.metadata.get("team").map(String::as_str), Some("web"));
     site.assert_manifest_consistent();
+}
+
+#[test]
+fn objects_get_no_public_acl_unless_configured() {
+    const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+    let site = S3Site::new(S3Server::moto(), "acl");
+    site.json(&["publish"]);
+    let m = site.manifest();
+    let css = m["files"]["css/app.css"]["key"].as_str().unwrap();
+    for key in [css, "index.html", "manifest.json"] {
+        let grantees = site.s3.grantees(&site.key(key));
+        assert!(
+            !grantees.iter().any(|g| g == ALL_USERS),
+            "{key}: {grantees:?}"
+        );
+    }
+    site.p.write("site/img/new.png", "not really a png");
+    site.configure("[source]\ndirs = [\"site\"]\n", "public_read = true");
+    site.json(&["publish"]);
+    let key = site.manifest()["files"]["img/new.png"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let grantees = site.s3.grantees(&site.key(&key));
+    assert!(grantees.iter().any(|g| g == ALL_USERS), "{grantees:?}");
 }

@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod s3;
+mod verified_body;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -19,7 +19,7 @@ use aws_sdk_s3::config::{
     ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectCannedAcl,
     ObjectIdentifier,
@@ -28,6 +28,7 @@ use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use tokio::task::JoinSet;
 
+use super::verified_body;
 use super::{
     Body, Condition, Fetched, GetOutcome, Head, Listed, ObjectMeta, PutOutcome, TransferObserver,
 };
@@ -266,10 +267,9 @@ impl S3Store {
                 let md5 = md5s.into_iter().next().unwrap_or_default();
                 let stream = match buffer {
                     Some(buffer) => ByteStream::from(buffer),
-                    // The MD5 was computed above: if the file changes before
-                    // it is sent, the store answers BadDigest instead of
-                    // storing it.
-                    None => file_stream(&path, 0, size).await?,
+                    // Streamed, and checked against the MD5 of the bytes
+                    // that were hashed as it goes.
+                    None => verified_body::stream(&path, 0, size, md5.clone()),
                 };
                 let outcome = self
                     .put_single(key, stream, md5, meta, &condition)
@@ -428,10 +428,9 @@ impl S3Store {
                     .key(full_key)
                     .upload_id(upload_id)
                     .part_number(index as i32 + 1)
-                    .content_md5(md5);
-                let path = path.to_path_buf();
+                    .content_md5(md5.clone());
+                let body = verified_body::stream(path, offset, length, md5.clone());
                 running.spawn(async move {
-                    let body = file_stream(&path, offset, length).await?;
                     let sent = request.body(body).send().await;
                     Ok::<_, PartError>((index as i32 + 1, length, sent?))
                 });
@@ -678,6 +677,11 @@ impl S3Store {
     fn error(&self, action: String, f: Failure) -> Error {
         let code = f.code.as_deref().unwrap_or("");
         let detail = f.describe();
+        if let Some(changed) = changed_file(&detail) {
+            return Error::Input(format!(
+                "{changed}; nothing was stored ({action})\nhint: run the build to completion, then publish again"
+            ));
+        }
         if f.unreachable {
             return Error::Store(format!(
                 "cannot reach {}: {detail} ({action})",
@@ -952,16 +956,6 @@ fn part_size(size: u64) -> u64 {
     part
 }
 
-async fn file_stream(path: &Path, offset: u64, length: u64) -> Result<ByteStream> {
-    ByteStream::read_from()
-        .path(path)
-        .offset(offset)
-        .length(Length::Exact(length))
-        .build()
-        .await
-        .map_err(|e| Error::io("cannot read", path, std::io::Error::other(chain(&e))))
-}
-
 /// Reads `path` once, checking it still hashes to `expected`, and returns the
 /// base64 MD5 of each `part_size` slice (one for the whole file when
 /// `part_size >= size`), plus the bytes when `keep`.
@@ -1032,6 +1026,18 @@ fn hash_file(
 
 /// BadDigest on a file that was verified just before means it changed
 /// between hashing and sending.
+/// "`path` changed on disk since it was hashed", when that is what stopped
+/// a streamed body, out of the transport's wrapping of it.
+fn changed_file(detail: &str) -> Option<String> {
+    let at = detail.find(verified_body::CHANGED)?;
+    let close = detail[..at].rfind('`')?;
+    let open = detail[..close].rfind('`')?;
+    let end = detail[at..]
+        .find(['(', ')', ';'])
+        .map_or(detail.len(), |i| at + i);
+    Some(detail[open..end].trim_end().to_string())
+}
+
 fn file_changed_hint(e: Error, path: &Path) -> Error {
     match e {
         Error::Store(m) if m.contains("BadDigest") => Error::Store(format!(

@@ -171,3 +171,24 @@ impl S3Client {
             .unwrap_or_else(|e| panic!("list uploads of s3://{}: {e:?}", self.bucket))
     }
 }
+
+impl S3Client {
+    /// The grantee URIs (groups) and ids with a grant on the object.
+    pub fn grantees(&self, key: &str) -> Vec<String> {
+        let acl = self
+            .runtime
+            .block_on(
+                self.client
+                    .get_object_acl()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("GET ACL of s3://{}/{key}: {e:?}", self.bucket));
+        acl.grants()
+            .iter()
+            .filter_map(|g| g.grantee())
+            .map(|g| g.uri().or(g.id()).unwrap_or_default().to_string())
+            .collect()
+    }
+}

@@ -78,6 +78,17 @@ impl Reporter for TermReporter {
         }
     }
 
+    fn note(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let line = format!("note: {message}");
+        match self.bar.lock().ok().and_then(|b| b.clone()) {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
     fn info(&self, message: &str) {
         if self.verbose > 0 && !self.quiet {
             eprintln!("note: {message}");

@@ -1,0 +1,497 @@
+//! Faults between assetpub and the store, and the process killed mid-run:
+//! the site is always either the old deploy or the new one, every object
+//! its manifest names is there with the right bytes, and a rerun finishes
+//! the job uploading only what is missing.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::cli::{Project, pseudo_random};
+use crate::s3::S3Site;
+use crate::support::{Fault, S3Server};
+
+/// A build of 40 files: pages, stylesheets referencing images, images.
+fn project(files: usize) -> Project {
+    let p = Project::new();
+    for i in 0..files {
+        p.write_bytes(
+            &format!("site/img/i{i:02}.png"),
+            &pseudo_random(6_000, 500 + i as u64),
+        );
+        p.write(
+            &format!("site/css/s{i:02}.css"),
+            &format!(
+                "a{{background:url(../img/i{i:02}.png)}}\n/* {} */\n",
+                "x".repeat(i * 40)
+            ),
+        );
+    }
+    p.age_sources();
+    p
+}
+
+/// Changes `n` images (and so the stylesheets that reference them), with
+/// content that depends on `round`.
+fn change(p: &Project, n: usize, round: u64) {
+    for i in 0..n {
+        p.write_bytes(
+            &format!("site/img/i{i:02}.png"),
+            &pseudo_random(6_000, round * 1000 + i as u64),
+        );
+    }
+}
+
+/// The deploy `manifest.json` names now, if any.
+fn current(site: &S3Site) -> Option<String> {
+    site.s3
+        .get(&site.key("manifest.json"))
+        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("manifest.json is JSON"))
+        .map(|m| m["deploy"].as_str().unwrap().to_string())
+}
+
+/// The site serves one whole deploy: `manifest.json` parses, names one of
+/// `allowed`, and every key and object it names holds exactly the bytes its
+/// blake3 says.
+fn assert_whole(site: &S3Site, allowed: &[Option<&str>]) {
+    let deploy = current(site);
+    assert!(
+        allowed.contains(&deploy.as_deref()),
+        "manifest.json names {deploy:?}, expected one of {allowed:?}"
+    );
+    if deploy.is_none() {
+        return;
+    }
+    let m = site.manifest();
+    for (logical, e) in m["files"].as_object().unwrap() {
+        let key = e["key"].as_str().unwrap();
+        for k in [Some(key), e["object"].as_str()].into_iter().flatten() {
+            let bytes = site
+                .s3
+                .get(&site.key(k))
+                .unwrap_or_else(|| panic!("{logical}: `{k}` named by {deploy:?} is missing"));
+            assert_eq!(
+                blake3::hash(&bytes).to_hex().as_str(),
+                e["blake3"].as_str().unwrap(),
+                "{logical}: `{k}` holds other bytes"
+            );
+        }
+    }
+    let deploy = deploy.unwrap();
+    assert!(
+        site.s3
+            .head(&site.key(&format!(".assetpub/deploys/{deploy}.json")))
+            .is_some(),
+        "the deploy record of {deploy} is missing"
+    );
+}
+
+/// Runs a publish under `fault` after a first clean deploy and a change of
+/// `changed` files; returns the site, the old deploy id and the run's output.
+fn publish_under(fault: Fault, method: &str) -> (S3Site, String, std::process::Output) {
+    let site = S3Site::with_project(S3Server::moto(), "fault", project(20), "concurrency = 4");
+    let d1 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    change(&site.p, 8, 2);
+    site.proxy.set_fault_matching(method, "", fault);
+    let out = site.run(&["publish", "--json"]);
+    site.proxy.set_fault(Fault::None);
+    (site, d1, out)
+}
+
+/// After a failed run: the rerun uploads only keys that are not there yet
+/// (and rewrites the stable keys and records), then the site is whole.
+fn assert_rerun_finishes(site: &S3Site) {
+    let before: BTreeSet<String> = site.s3.keys().into_iter().collect();
+    site.proxy.reset_counts();
+    let out = site.json(&["publish"]);
+    let deploy = out["deploy"]
+        .as_str()
+        .expect("the rerun deploys")
+        .to_string();
+    let m = site.manifest();
+    let stable: BTreeSet<String> = m["files"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|e| e["object"].is_string())
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .collect();
+    for target in site.object_puts() {
+        let key = target.split('?').next().unwrap();
+        let key = key.trim_start_matches('/').split_once('/').unwrap().1;
+        let logical_key = key.strip_prefix("site/").unwrap();
+        assert!(
+            !before.contains(key) || stable.contains(logical_key),
+            "the rerun uploaded `{key}` again, which was already there"
+        );
+    }
+    assert_whole(site, &[Some(&deploy)]);
+    assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A failed run: exit 1, one clear error line naming a key, nothing half
+/// switched.
+fn assert_failed_cleanly(site: &S3Site, d1: &str, out: &std::process::Output) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("s3://"), "names the object: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_whole(site, &[Some(d1)]);
+    assert!(
+        site.s3.head(&site.key(".assetpub/lock")).is_none(),
+        "lock released"
+    );
+}
+
+#[test]
+fn connections_dropped_mid_body_are_retried() {
+    let (site, d1, out) = publish_under(
+        Fault::DropMidBody {
+            after_bytes: 2_000,
+            times: 6,
+        },
+        "PUT",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(d2["deploy"].as_str(), Some(d1.as_str()));
+    assert_whole(&site, &[d2["deploy"].as_str()]);
+}
+
+#[test]
+fn slow_down_and_503_are_retried_with_backoff() {
+    let (site, _, out) = publish_under(
+        Fault::Status {
+            code: 503,
+            s3_code: "SlowDown",
+            // Fewer than the attempts one request gets.
+            times: 5,
+        },
+        "PUT",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_whole(&site, &[d2["deploy"].as_str()]);
+}
+
+#[test]
+fn slow_responses_only_slow_the_run() {
+    let (site, _, out) = publish_under(Fault::Delay { ms: 250 }, "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_whole(&site, &[d2["deploy"].as_str()]);
+}
+
+#[test]
+fn a_store_that_keeps_failing_leaves_the_old_deploy_and_a_rerun_finishes() {
+    let (site, d1, out) = publish_under(
+        Fault::Status {
+            code: 500,
+            s3_code: "InternalError",
+            times: 10_000,
+        },
+        "PUT",
+    );
+    assert_failed_cleanly(&site, &d1, &out);
+    assert_rerun_finishes(&site);
+}
+
+#[test]
+fn a_server_that_dies_mid_upload_leaves_the_old_deploy_and_a_rerun_finishes() {
+    let site = S3Site::with_project(S3Server::moto(), "reset", project(20), "concurrency = 4");
+    let d1 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    change(&site.p, 10, 3);
+    // The lock, then a few uploads, then every connection is reset.
+    site.proxy
+        .set_fault_matching("PUT", "", Fault::ResetAfter { requests: 6 });
+    let out = site.run(&["publish"]);
+    site.proxy.set_fault(Fault::None);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert_whole(&site, &[Some(&d1)]);
+    // The lock may be left behind by a run that could not reach the store to
+    // release it; this host's dead process does not hold it any more.
+    assert_rerun_finishes(&site);
+}
+
+#[test]
+fn a_failing_manifest_switch_leaves_the_old_deploy() {
+    let site = S3Site::with_project(S3Server::moto(), "switch", project(5), "");
+    let d1 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    change(&site.p, 2, 4);
+    site.proxy.set_fault_matching(
+        "PUT",
+        "/manifest.json",
+        Fault::Status {
+            code: 500,
+            s3_code: "InternalError",
+            times: 10_000,
+        },
+    );
+    let out = site.run(&["publish"]);
+    site.proxy.set_fault(Fault::None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("manifest.json"), "{}", stderr(&out));
+    // The stable keys may already hold the new pages (they are written just
+    // before the switch), but the manifest, the one switch, is the old one
+    // and everything it names is intact.
+    assert_eq!(current(&site).as_deref(), Some(d1.as_str()));
+    let m = site.manifest();
+    for e in m["files"].as_object().unwrap().values() {
+        let object = e["object"].as_str().or(e["key"].as_str()).unwrap();
+        let bytes = site.s3.get(&site.key(object)).unwrap();
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            e["blake3"].as_str().unwrap()
+        );
+    }
+    assert_rerun_finishes(&site);
+}
+
+/// xorshift, seeded from the clock and printed, so a failure can be rerun.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("ASSETPUB_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("kill loop seed: ASSETPUB_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn killed_at_random_points_twenty_times_the_site_is_always_whole() {
+    let site = S3Site::with_project(S3Server::moto(), "kill", project(20), "concurrency = 4");
+    let mut deploys: Vec<Option<String>> = vec![None];
+    // Requests take a little while, so that a kill lands anywhere in the run.
+    site.proxy.set_fault(Fault::Delay { ms: 15 });
+    let first = site.json(&["publish"]);
+    deploys.push(first["deploy"].as_str().map(String::from));
+    // How long an uninterrupted publish of a change takes here.
+    change(&site.p, 6, 100);
+    let started = Instant::now();
+    let second = site.json(&["publish"]);
+    let span = started.elapsed().as_millis() as u64;
+    deploys.push(second["deploy"].as_str().map(String::from));
+    let mut rng = Rng::new();
+    let mut killed = 0;
+    for round in 0..20u64 {
+        change(&site.p, 1 + rng.below(8) as usize, 200 + round);
+        let mut child = site
+            .cmd()
+            .args(["publish", "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(span + span / 2)));
+        match child.try_wait().unwrap() {
+            Some(status) => assert!(status.success(), "round {round}: {status}"),
+            None => {
+                child.kill().unwrap();
+                killed += 1;
+            }
+        }
+        child.wait().unwrap();
+        let now = current(&site);
+        if !deploys.contains(&now) {
+            deploys.push(now);
+        }
+        let allowed: Vec<Option<&str>> = deploys.iter().map(|d| d.as_deref()).collect();
+        assert_whole(&site, &allowed);
+    }
+    assert!(killed >= 10, "only {killed} of 20 runs were killed mid-way");
+    site.proxy.set_fault(Fault::None);
+    assert_rerun_finishes(&site);
+}
+
+#[test]
+fn a_file_that_changes_after_it_was_hashed_is_not_uploaded() {
+    let p = project(2);
+    // Large enough to be streamed from disk rather than held in memory.
+    p.write_bytes("site/media/big.bin", &pseudo_random(12 * 1024 * 1024, 1));
+    p.age_sources();
+    let site = S3Site::with_project(S3Server::moto(), "changing", p, "");
+    site.configure(
+        "[source]\ndirs = [\"site\"]\nmax_file_size = \"50 MiB\"\n",
+        "",
+    );
+    // Hold the upload of the big file back, change it on disk meanwhile.
+    site.proxy
+        .set_fault_matching("PUT", "/media/big.", Fault::Delay { ms: 3_000 });
+    let child = site
+        .cmd()
+        .args(["publish"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while site
+        .proxy
+        .requests()
+        .iter()
+        .all(|(m, t)| !(m == "PUT" && t.contains("/media/big.")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the upload of big.bin never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Same size, other bytes: only the content tells.
+    site.p
+        .write_bytes("site/media/big.bin", &pseudo_random(12 * 1024 * 1024, 2));
+    let out = child.wait_with_output().unwrap();
+    site.proxy.set_fault(Fault::None);
+    let err = stderr(&out);
+    if out.status.success() {
+        // The bytes were read and checked before the change: what was stored
+        // is what was hashed.
+        let m = site.manifest();
+        let e = &m["files"]["media/big.bin"];
+        let bytes = site.s3.get(&site.key(e["key"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            e["blake3"].as_str().unwrap()
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("big.bin") && err.contains("changed"), "{err}");
+        eprintln!("refused as expected: {err}");
+        assert!(current(&site).is_none());
+    }
+}
+
+#[test]
+fn an_unreachable_endpoint_is_one_clear_error() {
+    let site = S3Site::new(S3Server::moto(), "unreachable");
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let out = site
+        .cmd()
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .arg("publish")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "names the endpoint: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && err.lines().count() <= 3,
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_remote_manifest_that_is_not_ours_is_refused_and_kept() {
+    for (what, body) in [
+        ("not JSON", b"<html>oops</html>".to_vec()),
+        (
+            "a newer version",
+            br#"{"version": 99, "deploy": "x", "created": "x", "files": {}}"#.to_vec(),
+        ),
+    ] {
+        let site = S3Site::new(S3Server::moto(), "foreign");
+        site.s3
+            .put(&site.key("manifest.json"), &body, "application/json");
+        let out = site.run(&["publish"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("refusing"), "{what}: {err}");
+        assert!(err.contains("manifest.json"), "{what}: {err}");
+        assert_eq!(
+            site.s3.get(&site.key("manifest.json")).unwrap(),
+            body,
+            "{what}"
+        );
+        assert_eq!(site.proxy.count("PUT"), 0, "{what}: nothing written");
+    }
+}
+
+#[test]
+fn a_state_db_locked_by_another_process_is_named() {
+    let site = S3Site::new(S3Server::moto(), "dblock");
+    site.json(&["publish"]);
+    // Another process holds a write transaction on the state DB.
+    let db = site.p.path(".assetpub/state.db");
+    let mut holder = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(60)\n",
+        )
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    site.p
+        .write("site/robots.txt", "User-agent: *\nDisallow: /x\n");
+    let out = site.run(&["publish"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("state.db"), "names the state DB: {err}");
+    assert!(
+        !err.contains("--break-lock"),
+        "the deploy lock is not the problem: {err}"
+    );
+    assert!(err.contains("locked") || err.contains("busy"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

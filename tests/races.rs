@@ -1,0 +1,186 @@
+//! Concurrent deploys against moto, which enforces conditional writes: one
+//! deploy per lock hold, the others exit 4, and `manifest.json` always names
+//! one whole deploy.
+
+use std::process::{Child, Output, Stdio};
+
+use crate::cli::Project;
+use crate::s3::S3Site;
+use crate::support::s3client::S3Client;
+use crate::support::{Fault, Proxy, S3Server};
+
+/// `n` projects with different builds publishing to one bucket, each with
+/// its own state DB and its own (slow) proxy, so that their runs overlap.
+fn contenders(n: usize, name: &str, delay_ms: u64, target_extra: &str) -> Vec<S3Site> {
+    let server = S3Server::moto();
+    let first = S3Site::new(server, name);
+    let bucket = first.bucket.clone();
+    let mut sites = vec![first];
+    for _ in 1..n {
+        sites.push(S3Site {
+            proxy: Proxy::start(&server.endpoint),
+            s3: S3Client::new(server, &bucket),
+            p: Project::new(),
+            server,
+            bucket: bucket.clone(),
+        });
+    }
+    for (i, s) in sites.iter().enumerate() {
+        s.p.write(
+            "site/index.html",
+            &format!("<!doctype html><p>build {i}</p>"),
+        );
+        s.configure("[source]\ndirs = [\"site\"]\n", target_extra);
+        s.proxy.set_fault(Fault::Delay { ms: delay_ms });
+    }
+    sites
+}
+
+fn spawn(site: &S3Site, args: &[&str]) -> Child {
+    site.cmd()
+        .args(args)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn assetpub")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn deploy_of(out: &Output) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    v["deploy"]
+        .as_str()
+        .or(v["to"].as_str())
+        .expect("deploy id")
+        .to_string()
+}
+
+/// Exactly one run succeeded, the rest exited 4 with one error line naming
+/// the conflict; returns the winner's index.
+fn one_winner(outs: &[Output]) -> usize {
+    let report: Vec<String> = outs
+        .iter()
+        .map(|o| format!("{:?}: {}", o.status.code(), stderr(o)))
+        .collect();
+    let winners: Vec<usize> = (0..outs.len())
+        .filter(|&i| outs[i].status.success())
+        .collect();
+    assert_eq!(winners.len(), 1, "{report:#?}");
+    for (i, o) in outs.iter().enumerate() {
+        if i == winners[0] {
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(4), "{report:#?}");
+        let err = stderr(o);
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{err}"
+        );
+        assert!(
+            err.contains("lock is held by") || err.contains("changed by another deploy"),
+            "{err}"
+        );
+    }
+    winners[0]
+}
+
+fn deploy_count(site: &S3Site) -> usize {
+    site.s3
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with("site/.assetpub/deploys/"))
+        .count()
+}
+
+#[test]
+fn two_then_four_concurrent_publishes_make_one_deploy_each_round() {
+    for n in [2, 4] {
+        let sites = contenders(n, &format!("race{n}"), 120, "");
+        let children: Vec<Child> = sites.iter().map(|s| spawn(s, &["publish"])).collect();
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let w = one_winner(&outs);
+        assert_eq!(deploy_count(&sites[w]), 1, "one deploy for one lock hold");
+        assert_eq!(sites[w].manifest()["deploy"], deploy_of(&outs[w]).as_str());
+        sites[w].assert_manifest_consistent();
+        assert!(sites[w].s3.head(&sites[w].key(".assetpub/lock")).is_none());
+        // The winner's page is what the site serves.
+        assert_eq!(
+            sites[w].s3.get(&sites[w].key("index.html")).unwrap(),
+            format!("<!doctype html><p>build {w}</p>").as_bytes()
+        );
+    }
+}
+
+#[test]
+fn a_rollback_racing_a_publish_one_wins_and_the_site_stays_whole() {
+    let sites = contenders(2, "rbrace", 0, "");
+    let (a, b) = (&sites[0], &sites[1]);
+    let d1 = a.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    a.p.write("site/index.html", "<!doctype html><p>second</p>");
+    a.json(&["publish"]);
+    // b: a new build; a: back to the first deploy. Both slow.
+    a.proxy.set_fault(Fault::Delay { ms: 150 });
+    b.proxy.set_fault(Fault::Delay { ms: 150 });
+    let cb = spawn(b, &["publish"]);
+    let ca = spawn(a, &["rollback", &d1]);
+    let outs = [
+        ca.wait_with_output().unwrap(),
+        cb.wait_with_output().unwrap(),
+    ];
+    let w = one_winner(&outs);
+    let live = a.manifest()["deploy"].as_str().unwrap().to_string();
+    assert_eq!(live, deploy_of(&outs[w]));
+    a.assert_manifest_consistent();
+    // The rollback restores the first deploy's page; the publish serves b's.
+    let page = a.s3.get(&a.key("index.html")).unwrap();
+    let expected = if w == 0 { "build 0" } else { "build 1" };
+    assert_eq!(page, format!("<!doctype html><p>{expected}</p>").as_bytes());
+}
+
+#[test]
+fn a_run_whose_lock_was_broken_never_switches_the_manifest() {
+    // A short lock TTL, so the slow run renews often and notices.
+    let sites = contenders(2, "broken", 0, "lock_ttl = \"3s\"");
+    let (slow, fast) = (&sites[0], &sites[1]);
+    for i in 0..30 {
+        slow.p.write_bytes(
+            &format!("site/img/x{i}.png"),
+            &crate::cli::pseudo_random(3000, 900 + i),
+        );
+    }
+    // One upload at a time, each held back: about ten seconds of uploading.
+    slow.configure(
+        "[source]\ndirs = [\"site\"]\n",
+        "lock_ttl = \"3s\"\nconcurrency = 1",
+    );
+    slow.proxy
+        .set_fault_matching("PUT", "/img/x", Fault::Delay { ms: 300 });
+    let child = spawn(slow, &["publish"]);
+    // Wait until the slow run holds the lock and uploads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while slow.proxy.count_matching("PUT", "/img/x") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow run never started uploading"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = fast.run(&["publish", "--break-lock", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let winner = deploy_of(&out);
+    let lost = child.wait_with_output().unwrap();
+    assert_eq!(lost.status.code(), Some(4), "{}", stderr(&lost));
+    assert_eq!(fast.manifest()["deploy"], winner.as_str());
+    fast.assert_manifest_consistent();
+    // Whoever released last did not delete the other's lock by mistake, and
+    // nothing is left held.
+    assert!(fast.s3.head(&fast.key(".assetpub/lock")).is_none());
+}
