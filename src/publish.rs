@@ -16,7 +16,9 @@ use crate::lock::Lock;
 use crate::manifest::{FORMAT_VERSION, Manifest, deploy_id};
 use crate::plan::{FileChange, Plan, PlannedObject, plan};
 use crate::prepare::{self, Layout, Prepared, object_meta};
-use crate::store::{Body, Condition, GetOutcome, NoObserver, ObjectMeta, PutOutcome};
+use crate::store::{
+    Body, Condition, CopyJob, GetOutcome, NoObserver, ObjectMeta, PutOutcome, copy_all,
+};
 use crate::upload::{self, Job};
 use crate::util::human_bytes;
 
@@ -172,12 +174,16 @@ async fn deploy(
     let stats = upload::upload_all(ctx, jobs).await?;
     report.already_there = stats.already_there;
 
-    for o in &plan.header_updates {
-        let meta = object_meta(&files[&o.logical].entry, o.variant, false);
-        ctx.store
-            .copy(&o.key, &o.key, &meta, Condition::None)
-            .await?;
-    }
+    let header_updates = plan
+        .header_updates
+        .iter()
+        .map(|o| CopyJob {
+            from: o.key.clone(),
+            to: o.key.clone(),
+            meta: object_meta(&files[&o.logical].entry, o.variant, false),
+        })
+        .collect();
+    copy_all(&ctx.store, header_updates, ctx.config.target.concurrency).await?;
 
     let now = chrono::Utc::now();
     let manifest = Manifest {
@@ -229,18 +235,16 @@ async fn deploy(
     // moved the manifest since this run read it.
     lock.check()?;
     ensure_unmoved(ctx, remote).await?;
-    for o in &plan.stable {
-        let entry = &files[&o.logical].entry;
-        let from = o.copy_of.as_deref().unwrap_or(&o.key);
-        ctx.store
-            .copy(
-                from,
-                &o.key,
-                &object_meta(entry, o.variant, true),
-                Condition::None,
-            )
-            .await?;
-    }
+    let stable = plan
+        .stable
+        .iter()
+        .map(|o| CopyJob {
+            from: o.copy_of.clone().unwrap_or_else(|| o.key.clone()),
+            to: o.key.clone(),
+            meta: object_meta(&files[&o.logical].entry, o.variant, true),
+        })
+        .collect();
+    copy_all(&ctx.store, stable, ctx.config.target.concurrency).await?;
     let etag = switch_manifest(ctx, remote, &json).await?;
 
     for key in &plan.removed_stable_keys {

@@ -13,7 +13,7 @@ use crate::lock::Lock;
 use crate::manifest::{Manifest, objects_for};
 use crate::prepare::object_meta;
 use crate::publish::{ensure_unmoved, switch_manifest};
-use crate::store::Condition;
+use crate::store::{CopyJob, copy_all};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackReport {
@@ -158,25 +158,23 @@ async fn switch(
 ) -> Result<usize> {
     lock.check()?;
     ensure_unmoved(ctx, remote).await?;
-    let mut copied = 0;
+    let mut copies = Vec::new();
     for (logical, entry) in &target.files {
         if current.files.get(logical) == Some(entry) && current.sidecars == target.sidecars {
             continue;
         }
         for o in objects_for(entry, target.sidecars, target.object_encoding()) {
-            if let Some(from) = &o.copy_of {
-                ctx.store
-                    .copy(
-                        from,
-                        &o.key,
-                        &object_meta(entry, o.variant, true),
-                        Condition::None,
-                    )
-                    .await?;
-                copied += 1;
+            if let Some(from) = o.copy_of {
+                copies.push(CopyJob {
+                    from,
+                    meta: object_meta(entry, o.variant, true),
+                    to: o.key,
+                });
             }
         }
     }
+    let copied = copies.len();
+    copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?;
     let json = target.to_json();
     let etag = switch_manifest(ctx, remote, &json).await?;
     // Stable keys of files the restored deploy does not have.

@@ -196,6 +196,46 @@ impl Store {
     }
 }
 
+/// One server-side copy: `from` to `to` with new headers.
+#[derive(Debug, Clone)]
+pub struct CopyJob {
+    pub from: String,
+    pub to: String,
+    pub meta: ObjectMeta,
+}
+
+/// Runs the copies, `concurrency` at a time (a site with thousands of pages
+/// must not roll back one request after another); stops starting new ones
+/// after the first failure and returns it.
+pub async fn copy_all(store: &Arc<Store>, jobs: Vec<CopyJob>, concurrency: usize) -> Result<()> {
+    let mut pending = jobs.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    let mut first_error = None;
+    loop {
+        while first_error.is_none() && running.len() < concurrency.max(1) {
+            let Some(job) = pending.next() else { break };
+            let store = store.clone();
+            running.spawn(async move {
+                store
+                    .copy(&job.from, &job.to, &job.meta, Condition::None)
+                    .await
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let result = joined
+            .map_err(|e| Error::Runtime(format!("copy task failed: {e}")))
+            .and_then(|r| r);
+        if let Err(e) = result
+            && first_error.is_none()
+        {
+            first_error = Some(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 /// Every key the tool writes passes here: nothing may escape the target root.
 pub fn check_key(key: &str) -> Result<()> {
     let bad = key.is_empty()
