@@ -504,6 +504,16 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
             "invalid `[manifest] key = \"{manifest_key}\"`: use a relative key"
         ))
     })?;
+    if raw.manifest.django && manifest_key == crate::django::KEY {
+        return Err(Error::Config(format!(
+            "`[manifest] key = \"{manifest_key}\"` is where `django = true` writes Django's staticfiles.json: choose another key"
+        )));
+    }
+    if raw.manifest.local.is_some() && !raw.manifest.django {
+        return Err(Error::Config(
+            "`[manifest] local` is the local copy of Django's staticfiles.json: set `django = true` too, or remove it".to_string(),
+        ));
+    }
     let prune_min_age = raw
         .prune
         .min_age
@@ -673,7 +683,12 @@ url = "file://./published"
 
 [manifest]
 key = "manifest.json"
-# django = true                  # also write Django's staticfiles.json
+# Django: also write staticfiles.json at the target root, in the format of
+# Django's ManifestStaticFilesStorage ({"paths": {logical: key}, "version":
+# "1.1", "hash": ...}), so `{% static %}` resolves to the published keys.
+# Written just before the manifest switch, and again on rollback.
+# django = true
+# local = "app/static/staticfiles.json"   # and a local copy, for the app
 
 [prune]
 keep = 10
@@ -828,5 +843,39 @@ content_type = "text/plain"
     #[test]
     fn the_starter_config_parses() {
         parse(STARTER).unwrap();
+        // And so do its commented-out Django settings.
+        let django = STARTER
+            .replace("# django = true", "django = true")
+            .replace("# local = ", "local = ");
+        let c = parse(&django).unwrap();
+        assert!(c.django);
+        assert_eq!(
+            c.django_local,
+            Some(PathBuf::from("/site/app/static/staticfiles.json"))
+        );
+    }
+
+    #[test]
+    fn django_settings() {
+        let c = parse("[source]\ndirs = [\"d\"]\n").unwrap();
+        assert!(!c.django && c.django_local.is_none());
+        let c = parse("[source]\ndirs = [\"d\"]\n[manifest]\ndjango = true\n").unwrap();
+        assert!(c.django && c.django_local.is_none());
+        let c = parse(
+            "[source]\ndirs = [\"d\"]\n[manifest]\ndjango = true\nlocal = \"/srv/app/staticfiles.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.django_local,
+            Some(PathBuf::from("/srv/app/staticfiles.json"))
+        );
+        let e = parse("[source]\ndirs = [\"d\"]\n[manifest]\nlocal = \"s.json\"\n").unwrap_err();
+        assert!(e.to_string().contains("django = true"), "{e}");
+        let e = parse(
+            "[source]\ndirs = [\"d\"]\n[manifest]\nkey = \"staticfiles.json\"\ndjango = true\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("another key"), "{e}");
+        assert_eq!(e.exit_code(), 2);
     }
 }
