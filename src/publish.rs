@@ -8,12 +8,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::collect;
+use crate::config::{Config, Fingerprint};
 use crate::context::{Context, Remote, deploy_record};
 use crate::django;
 use crate::error::{Error, Result};
 use crate::hash;
 use crate::lock::Lock;
-use crate::manifest::{FORMAT_VERSION, Manifest, deploy_id};
+use crate::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
 use crate::plan::{FileChange, Plan, PlannedObject, plan};
 use crate::prepare::{self, Layout, Prepared, object_meta};
 use crate::store::{Body, Condition, GetOutcome, NoObserver, ObjectMeta, PutOutcome};
@@ -83,6 +84,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
     let collected = collect::collect(&config, reporter.as_ref())?;
     let (hashed, stats) = hash::hash_all(collected, &mut ctx.state, scan_start, reporter.as_ref())?;
     let prepared = prepare::prepare(&config, hashed, &ctx.state, reporter.as_ref())?;
+    check_reserved_keys(&config, &prepared)?;
     let remote = ctx.remote_manifest().await?;
     let known = ctx.state.known_objects(ctx.target.id)?;
     let entries: BTreeMap<_, _> = prepared
@@ -106,6 +108,46 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         files,
         hashed: stats.hashed,
     })
+}
+
+/// Refuses, before anything is uploaded, a file that would be published at
+/// a key assetpub writes itself: its stable copy would overwrite the
+/// manifest (or `staticfiles.json`, or a deploy record) and the next write
+/// of that key would overwrite the file.
+fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
+    let mut problems = Vec::new();
+    for p in files {
+        let keys = std::iter::once(&p.entry.key).chain(p.entry.object.as_ref());
+        for key in keys {
+            let what = if *key == config.manifest_key {
+                "assetpub's manifest (`[manifest] key`)"
+            } else if config.django && key == django::KEY {
+                "Django's staticfiles.json (`[manifest] django`)"
+            } else if key.starts_with(DEPLOYS_PREFIX)
+                || key == LOCK_KEY
+                || key.starts_with(".assetpub/")
+            {
+                "assetpub's own records"
+            } else {
+                continue;
+            };
+            let fix = match config.settings_for(&p.logical).fingerprint {
+                Fingerprint::Yes => "rename or exclude it",
+                Fingerprint::No | Fingerprint::Keep => {
+                    "let it be fingerprinted (drop the `fingerprint` rule for it), rename it, or exclude it"
+                }
+            };
+            problems.push(format!(
+                "`{}` would be published at `{key}`, the key of {what}: {fix}",
+                p.logical
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(problems))
+    }
 }
 
 pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<PublishReport> {
