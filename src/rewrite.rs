@@ -1787,7 +1787,8 @@ if (a / b) import("./real.js");
         assert_eq!(rewritten(Syntax::Js, "js/app.js", &module, true), module);
     }
 
-    const FONT_AWESOME: &str = include_str!("../tests/fixtures/font-awesome-4.7.0.css");
+    const FONT_AWESOME: &str =
+        include_str!("../tests/fixtures/font-awesome-4.7.0/css/font-awesome.css");
     const BOOTSTRAP_ICONS: &str = include_str!("../tests/fixtures/bootstrap-icons-1.13.2.css");
 
     #[test]

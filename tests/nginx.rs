@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{Project, free_port, http_get};
 
-struct Nginx {
+pub struct Nginx {
     child: Child,
 }
 
@@ -25,6 +25,24 @@ fn nginx_binary() -> String {
     panic!(
         "nginx not found: install it with `apt-get install -y nginx` (or run scripts/install-test-deps)"
     );
+}
+
+/// nginx serving the project's published directory with the server block
+/// `assetpub nginx-config` writes for it, and the address it listens on.
+pub fn serve(p: &Project) -> (Nginx, String) {
+    let port = free_port();
+    let out = p
+        .cmd()
+        .args(["nginx-config", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let block = String::from_utf8(out.stdout).unwrap();
+    (start(p, &block, port), format!("127.0.0.1:{port}"))
 }
 
 fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
@@ -67,20 +85,7 @@ fn nginx_serves_the_published_site_with_the_right_headers() {
         &"body { background: url(../img/bg.png); color: #123456; }\n".repeat(40),
     );
     p.json(&["publish"]);
-    let port = free_port();
-    let out = p
-        .cmd()
-        .args(["nginx-config", "--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let block = String::from_utf8(out.stdout).unwrap();
-    let _nginx = start(&p, &block, port);
-    let addr = format!("127.0.0.1:{port}");
+    let (_nginx, addr) = serve(&p);
     let m = p.manifest();
 
     let css = m["files"]["css/app.css"]["key"].as_str().unwrap();

@@ -3,4 +3,5 @@
 mod cli;
 mod file_target;
 mod nginx;
+mod pipeline;
 mod prune;
