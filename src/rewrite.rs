@@ -2136,4 +2136,60 @@ if (a / b) import("./real.js");
             "the generator should mostly avoid triggers, checked {checked}"
         );
     }
+
+    /// The same properties over arbitrary Unicode text as well as
+    /// reference-shaped pieces, with proptest shrinking any failure to a
+    /// minimal input.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                prop::sample::select(FRAGMENTS).prop_map(String::from),
+                (
+                    prop::sample::select(REFERENCE_SHAPES),
+                    prop::collection::vec(prop::sample::select(URL_PIECES), 1..5),
+                )
+                    .prop_map(|(shape, url)| shape.replace("{}", &url.concat())),
+            ]
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            prop::collection::vec(piece(), 0..16).prop_map(|pieces| pieces.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn rewriting_never_panics_and_is_idempotent(text in text()) {
+                for (syntax, referrer, js_imports) in MODES {
+                    let refs = find_references(syntax, referrer, &text, js_imports);
+                    for r in &refs {
+                        prop_assert_eq!(text.get(r.range.clone()), Some(r.url.as_str()));
+                    }
+                    let once = rewrite(&text, &refs, fingerprinted);
+                    let found_again = find_references(syntax, referrer, &once, js_imports);
+                    prop_assert_eq!(rewrite(&once, &found_again, fingerprinted), once.clone());
+                    // Without percent-escapes to re-spell, a rewrite only
+                    // inserts the hash into file names.
+                    if !text.contains('%') {
+                        let hash = format!(".{HASH}");
+                        prop_assert_eq!(once.replace(&hash, ""), text.replace(&hash, ""));
+                    }
+                }
+            }
+
+            #[test]
+            fn text_without_a_trigger_is_left_byte_identical(text in "[^(@=\"'`]*") {
+                for (syntax, referrer, js_imports) in MODES {
+                    let refs = find_references(syntax, referrer, &text, js_imports);
+                    prop_assert!(refs.is_empty(), "{:?}", refs);
+                    prop_assert_eq!(rewrite(&text, &refs, fingerprinted), text.clone());
+                }
+            }
+        }
+    }
 }
