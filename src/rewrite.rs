@@ -74,6 +74,12 @@ pub fn find_references(
         .collect()
 }
 
+/// The logical path a URL written in the file at `referrer` points to, for
+/// URLs `find_references` returns.
+pub fn target_of(referrer: &str, url: &str) -> Option<String> {
+    url::resolve(referrer, url).map(|(target, _)| target)
+}
+
 /// Replaces each reference for which `new_name(target)` returns the file name
 /// of the new key (`logo.3f2a9c1b7d4e.png`); the rest of the URL (directories,
 /// `./`, leading `/`, query, fragment) and all other text stay as written.

@@ -587,3 +587,36 @@ fn regression_a_stable_file_at_the_staticfiles_json_key_is_refused() {
             .starts_with("staticfiles.")
     );
 }
+
+/// References were cached by content with their targets already resolved,
+/// so a stylesheet identical to one published before, in another directory
+/// (a copy, or the same file moved), was rewritten with the other
+/// directory's targets: its own references were left as written and broken.
+#[test]
+fn regression_identical_stylesheets_in_two_directories_shared_their_targets() {
+    let p = Project::empty();
+    let css = "x { background: url(img.png) }\n";
+    p.write("site/a/x.css", css);
+    p.write_bytes("site/a/img.png", b"the image of a");
+    p.config("[source]\ndirs = [\"site\"]\n");
+    p.json(&["publish"]);
+    p.write("site/b/x.css", css);
+    p.write_bytes("site/b/img.png", b"the image of b");
+    p.json(&["publish"]);
+    let m = p.manifest();
+    for dir in ["a", "b"] {
+        let text = published_text(&p, key(&m, &format!("{dir}/x.css")));
+        let img = file_name(key(&m, &format!("{dir}/img.png")));
+        assert_eq!(text, format!("x {{ background: url({img}) }}\n"), "{dir}");
+    }
+    // Moved: the cached references of the old path do not follow it.
+    std::fs::remove_dir_all(p.path("site/a")).unwrap();
+    p.write("site/c/x.css", css);
+    p.write_bytes("site/c/img.png", b"the image of c");
+    p.json(&["publish"]);
+    let m = p.manifest();
+    let text = published_text(&p, key(&m, "c/x.css"));
+    let img = file_name(key(&m, "c/img.png"));
+    assert_eq!(text, format!("x {{ background: url({img}) }}\n"));
+    p.cmd().arg("verify").assert().success();
+}
