@@ -98,6 +98,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         &known,
         config.is_s3(),
     );
+    check_occupied(&plan)?;
     let files = prepared
         .into_iter()
         .map(|p| (p.logical.clone(), Arc::new(p)))
@@ -108,6 +109,29 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         files,
         hashed: stats.hashed,
     })
+}
+
+/// Refuses new bytes for an immutable key the target already holds: the
+/// upload would be skipped as "already there" (or, without conditional
+/// writes, replace an object cached for a year), and the deploy would name
+/// bytes its key does not serve.
+fn check_occupied(plan: &Plan) -> Result<()> {
+    if plan.occupied.is_empty() {
+        return Ok(());
+    }
+    let mut problems: Vec<String> = plan
+        .occupied
+        .iter()
+        .map(|(logical, key)| {
+            format!(
+                "`{logical}` has new content, but its key `{key}` is immutable and already holds other bytes at the target"
+            )
+        })
+        .collect();
+    problems.push(
+        "hint: a name kept by `fingerprint = \"keep\"` must change when the content does: rebuild so the bundler names it anew, or drop the `keep` rule for it; if only its references changed (assetpub rewrites them to fingerprinted names), publish what it references at stable names (`fingerprint = false`)".to_string(),
+    );
+    Err(Error::Validation(problems))
 }
 
 /// Refuses, before anything is uploaded, a file that would be published at

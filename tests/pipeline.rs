@@ -620,3 +620,63 @@ fn regression_identical_stylesheets_in_two_directories_shared_their_targets() {
     assert_eq!(text, format!("x {{ background: url({img}) }}\n"));
     p.cmd().arg("verify").assert().success();
 }
+
+/// A bundler-named stylesheet kept by `fingerprint = "keep"` references an
+/// image assetpub fingerprints; a new image changed the stylesheet's bytes
+/// but not its name, the upload of the immutable key was skipped as
+/// "already there", and the deploy named bytes the target did not hold.
+#[test]
+fn regression_a_kept_name_with_new_content_was_skipped_as_already_there() {
+    let p = Project::empty();
+    p.write(
+        "site/assets/index-BxK3f9a1.css",
+        "h1 { background: url(/logo.png) }\n",
+    );
+    p.write_bytes("site/logo.png", b"logo, first version");
+    let keep =
+        "[source]\ndirs = [\"site\"]\n[[rules]]\nmatch = \"assets/**\"\nfingerprint = \"keep\"\n";
+    p.config(keep);
+    p.json(&["publish"]);
+    let first = p.read("published/assets/index-BxK3f9a1.css");
+    let logo = file_name(key(&p.manifest(), "logo.png")).to_string();
+    assert_eq!(
+        first,
+        format!("h1 {{ background: url(/{logo}) }}\n").as_bytes()
+    );
+
+    p.write_bytes("site/logo.png", b"logo, second version");
+    let before = snapshot(&p.path("published"));
+    for command in ["plan", "publish"] {
+        p.cmd().arg(command).assert().code(3).stderr(
+            predicate::str::contains(
+                "`assets/index-BxK3f9a1.css` has new content, but its key `assets/index-BxK3f9a1.css` is immutable",
+            )
+            .and(predicate::str::contains("hint:")),
+        );
+    }
+    assert_eq!(
+        snapshot(&p.path("published")),
+        before,
+        "nothing was written"
+    );
+    p.cmd().arg("verify").assert().success();
+
+    // Published at a stable name, what it references no longer changes it.
+    p.config(&format!(
+        "{keep}[[rules]]\nmatch = \"logo.png\"\nfingerprint = false\n"
+    ));
+    p.write(
+        "site/assets/index-C9aa01ff.css",
+        "h1 { background: url(/logo.png) }\n",
+    );
+    std::fs::remove_file(p.path("site/assets/index-BxK3f9a1.css")).unwrap();
+    p.json(&["publish"]);
+    p.write_bytes("site/logo.png", b"logo, third version");
+    p.json(&["publish"]);
+    assert_eq!(
+        p.read("published/assets/index-C9aa01ff.css"),
+        b"h1 { background: url(/logo.png) }\n"
+    );
+    assert_eq!(p.read("published/logo.png"), b"logo, third version");
+    p.cmd().arg("verify").assert().success();
+}
