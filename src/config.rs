@@ -15,7 +15,7 @@ pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
 
 /// Files that keep their names (pages and well-known files that other sites
 /// and browsers ask for by name) unless the user's rules say otherwise.
-const DEFAULT_STABLE: &[&str] = &[
+pub const DEFAULT_STABLE: &[&str] = &[
     "**/*.html",
     "**/*.htm",
     "robots.txt",
@@ -192,6 +192,14 @@ pub struct Rule {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl Rule {
+    /// The regular expression the rule's glob compiles to (see
+    /// `builtin_glob_regex`).
+    pub fn regex(&self) -> &str {
+        self.matcher.glob().regex()
+    }
+}
+
 /// The headers and naming a file gets, after every rule has had its say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSettings {
@@ -337,6 +345,13 @@ fn default_fingerprint(logical: &str) -> Fingerprint {
 
 fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
     GlobBuilder::new(pattern).literal_separator(true).build()
+}
+
+/// The regular expression (over logical paths, bytes, Rust and PCRE
+/// syntax alike once the leading `(?-u)` is dropped) a built-in glob
+/// pattern matches with.
+pub fn builtin_glob_regex(pattern: &str) -> String {
+    glob(pattern).expect("built-in glob").regex().to_string()
 }
 
 fn glob_set(setting: &str, patterns: &[String]) -> Result<GlobSet> {
