@@ -680,3 +680,86 @@ fn regression_a_kept_name_with_new_content_was_skipped_as_already_there() {
     assert_eq!(p.read("published/logo.png"), b"logo, third version");
     p.cmd().arg("verify").assert().success();
 }
+
+/// `src` and `href` values of an HTML page that name a file of the site.
+fn html_links(page: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for (at, _) in page.match_indices(attr) {
+            let rest = &page[at + attr.len()..];
+            let value = &rest[..rest.find('"').unwrap_or(rest.len())];
+            let external = value.starts_with('#') || value.starts_with("//") || value.contains(':');
+            if !external {
+                out.push(value.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// `link`, as written in the page or stylesheet at `from` (a request
+/// path), as a request path: resolved, without query or fragment.
+fn request_path(from: &str, link: &str) -> String {
+    let link = &link[..link.find(['?', '#']).unwrap_or(link.len())];
+    if link.starts_with('/') {
+        return link.to_string();
+    }
+    format!("/{}", resolve(from.trim_start_matches('/'), link))
+}
+
+/// The repository's publish.toml and examples/site, published and served by
+/// nginx: from the home page, every page, stylesheet, image and font of the
+/// site loads, those only the stylesheets name through their rewritten,
+/// fingerprinted URLs.
+#[test]
+fn the_example_site_loads_every_image_and_font_through_nginx() {
+    let p = Project::empty();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_tree(&repo.join("examples/site"), &p.path("examples/site"));
+    std::fs::copy(repo.join("publish.toml"), p.path("publish.toml")).unwrap();
+    p.json(&["publish"]);
+    let m = p.manifest();
+    let (_nginx, addr) = serve(&p);
+
+    let mut queue = vec![("/index.html".to_string(), "the start".to_string())];
+    let mut loaded = BTreeSet::new();
+    while let Some((path, from)) = queue.pop() {
+        if loaded.contains(&path) {
+            continue;
+        }
+        let (status, h, body) = http_get(&addr, &path, &[]);
+        assert_eq!(status, 200, "`{path}`, linked from {from}");
+        let text = String::from_utf8_lossy(&body);
+        let links = if h["content-type"].starts_with("text/html") {
+            html_links(&text)
+        } else if h["content-type"].starts_with("text/css") {
+            let key = path.trim_start_matches('/');
+            assetpub::rewrite::find_references(assetpub::rewrite::Syntax::Css, key, &text, false)
+                .into_iter()
+                .map(|r| r.url)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for link in links {
+            queue.push((request_path(&path, &link), format!("`{path}`")));
+        }
+        loaded.insert(path);
+    }
+    for (logical, entry) in m["files"].as_object().unwrap() {
+        let t = entry["content_type"].as_str().unwrap();
+        if t.starts_with("image/") || t.starts_with("font/") || t.starts_with("text/css") {
+            let key = entry["key"].as_str().unwrap();
+            assert!(
+                loaded.contains(&format!("/{key}")),
+                "`{logical}` was not reached at its key `{key}`: {loaded:?}"
+            );
+        }
+    }
+    // Reached only through the rewritten stylesheets.
+    for only_css in ["img/hero.jpg", "fonts/inter.woff", "css/base.css"] {
+        let k = key(&m, only_css);
+        assert_ne!(k, only_css, "`{only_css}` is fingerprinted");
+        assert!(loaded.contains(&format!("/{k}")), "{k}");
+    }
+}
