@@ -154,7 +154,12 @@ pub async fn invalidate(
     before: Option<&Manifest>,
     after: &Manifest,
 ) -> Invalidation {
-    let keys = changed_keys(before, after, &ctx.config.manifest_key);
+    let mut keys = changed_keys(before, after, &ctx.config.manifest_key);
+    // Django's staticfiles.json changes with the manifest.
+    if ctx.config.django {
+        keys.push(crate::django::KEY.to_string());
+        keys.sort();
+    }
     let (paths, wildcard) = paths(cdn, &keys);
     let mut out = Invalidation {
         provider: cdn.provider.name(),

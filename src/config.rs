@@ -15,7 +15,7 @@ pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
 
 /// Files that keep their names (pages and well-known files that other sites
 /// and browsers ask for by name) unless the user's rules say otherwise.
-const DEFAULT_STABLE: &[&str] = &[
+pub const DEFAULT_STABLE: &[&str] = &[
     "**/*.html",
     "**/*.htm",
     "robots.txt",
@@ -317,6 +317,14 @@ pub struct Rule {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl Rule {
+    /// The regular expression the rule's glob compiles to (see
+    /// `builtin_glob_regex`).
+    pub fn regex(&self) -> &str {
+        self.matcher.glob().regex()
+    }
+}
+
 /// The headers and naming a file gets, after every rule has had its say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSettings {
@@ -475,6 +483,13 @@ fn default_fingerprint(logical: &str) -> Fingerprint {
 
 fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
     GlobBuilder::new(pattern).literal_separator(true).build()
+}
+
+/// The regular expression (over logical paths, bytes, Rust and PCRE
+/// syntax alike once the leading `(?-u)` is dropped) a built-in glob
+/// pattern matches with.
+pub fn builtin_glob_regex(pattern: &str) -> String {
+    glob(pattern).expect("built-in glob").regex().to_string()
 }
 
 fn glob_set(setting: &str, patterns: &[String]) -> Result<GlobSet> {
@@ -691,6 +706,17 @@ fn resolve(
             "invalid `[manifest] key = \"{manifest_key}\"`: use a relative key"
         ))
     })?;
+    let django = raw.manifest.django.unwrap_or(false);
+    if django && manifest_key == crate::django::KEY {
+        return Err(Error::Config(format!(
+            "`[manifest] key = \"{manifest_key}\"` is where `django = true` writes Django's staticfiles.json: choose another key"
+        )));
+    }
+    if raw.manifest.local.is_some() && !django {
+        return Err(Error::Config(
+            "`[manifest] local` is the local copy of Django's staticfiles.json: set `django = true` too, or remove it".to_string(),
+        ));
+    }
     let prune_min_age = raw
         .prune
         .min_age
@@ -721,7 +747,7 @@ fn resolve(
         target,
         rules,
         manifest_key,
-        django: raw.manifest.django.unwrap_or(false),
+        django,
         django_local: raw.manifest.local.as_deref().map(rel),
         prune_keep: raw.prune.keep.unwrap_or(10),
         prune_min_age,
@@ -970,7 +996,12 @@ url = "file://./published"
 
 [manifest]
 key = "manifest.json"
-# django = true                  # also write Django's staticfiles.json
+# Django: also write staticfiles.json at the target root, in the format of
+# Django's ManifestStaticFilesStorage ({"paths": {logical: key}, "version":
+# "1.1", "hash": ...}), so `{% static %}` resolves to the published keys.
+# Written just before the manifest switch, and again on rollback.
+# django = true
+# local = "app/static/staticfiles.json"   # and a local copy, for the app
 
 [prune]
 keep = 10
@@ -1361,5 +1392,29 @@ command = ["./bin/purge", "--all"]
             },
             "a bare name is left to PATH"
         );
+    }
+
+    #[test]
+    fn django_settings() {
+        let c = parse("[source]\ndirs = [\"d\"]\n").unwrap();
+        assert!(!c.django && c.django_local.is_none());
+        let c = parse("[source]\ndirs = [\"d\"]\n[manifest]\ndjango = true\n").unwrap();
+        assert!(c.django && c.django_local.is_none());
+        let c = parse(
+            "[source]\ndirs = [\"d\"]\n[manifest]\ndjango = true\nlocal = \"/srv/app/staticfiles.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.django_local,
+            Some(PathBuf::from("/srv/app/staticfiles.json"))
+        );
+        let e = parse("[source]\ndirs = [\"d\"]\n[manifest]\nlocal = \"s.json\"\n").unwrap_err();
+        assert!(e.to_string().contains("django = true"), "{e}");
+        let e = parse(
+            "[source]\ndirs = [\"d\"]\n[manifest]\nkey = \"staticfiles.json\"\ndjango = true\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("another key"), "{e}");
+        assert_eq!(e.exit_code(), 2);
     }
 }

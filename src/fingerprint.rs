@@ -86,6 +86,12 @@ pub fn references(
         let referrer = &f.source.logical;
         let mut kept = Vec::new();
         let mut warned = BTreeSet::new();
+        // The cache is keyed by content, and the same bytes can sit in
+        // another directory (a copy, a moved file): the URLs as written are
+        // the content's, what they point to is resolved here, every time.
+        let refs = refs
+            .into_iter()
+            .filter_map(|r| rewrite::target_of(referrer, &r.url).map(|target| Ref { target, ..r }));
         for r in refs {
             if r.target == *referrer {
                 continue;

@@ -10,6 +10,7 @@ pub mod collect;
 pub mod compress;
 pub mod config;
 pub mod context;
+pub mod django;
 pub mod error;
 pub mod fingerprint;
 pub mod hash;

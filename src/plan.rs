@@ -60,6 +60,10 @@ pub struct Plan {
     pub removed: Vec<String>,
     /// Stable keys of removed files, deleted once the new manifest is live.
     pub removed_stable_keys: Vec<String>,
+    /// Immutable keys the target already holds with other bytes, each with
+    /// its file: only a name kept by `fingerprint = "keep"` can get here,
+    /// and writing it would change an object browsers cache for a year.
+    pub occupied: Vec<(String, String)>,
     pub unchanged: usize,
 }
 
@@ -106,6 +110,7 @@ pub fn plan(
         changes: Vec::new(),
         removed: Vec::new(),
         removed_stable_keys: Vec::new(),
+        occupied: Vec::new(),
         unchanged: 0,
     };
     let same_layout = current
@@ -143,6 +148,17 @@ pub fn plan(
                 continue;
             }
             let digest = meta_digest(&object_meta(entry, o.variant, false));
+            let held = present
+                .get(&o.key)
+                .map(|(hash, _)| hash)
+                .or_else(|| known.get(&o.key).map(|k| &k.blake3));
+            if held.is_some_and(|h| *h != entry.blake3) {
+                // One line per file: its sidecars are occupied alike.
+                if plan.occupied.last().is_none_or(|(l, _)| l != logical) {
+                    plan.occupied.push((logical.clone(), o.key.clone()));
+                }
+                continue;
+            }
             match present.get(&o.key) {
                 Some((hash, d)) if *hash == entry.blake3 => {
                     if headers_matter && *d != digest {
@@ -302,6 +318,48 @@ mod tests {
             "an object the state DB knows is confirmed, not uploaded"
         );
         assert_eq!(p.confirm[0].key, "b.dddddddddddd.css");
+    }
+
+    #[test]
+    fn new_bytes_at_a_key_that_holds_others_are_not_planned() {
+        // A name kept by `fingerprint = "keep"`, with new content.
+        let kept = |hash: &str| -> BTreeMap<String, Entry> {
+            [(
+                "assets/index-BxK3f9a1.js".to_string(),
+                entry("assets/index-BxK3f9a1.js", None, hash),
+            )]
+            .into()
+        };
+        let cur = manifest(&kept("aaaaaaaaaaaa11"));
+        let p = plan(
+            kept("bbbbbbbbbbbb22"),
+            LAYOUT,
+            Some(&cur),
+            &HashMap::new(),
+            true,
+        );
+        assert_eq!(
+            p.occupied,
+            [(
+                "assets/index-BxK3f9a1.js".to_string(),
+                "assets/index-BxK3f9a1.js".to_string()
+            )]
+        );
+        assert!(p.uploads.is_empty());
+        // The same from what the state DB knows of an earlier deploy.
+        let known: HashMap<String, KnownObject> = [(
+            "assets/index-BxK3f9a1.js".to_string(),
+            KnownObject {
+                blake3: "aaaaaaaaaaaa11".into(),
+                size: 100,
+                meta: String::new(),
+            },
+        )]
+        .into();
+        let p = plan(kept("bbbbbbbbbbbb22"), LAYOUT, None, &known, true);
+        assert_eq!(p.occupied.len(), 1);
+        let p = plan(kept("aaaaaaaaaaaa11"), LAYOUT, None, &known, true);
+        assert!(p.occupied.is_empty());
     }
 
     #[test]

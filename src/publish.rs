@@ -9,11 +9,13 @@ use serde::Serialize;
 
 use crate::cdn::Invalidation;
 use crate::collect;
+use crate::config::{Config, Fingerprint};
 use crate::context::{Context, Remote, deploy_record};
+use crate::django;
 use crate::error::{Error, Result};
 use crate::hash;
 use crate::lock::Lock;
-use crate::manifest::{FORMAT_VERSION, Manifest, deploy_id};
+use crate::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
 use crate::plan::{FileChange, Plan, PlannedObject, plan};
 use crate::prepare::{self, Layout, Prepared, object_meta};
 use crate::store::{
@@ -46,11 +48,30 @@ pub struct PublishReport {
     pub stable_keys: Vec<PlannedObject>,
     pub changes: Vec<FileChange>,
     pub removed: Vec<String>,
+    /// Django's `staticfiles.json`, with `[manifest] django = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staticfiles: Option<StaticfilesReport>,
     pub hashed: usize,
     pub duration_ms: u64,
     /// What the CDN was told once the deploy was live (`null` without
     /// `[cdn]`, on a dry run, or when nothing changed).
     pub invalidation: Option<Invalidation>,
+}
+
+/// What happens to Django's `staticfiles.json` (see django.rs).
+#[derive(Debug, Clone, Serialize)]
+pub struct StaticfilesReport {
+    /// Its key at the target.
+    pub key: String,
+    /// How many logical paths it maps.
+    pub paths: usize,
+    /// Whether the target's copy is written (would be, in a dry run); false
+    /// when it already holds these paths.
+    pub write: bool,
+    /// The local copy of `[manifest] local`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    pub write_local: bool,
 }
 
 struct Computed {
@@ -69,6 +90,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
     let collected = collect::collect(&config, reporter.as_ref())?;
     let (hashed, stats) = hash::hash_all(collected, &mut ctx.state, scan_start, reporter.as_ref())?;
     let prepared = prepare::prepare(&config, hashed, &ctx.state, reporter.as_ref())?;
+    check_reserved_keys(&config, &prepared)?;
     let remote = ctx.remote_manifest().await?;
     let known = ctx.state.known_objects(ctx.target.id)?;
     let entries: BTreeMap<_, _> = prepared
@@ -82,6 +104,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         &known,
         config.is_s3(),
     );
+    check_occupied(&plan)?;
     let files = prepared
         .into_iter()
         .map(|p| (p.logical.clone(), Arc::new(p)))
@@ -92,6 +115,69 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         files,
         hashed: stats.hashed,
     })
+}
+
+/// Refuses new bytes for an immutable key the target already holds: the
+/// upload would be skipped as "already there" (or, without conditional
+/// writes, replace an object cached for a year), and the deploy would name
+/// bytes its key does not serve.
+fn check_occupied(plan: &Plan) -> Result<()> {
+    if plan.occupied.is_empty() {
+        return Ok(());
+    }
+    let mut problems: Vec<String> = plan
+        .occupied
+        .iter()
+        .map(|(logical, key)| {
+            format!(
+                "`{logical}` has new content, but its key `{key}` is immutable and already holds other bytes at the target"
+            )
+        })
+        .collect();
+    problems.push(
+        "hint: a name kept by `fingerprint = \"keep\"` must change when the content does: rebuild so the bundler names it anew, or drop the `keep` rule for it; if only its references changed (assetpub rewrites them to fingerprinted names), publish what it references at stable names (`fingerprint = false`)".to_string(),
+    );
+    Err(Error::Validation(problems))
+}
+
+/// Refuses, before anything is uploaded, a file that would be published at
+/// a key assetpub writes itself: its stable copy would overwrite the
+/// manifest (or `staticfiles.json`, or a deploy record) and the next write
+/// of that key would overwrite the file.
+fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
+    let mut problems = Vec::new();
+    for p in files {
+        let keys = std::iter::once(&p.entry.key).chain(p.entry.object.as_ref());
+        for key in keys {
+            let what = if *key == config.manifest_key {
+                "assetpub's manifest (`[manifest] key`)"
+            } else if config.django && key == django::KEY {
+                "Django's staticfiles.json (`[manifest] django`)"
+            } else if key.starts_with(DEPLOYS_PREFIX)
+                || key == LOCK_KEY
+                || key.starts_with(".assetpub/")
+            {
+                "assetpub's own records"
+            } else {
+                continue;
+            };
+            let fix = match config.settings_for(&p.logical).fingerprint {
+                Fingerprint::Yes => "rename or exclude it",
+                Fingerprint::No | Fingerprint::Keep => {
+                    "let it be fingerprinted (drop the `fingerprint` rule for it), rename it, or exclude it"
+                }
+            };
+            problems.push(format!(
+                "`{}` would be published at `{key}`, the key of {what}: {fix}",
+                p.logical
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(problems))
+    }
 }
 
 pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<PublishReport> {
@@ -117,11 +203,40 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         stable_keys: plan.stable.clone(),
         changes: plan.changes.clone(),
         removed: plan.removed.clone(),
+        staticfiles: None,
         hashed,
         duration_ms: 0,
         invalidation: None,
     };
-    if opts.dry_run || !plan.has_changes() {
+    let staticfiles = if ctx.config.django {
+        let json = django::staticfiles_json(&plan.files);
+        // A deploy writes it anyway; otherwise it is written only when it
+        // does not hold the current deploy's paths (django was just turned
+        // on, or the copy was lost).
+        let write = plan.has_changes() || !django::remote_is_current(ctx, &json).await?;
+        let local = ctx.config.django_local.clone();
+        let write_local = local
+            .as_deref()
+            .is_some_and(|p| plan.has_changes() || !django::local_is_current(p, &json));
+        report.staticfiles = Some(StaticfilesReport {
+            key: django::KEY.to_string(),
+            paths: plan.files.len(),
+            write,
+            local: local.map(|p| p.display().to_string()),
+            write_local,
+        });
+        report.changed |= write || write_local;
+        Some(json)
+    } else {
+        None
+    };
+    if opts.dry_run || !report.changed {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    if !plan.has_changes() {
+        let json = staticfiles.expect("only staticfiles.json can change without a plan change");
+        refresh_staticfiles(ctx, opts, &remote, &json, &report).await?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
@@ -135,7 +250,16 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         opts.break_lock,
     )
     .await?;
-    let result = deploy(ctx, &plan, &remote, &files, &lock, &mut report).await;
+    let result = deploy(
+        ctx,
+        &plan,
+        &remote,
+        &files,
+        staticfiles.as_deref(),
+        &lock,
+        &mut report,
+    )
+    .await;
     // The lock goes whatever happened: a failed run leaves the previous
     // deploy serving and must not block the next one.
     let released = lock.release().await;
@@ -152,11 +276,60 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
     Ok(report)
 }
 
+/// Writes `staticfiles.json` for the deploy that is already current, when
+/// that is all there is to do.
+async fn refresh_staticfiles(
+    ctx: &mut Context,
+    opts: &PublishOptions,
+    remote: &Remote,
+    json: &[u8],
+    report: &PublishReport,
+) -> Result<()> {
+    let Some(sf) = &report.staticfiles else {
+        return Ok(());
+    };
+    if sf.write {
+        let enforced = ctx.conditional_writes().await?;
+        let lock = Lock::acquire(
+            ctx.store.clone(),
+            "publish",
+            ctx.config.target.lock_ttl,
+            enforced,
+            opts.break_lock,
+        )
+        .await?;
+        let result = async {
+            lock.check()?;
+            // Written for the deploy this run read, so only while it is
+            // still the current one.
+            ensure_unmoved(ctx, remote).await?;
+            django::write_remote(ctx, json).await
+        }
+        .await;
+        let released = lock.release().await;
+        result?;
+        if let Err(e) = released {
+            ctx.reporter
+                .warn(&format!("could not release the deploy lock: {e}"));
+        }
+    }
+    write_local_staticfiles(ctx, json)
+}
+
+/// The local copy of `staticfiles.json`, when `[manifest] local` asks for one.
+pub fn write_local_staticfiles(ctx: &Context, json: &[u8]) -> Result<()> {
+    match &ctx.config.django_local {
+        Some(path) if !django::local_is_current(path, json) => django::write_local(path, json),
+        _ => Ok(()),
+    }
+}
+
 async fn deploy(
     ctx: &mut Context,
     plan: &Plan,
     remote: &Remote,
     files: &HashMap<String, Arc<Prepared>>,
+    staticfiles: Option<&[u8]>,
     lock: &Lock,
     report: &mut PublishReport,
 ) -> Result<Manifest> {
@@ -245,6 +418,11 @@ async fn deploy(
         })
         .collect();
     copy_all(&ctx.store, stable, ctx.config.target.concurrency).await?;
+    // Django resolves names through it, so it changes with the manifest: the
+    // last write before the switch.
+    if let Some(sf) = staticfiles {
+        django::write_remote(ctx, sf).await?;
+    }
     let etag = switch_manifest(ctx, remote, &json).await?;
 
     for key in &plan.removed_stable_keys {
@@ -263,6 +441,11 @@ async fn deploy(
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
     ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
     report.deploy = Some(manifest.deploy.clone());
+    // Local, after the switch: it names what is live, and a failure here
+    // leaves the deploy live and is repaired by the next publish.
+    if let Some(sf) = staticfiles {
+        write_local_staticfiles(ctx, sf)?;
+    }
     Ok(manifest)
 }
 
@@ -393,6 +576,22 @@ impl PublishReport {
                 out.push_str(&format!("  - {r}\n"));
             }
         }
+        if let Some(sf) = self
+            .staticfiles
+            .as_ref()
+            .filter(|s| s.write || s.write_local)
+        {
+            out.push_str(&format!(
+                "\nDjango staticfiles.json ({} paths):\n",
+                sf.paths
+            ));
+            if sf.write {
+                out.push_str(&format!("  {}\n", sf.key));
+            }
+            if let Some(local) = sf.local.as_ref().filter(|_| sf.write_local) {
+                out.push_str(&format!("  {local} (local copy)\n"));
+            }
+        }
         out.push_str(&format!("\n{}\n", self.summary_line()));
         out
     }
@@ -437,12 +636,27 @@ impl PublishReport {
                 self.target
             );
         }
-        let mut out = format!(
-            "published {} to {}\n",
-            self.deploy.as_deref().unwrap_or("?"),
-            self.target
-        );
+        let Some(deploy) = &self.deploy else {
+            // Nothing but staticfiles.json was out of date.
+            return format!(
+                "no file changes: updated Django's staticfiles.json for the current deploy {} at {}\n",
+                self.parent.as_deref().unwrap_or("(none)"),
+                self.target
+            );
+        };
+        let mut out = format!("published {deploy} to {}\n", self.target);
         out.push_str(&format!("  {}\n", self.summary_line()));
+        if let Some(sf) = &self.staticfiles {
+            out.push_str(&format!(
+                "  wrote Django's {} ({} paths){}\n",
+                sf.key,
+                sf.paths,
+                sf.local
+                    .as_ref()
+                    .map(|l| format!(" and its local copy {l}"))
+                    .unwrap_or_default()
+            ));
+        }
         if self.already_there > 0 {
             out.push_str(&format!(
                 "  {} objects were already in place from an earlier run\n",
@@ -486,6 +700,9 @@ impl PublishReport {
         }
         if let Some(i) = &self.invalidation {
             out.push_str(&format!("{}\n\n", i.render()));
+        }
+        if let Some(sf) = self.staticfiles.as_ref().filter(|s| s.write) {
+            out.push_str(&format!("Django `{}`: {} paths\n\n", sf.key, sf.paths));
         }
         out.push_str("| files | new | changed | removed | unchanged | uploads | bytes |\n|---|---|---|---|---|---|---|\n");
         let count = |r| self.changes.iter().filter(|c| c.reason == r).count();

@@ -22,6 +22,8 @@ pub struct RollbackReport {
     pub to: String,
     pub changed: bool,
     pub stable_keys: usize,
+    /// Whether Django's `staticfiles.json` was written for the restored deploy.
+    pub staticfiles: bool,
     pub duration_ms: u64,
     /// What the CDN was told once the restored deploy was live.
     pub invalidation: Option<Invalidation>,
@@ -36,11 +38,16 @@ impl RollbackReport {
             );
         }
         let mut out = format!(
-            "rolled back {} from {} to {}: {} stable keys restored, {:.2}s\n",
+            "rolled back {} from {} to {}: {} stable keys restored{}, {:.2}s\n",
             self.target,
             self.from,
             self.to,
             self.stable_keys,
+            if self.staticfiles {
+                ", Django's staticfiles.json rewritten"
+            } else {
+                ""
+            },
             self.duration_ms as f64 / 1000.0
         );
         if let Some(i) = &self.invalidation {
@@ -84,6 +91,7 @@ pub async fn rollback(
         to: to.clone(),
         changed: false,
         stable_keys: 0,
+        staticfiles: false,
         duration_ms: 0,
         invalidation: None,
     };
@@ -115,6 +123,7 @@ pub async fn rollback(
             .warn(&format!("could not release the deploy lock: {e}"));
     }
     report.changed = true;
+    report.staticfiles = ctx.config.django;
     if let Some(cdn) = &ctx.config.cdn {
         report.invalidation = Some(crate::cdn::invalidate(ctx, cdn, Some(&current), &target).await);
     }
@@ -175,6 +184,13 @@ async fn switch(
     }
     let copied = copies.len();
     copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?;
+    let staticfiles = ctx
+        .config
+        .django
+        .then(|| crate::django::staticfiles_json(&target.files));
+    if let Some(sf) = &staticfiles {
+        crate::django::write_remote(ctx, sf).await?;
+    }
     let json = target.to_json();
     let etag = switch_manifest(ctx, remote, &json).await?;
     // Stable keys of files the restored deploy does not have.
@@ -197,5 +213,8 @@ async fn switch(
         .record_deploy(ctx.target.id, &deploy_record(target, None))?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
     ctx.remember(etag.as_deref(), Some(&text), Some(&target.deploy))?;
+    if let Some(sf) = &staticfiles {
+        crate::publish::write_local_staticfiles(ctx, sf)?;
+    }
     Ok(copied)
 }

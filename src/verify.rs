@@ -84,6 +84,16 @@ pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
                 .into(),
         });
     }
+    if ctx.config.django {
+        let json = crate::django::staticfiles_json(&m.files);
+        if !crate::django::remote_is_current(ctx, &json).await? {
+            report.problems.push(Problem {
+                key: crate::django::KEY.into(),
+                logical: "-".into(),
+                problem: "missing, or does not map the current deploy's files (`[manifest] django = true`): run `assetpub publish` to rewrite it".into(),
+            });
+        }
+    }
     let headers_matter = ctx.config.is_s3();
     let mut work: Vec<(String, Entry, ObjectRef)> = Vec::new();
     for (logical, entry) in &m.files {

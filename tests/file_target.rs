@@ -652,3 +652,36 @@ fn an_unreadable_file_is_named_and_special_files_are_skipped_with_a_warning() {
     );
     assert!(!p.path("published").exists());
 }
+
+/// A page named like the manifest, kept at its name by a rule, was copied to
+/// `manifest.json` before the switch: the switch then failed as a conflict,
+/// and every later run refused the target because its manifest was the page.
+#[test]
+fn regression_a_stable_file_named_like_the_manifest_overwrote_it() {
+    let p = Project::new();
+    p.write("site/manifest.json", "{\"name\": \"a web app manifest\"}");
+    p.write("site/.assetpub/lock", "{}");
+    p.config(
+        "[source]\ndirs = [\"site\"]\ninclude = [\"**\", \".assetpub/**\"]\n\
+         [[rules]]\nmatch = \"manifest.json\"\nfingerprint = false\n\
+         [[rules]]\nmatch = \".assetpub/**\"\nfingerprint = \"keep\"\n",
+    );
+    let assert = p.cmd().arg("publish").assert().code(3);
+    let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        err.contains(
+            "`manifest.json` would be published at `manifest.json`, the key of assetpub's manifest"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("`.assetpub/lock`"), "{err}");
+    assert!(!p.path("published").exists(), "nothing was written");
+    // Fingerprinted, as by default, it is just another file.
+    p.config("[source]\ndirs = [\"site\"]\n");
+    p.json(&["publish"]);
+    assert_eq!(p.manifest()["version"], 1);
+    let key = key_of(&p.manifest(), "manifest.json");
+    assert!(regex_like(&key, "manifest.", ".json"), "{key}");
+    p.write("site/about.html", "changed");
+    p.json(&["publish"]);
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{Project, free_port, http_get};
 
-struct Nginx {
+pub struct Nginx {
     child: Child,
 }
 
@@ -25,6 +25,24 @@ fn nginx_binary() -> String {
     panic!(
         "nginx not found: install it with `apt-get install -y nginx` (or run scripts/install-test-deps)"
     );
+}
+
+/// nginx serving the project's published directory with the server block
+/// `assetpub nginx-config` writes for it, and the address it listens on.
+pub fn serve(p: &Project) -> (Nginx, String) {
+    let port = free_port();
+    let out = p
+        .cmd()
+        .args(["nginx-config", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let block = String::from_utf8(out.stdout).unwrap();
+    (start(p, &block, port), format!("127.0.0.1:{port}"))
 }
 
 fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
@@ -67,20 +85,7 @@ fn nginx_serves_the_published_site_with_the_right_headers() {
         &"body { background: url(../img/bg.png); color: #123456; }\n".repeat(40),
     );
     p.json(&["publish"]);
-    let port = free_port();
-    let out = p
-        .cmd()
-        .args(["nginx-config", "--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let block = String::from_utf8(out.stdout).unwrap();
-    let _nginx = start(&p, &block, port);
-    let addr = format!("127.0.0.1:{port}");
+    let (_nginx, addr) = serve(&p);
     let m = p.manifest();
 
     let css = m["files"]["css/app.css"]["key"].as_str().unwrap();
@@ -128,4 +133,82 @@ fn nginx_config_refuses_an_s3_target() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("file://"));
+}
+
+/// On a directory target the headers a rule sets live in the manifest;
+/// nginx, with the generated config, serves each key with them.
+#[test]
+fn nginx_serves_each_file_with_the_headers_its_rules_set() {
+    let p = Project::new();
+    p.write("site/docs/guide.pdf", "%PDF-1.4 not really");
+    p.write("site/docs/notes.txt", "notes");
+    p.config(
+        r#"[source]
+dirs = ["site"]
+
+[[rules]]
+match = "css/**"
+cache_control = "public, max-age=600"
+
+[[rules]]
+match = "docs/*.pdf"
+content_disposition = 'attachment; filename="guide.pdf"'
+content_language = "en"
+
+[[rules]]
+match = "docs/**"
+cache_control = "public, max-age=3600"
+content_language = "de"
+
+[[rules]]
+match = "about.html"
+cache_control = "public, max-age=60"
+"#,
+    );
+    p.json(&["publish"]);
+    let (_nginx, addr) = serve(&p);
+    let m = p.manifest();
+    let mut checked = 0;
+    for (logical, entry) in m["files"].as_object().unwrap() {
+        let key = entry["key"].as_str().unwrap();
+        let (status, h, _) = http_get(&addr, &format!("/{key}"), &[]);
+        assert_eq!(status, 200, "{key}");
+        assert_eq!(
+            h["cache-control"], entry["cache_control"],
+            "{logical} at {key}"
+        );
+        for (field, header) in [
+            ("content_disposition", "content-disposition"),
+            ("content_language", "content-language"),
+        ] {
+            assert_eq!(
+                h.get(header).map(String::as_str),
+                entry[field].as_str(),
+                "{header} of {logical} at {key}"
+            );
+        }
+        // The object behind a stable key never changes.
+        if let Some(object) = entry["object"].as_str() {
+            let (status, h, _) = http_get(&addr, &format!("/{object}"), &[]);
+            assert_eq!(status, 200, "{object}");
+            assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 12);
+    // The rules did apply: the manifest is not just the defaults.
+    assert_eq!(
+        m["files"]["css/app.css"]["cache_control"],
+        "public, max-age=600"
+    );
+    assert_eq!(
+        m["files"]["about.html"]["cache_control"],
+        "public, max-age=60"
+    );
+    assert_eq!(m["files"]["docs/guide.pdf"]["content_language"], "en");
+    assert_eq!(m["files"]["docs/notes.txt"]["content_language"], "de");
+    assert_eq!(
+        m["files"]["docs/guide.pdf"]["cache_control"],
+        "public, max-age=3600"
+    );
 }

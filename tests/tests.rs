@@ -7,6 +7,7 @@ mod env;
 mod faults;
 mod file_target;
 mod nginx;
+mod pipeline;
 mod prune;
 mod races;
 mod s3;
