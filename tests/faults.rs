@@ -107,10 +107,12 @@ fn assert_rerun_finishes(site: &S3Site) {
     let before: BTreeSet<String> = site.s3.keys().into_iter().collect();
     site.proxy.reset_counts();
     let out = site.json(&["publish"]);
+    // Nothing may be left to do when the last run got as far as the switch.
     let deploy = out["deploy"]
         .as_str()
-        .expect("the rerun deploys")
-        .to_string();
+        .map(String::from)
+        .or_else(|| current(site))
+        .expect("a deploy is live after the rerun");
     let m = site.manifest();
     let stable: BTreeSet<String> = m["files"]
         .as_object()
@@ -329,6 +331,9 @@ fn killed_at_random_points_twenty_times_the_site_is_always_whole() {
             }
         }
         child.wait().unwrap();
+        // Requests the run had sent before it died still land (the proxy
+        // holds each one 15 ms, as a network would): let them.
+        std::thread::sleep(Duration::from_millis(300));
         let now = current(&site);
         if !deploys.contains(&now) {
             deploys.push(now);
