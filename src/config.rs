@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 pub const DEFAULT_TARGET: &str = "file://./published";
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+/// Ample for any S3 request to be answered; what outlasts it is a store that
+/// hangs (a frozen node, a peer it has not yet noticed is gone), which would
+/// otherwise stall the run for good.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Files that keep their names (pages and well-known files that other sites
 /// and browsers ask for by name) unless the user's rules say otherwise.
@@ -70,6 +74,7 @@ struct RawTarget {
     #[serde(default)]
     public_read: bool,
     lock_ttl: Option<String>,
+    request_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +182,9 @@ pub struct Target {
     pub sidecars: bool,
     pub public_read: bool,
     pub lock_ttl: std::time::Duration,
+    /// How long a request may go unanswered before it is abandoned and
+    /// retried (uploads get more, by size).
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +438,18 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         .map(|s| duration_setting("[target] lock_ttl", s))
         .transpose()?
         .unwrap_or(std::time::Duration::from_secs(15 * 60));
+    let request_timeout = raw
+        .target
+        .request_timeout
+        .as_deref()
+        .map(|s| duration_setting("[target] request_timeout", s))
+        .transpose()?
+        .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    if request_timeout.is_zero() {
+        return Err(Error::Config(
+            "invalid `[target] request_timeout = \"0s\"`: use at least one second".into(),
+        ));
+    }
     let target = Target {
         url,
         region: raw.target.region,
@@ -441,6 +461,7 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         sidecars: raw.target.sidecars,
         public_read: raw.target.public_read,
         lock_ttl,
+        request_timeout,
     };
 
     let mut rules = Vec::new();
@@ -662,6 +683,7 @@ url = "file://./published"
 # endpoint = "http://127.0.0.1:3900"   # S3-compatible stores
 # path_style = true
 # concurrency = 32
+# request_timeout = "30s"             # an unanswered request is retried after this
 
 # Rules: the first rule that matches a file and sets a setting wins; the
 # defaults keep HTML, robots.txt, favicon.ico, *.webmanifest, sw.js and
@@ -749,6 +771,17 @@ mod tests {
     fn wrong_type_is_an_error() {
         let e = parse("[source]\ndirs = \"dist\"\n").unwrap_err();
         assert!(e.to_string().contains("publish.toml:2:8"), "{e}");
+    }
+
+    #[test]
+    fn request_timeout_defaults_to_30s_and_must_be_at_least_a_second() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert_eq!(c.target.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        let c = parse("[source]\ndirs = [\"dist\"]\n[target]\nrequest_timeout = \"2m\"\n").unwrap();
+        assert_eq!(c.target.request_timeout.as_secs(), 120);
+        let e =
+            parse("[source]\ndirs = [\"dist\"]\n[target]\nrequest_timeout = \"0s\"\n").unwrap_err();
+        assert!(e.to_string().contains("request_timeout"), "{e}");
     }
 
     #[test]

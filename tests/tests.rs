@@ -2,6 +2,7 @@
 
 mod cli;
 mod file_target;
+mod hung_store;
 mod nginx;
 mod prune;
 mod s3;
