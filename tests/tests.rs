@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod cli;
+mod cluster;
 mod file_target;
 mod hung_store;
 mod nginx;

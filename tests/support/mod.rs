@@ -5,10 +5,12 @@
 //! Std only, so that the support code never pulls a dependency into the
 //! crate's dev-dependencies.
 
+pub mod cluster;
 pub mod proxy;
 pub mod s3client;
 pub mod servers;
 
+pub use cluster::GarageCluster;
 pub use proxy::{Fault, Proxy};
 pub use servers::{Kind, S3Server};
 
