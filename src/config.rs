@@ -122,6 +122,8 @@ struct RawRewrite {
     strict: bool,
     #[serde(default)]
     js_imports: bool,
+    #[serde(default)]
+    html: bool,
     enabled: Option<bool>,
 }
 
@@ -234,6 +236,9 @@ pub struct Config {
     pub rewrite: bool,
     pub rewrite_strict: bool,
     pub rewrite_js_imports: bool,
+    /// Also the URL attributes of HTML pages and the icons of web app
+    /// manifests, for sites whose pages name their assets directly.
+    pub rewrite_html: bool,
     pub state_path: PathBuf,
 }
 
@@ -557,6 +562,7 @@ fn resolve(raw: RawConfig, path: &Path, base_dir: &Path, overrides: &Overrides) 
         rewrite: raw.rewrite.enabled.unwrap_or(true),
         rewrite_strict: raw.rewrite.strict,
         rewrite_js_imports: raw.rewrite.js_imports,
+        rewrite_html: raw.rewrite.html,
         state_path,
     })
 }
@@ -693,6 +699,9 @@ url = "file://./published"
 # match = "assets/**"
 # fingerprint = "keep"          # already hashed by the bundler
 
+# [rewrite]
+# html = true                   # pages name their assets (no bundler, no template tag)
+
 [manifest]
 key = "manifest.json"
 # django = true                  # also write Django's staticfiles.json
@@ -771,6 +780,14 @@ mod tests {
     fn wrong_type_is_an_error() {
         let e = parse("[source]\ndirs = \"dist\"\n").unwrap_err();
         assert!(e.to_string().contains("publish.toml:2:8"), "{e}");
+    }
+
+    #[test]
+    fn html_rewriting_is_opt_in() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert!(!c.rewrite_html);
+        let c = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nhtml = true\n").unwrap();
+        assert!(c.rewrite_html);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod cluster;
 mod file_target;
 mod hung_store;
 mod nginx;
+mod pages;
 mod prune;
 mod s3;
 mod support;
