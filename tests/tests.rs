@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod browser;
 mod cli;
 mod cluster;
 mod file_target;

@@ -643,7 +643,7 @@ impl Drop for S3Server {
 /// `sh` that waits for EOF on its stdin, then kills the pid in the pid file
 /// and removes the directory. It ignores SIGINT and SIGHUP and has its own
 /// process group so that it outlives whatever stops the test process.
-fn spawn_watchdog(dir: &Path) -> std::io::Result<ChildStdin> {
+pub fn spawn_watchdog(dir: &Path) -> std::io::Result<ChildStdin> {
     let script = r#"trap '' INT HUP
 read _ignored
 p=$(cat "$1/server.pid" 2>/dev/null) && kill -9 "$p" 2>/dev/null
