@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{Project, free_port};
+use crate::cli::Project;
 use crate::support::S3Server;
 use crate::support::s3client::S3Client;
 
@@ -527,23 +527,12 @@ fn chromium_loads_the_example_site_from_garage_website_endpoint() {
 #[test]
 fn chromium_loads_the_example_site_from_nginx_serving_the_directory() {
     let p = example_project("url = \"file://./published\"");
-    let port = free_port();
     let assetpub = |args: &[&str]| run_ok(p.std_cmd().args(args), &format!("assetpub {args:?}"));
     // nginx serves whatever the directory holds; it starts after the first
     // publish so that its root exists.
     let first = assetpub(&["publish"]);
-    let out = p
-        .cmd()
-        .args(["nginx-config", "--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _nginx = crate::nginx::start(&p, &String::from_utf8(out.stdout).unwrap(), port);
-    let base = format!("http://127.0.0.1:{port}/");
+    let (_nginx, addr) = crate::nginx::serve_published(&p);
+    let base = format!("http://{addr}/");
     let mut browser = Browser::start(None);
     let published = std::cell::Cell::new(Some(first));
     browse(

@@ -65,28 +65,9 @@ fn an_upload_left_unanswered_is_retried_after_the_request_timeout() {
     site.assert_manifest_consistent();
 }
 
-#[test]
-fn a_lost_answer_to_the_manifest_switch_is_not_taken_for_a_conflict() {
-    // The switch lands on the store, its answer never comes back; the retry
-    // then fails its own condition (moto enforces them), which is not
-    // another deploy winning.
-    let site = site("lost-switch");
-    site.proxy.set_fault_matching(
-        "PUT",
-        "/manifest.json",
-        Fault::Hang {
-            times: 1,
-            forward: true,
-        },
-    );
-    let out = run(&site, &["publish", "--json"]);
-    assert!(out.status.success(), "first deploy: {}", text(&out));
-    let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(site.manifest()["deploy"], first["deploy"]);
-    assert_eq!(site.proxy.count_matching("PUT", "/manifest.json"), 2);
-
-    site.p
-        .write("site/index.html", "<!doctype html><p>second</p>");
+/// Publishes with the answer to the first `manifest.json` write lost after
+/// the write landed; expects success and the new deploy live.
+fn publish_losing_the_switch_answer(site: &S3Site) -> serde_json::Value {
     site.proxy.reset_counts();
     site.proxy.set_fault_matching(
         "PUT",
@@ -96,12 +77,30 @@ fn a_lost_answer_to_the_manifest_switch_is_not_taken_for_a_conflict() {
             forward: true,
         },
     );
-    let out = run(&site, &["publish", "--json"]);
-    assert!(out.status.success(), "second deploy: {}", text(&out));
-    let second: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(site.manifest()["deploy"], second["deploy"]);
+    let out = run(site, &["publish", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(site.manifest()["deploy"], report["deploy"]);
+    assert_eq!(
+        site.proxy.count_matching("PUT", "/manifest.json"),
+        2,
+        "the switch was sent again after the timeout"
+    );
+    report
+}
+
+#[test]
+fn a_lost_answer_to_the_manifest_switch_is_not_taken_for_a_conflict() {
+    // The switch lands on the store, its answer never comes back; the retry
+    // then fails its own condition (moto enforces them), which is not
+    // another deploy winning.
+    let site = site("lost-switch");
+    let first = publish_losing_the_switch_answer(&site);
+    site.p
+        .write("site/index.html", "<!doctype html><p>second</p>");
+    let second = publish_losing_the_switch_answer(&site);
+    assert_ne!(second["deploy"], first["deploy"]);
     assert_eq!(site.manifest()["parent"], first["deploy"]);
-    assert_eq!(site.proxy.count_matching("PUT", "/manifest.json"), 2);
     site.assert_manifest_consistent();
 
     // The state DB took the switch as done: nothing left to do.

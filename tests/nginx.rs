@@ -37,7 +37,7 @@ fn nginx_binary() -> String {
     );
 }
 
-pub fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
+fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
     let prefix = p.path("nginx");
     std::fs::create_dir_all(prefix.join("logs")).unwrap();
     std::fs::write(prefix.join("server.conf"), server_block).unwrap();
@@ -76,15 +76,9 @@ pub fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
     nginx
 }
 
-#[test]
-fn nginx_serves_the_published_site_with_the_right_headers() {
-    let p = Project::new();
-    // Enough text to be worth compressing.
-    p.write(
-        "site/css/app.css",
-        &"body { background: url(../img/bg.png); color: #123456; }\n".repeat(40),
-    );
-    p.json(&["publish"]);
+/// nginx on a free port with the server block `assetpub nginx-config`
+/// prints for `p`'s directory target: the server and `127.0.0.1:PORT`.
+pub fn serve_published(p: &Project) -> (Nginx, String) {
     let port = free_port();
     let out = p
         .cmd()
@@ -97,8 +91,19 @@ fn nginx_serves_the_published_site_with_the_right_headers() {
         String::from_utf8_lossy(&out.stderr)
     );
     let block = String::from_utf8(out.stdout).unwrap();
-    let _nginx = start(&p, &block, port);
-    let addr = format!("127.0.0.1:{port}");
+    (start(p, &block, port), format!("127.0.0.1:{port}"))
+}
+
+#[test]
+fn nginx_serves_the_published_site_with_the_right_headers() {
+    let p = Project::new();
+    // Enough text to be worth compressing.
+    p.write(
+        "site/css/app.css",
+        &"body { background: url(../img/bg.png); color: #123456; }\n".repeat(40),
+    );
+    p.json(&["publish"]);
+    let (_nginx, addr) = serve_published(&p);
     let m = p.manifest();
 
     let css = m["files"]["css/app.css"]["key"].as_str().unwrap();
