@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 pub const DEFAULT_TARGET: &str = "file://./published";
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+/// Ample for any S3 request to be answered; what outlasts it is a store that
+/// hangs (a frozen node, a peer it has not yet noticed is gone), which would
+/// otherwise stall the run for good.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Files that keep their names (pages and well-known files that other sites
 /// and browsers ask for by name) unless the user's rules say otherwise.
@@ -85,6 +89,7 @@ struct RawTarget {
     sidecars: Option<bool>,
     public_read: Option<bool>,
     lock_ttl: Option<String>,
+    request_timeout: Option<String>,
 }
 
 impl RawTarget {
@@ -101,6 +106,7 @@ impl RawTarget {
             sidecars: self.sidecars.or(base.sidecars),
             public_read: self.public_read.or(base.public_read),
             lock_ttl: self.lock_ttl.or(base.lock_ttl),
+            request_timeout: self.request_timeout.or(base.request_timeout),
         }
     }
 }
@@ -204,6 +210,8 @@ struct RawRewrite {
     strict: bool,
     #[serde(default)]
     js_imports: bool,
+    #[serde(default)]
+    html: bool,
     enabled: Option<bool>,
 }
 
@@ -264,6 +272,9 @@ pub struct Target {
     pub sidecars: bool,
     pub public_read: bool,
     pub lock_ttl: std::time::Duration,
+    /// How long a request may go unanswered before it is abandoned and
+    /// retried (uploads get more, by size).
+    pub request_timeout: std::time::Duration,
 }
 
 /// Where CDN caches are told which paths a deploy changed.
@@ -359,6 +370,9 @@ pub struct Config {
     pub rewrite: bool,
     pub rewrite_strict: bool,
     pub rewrite_js_imports: bool,
+    /// Also the URL attributes of HTML pages and the icons of web app
+    /// manifests, for sites whose pages name their assets directly.
+    pub rewrite_html: bool,
     pub state_path: PathBuf,
     /// The `[env.NAME]` these settings were resolved for.
     pub env: Option<String>,
@@ -632,6 +646,18 @@ fn resolve(
         .map(|s| duration_setting("[target] lock_ttl", s))
         .transpose()?
         .unwrap_or(std::time::Duration::from_secs(15 * 60));
+    let request_timeout = raw
+        .target
+        .request_timeout
+        .as_deref()
+        .map(|s| duration_setting("[target] request_timeout", s))
+        .transpose()?
+        .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    if request_timeout.is_zero() {
+        return Err(Error::Config(
+            "invalid `[target] request_timeout = \"0s\"`: use at least one second".into(),
+        ));
+    }
     let target = Target {
         url,
         region: raw.target.region,
@@ -643,6 +669,7 @@ fn resolve(
         sidecars: raw.target.sidecars.unwrap_or(false),
         public_read: raw.target.public_read.unwrap_or(false),
         lock_ttl,
+        request_timeout,
     };
 
     let mut rules = Vec::new();
@@ -754,6 +781,7 @@ fn resolve(
         rewrite: raw.rewrite.enabled.unwrap_or(true),
         rewrite_strict: raw.rewrite.strict,
         rewrite_js_imports: raw.rewrite.js_imports,
+        rewrite_html: raw.rewrite.html,
         state_path,
         env: env.map(String::from),
         cdn,
@@ -985,6 +1013,7 @@ url = "file://./published"
 # endpoint = "http://127.0.0.1:3900"   # S3-compatible stores
 # path_style = true
 # concurrency = 32
+# request_timeout = "30s"             # an unanswered request is retried after this
 
 # Rules: the first rule that matches a file and sets a setting wins; the
 # defaults keep HTML, robots.txt, favicon.ico, *.webmanifest, sw.js and
@@ -993,6 +1022,9 @@ url = "file://./published"
 # [[rules]]
 # match = "assets/**"
 # fingerprint = "keep"          # already hashed by the bundler
+
+# [rewrite]
+# html = true                   # pages name their assets (no bundler, no template tag)
 
 [manifest]
 key = "manifest.json"
@@ -1100,6 +1132,25 @@ mod tests {
     fn wrong_type_is_an_error() {
         let e = parse("[source]\ndirs = \"dist\"\n").unwrap_err();
         assert!(e.to_string().contains("publish.toml:2:8"), "{e}");
+    }
+
+    #[test]
+    fn html_rewriting_is_opt_in() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert!(!c.rewrite_html);
+        let c = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nhtml = true\n").unwrap();
+        assert!(c.rewrite_html);
+    }
+
+    #[test]
+    fn request_timeout_defaults_to_30s_and_must_be_at_least_a_second() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert_eq!(c.target.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        let c = parse("[source]\ndirs = [\"dist\"]\n[target]\nrequest_timeout = \"2m\"\n").unwrap();
+        assert_eq!(c.target.request_timeout.as_secs(), 120);
+        let e =
+            parse("[source]\ndirs = [\"dist\"]\n[target]\nrequest_timeout = \"0s\"\n").unwrap_err();
+        assert!(e.to_string().contains("request_timeout"), "{e}");
     }
 
     #[test]

@@ -175,6 +175,7 @@ pub async fn connect(config: &Config) -> Result<Store> {
                 profile: config.target.profile.clone(),
                 concurrency: config.target.concurrency,
                 public_read: config.target.public_read,
+                request_timeout: config.target.request_timeout,
             })
             .await?,
         )),

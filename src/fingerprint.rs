@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, Fingerprint};
 use crate::error::{Error, Result};
 use crate::hash::HashedFile;
 use crate::report::Reporter;
@@ -28,12 +28,15 @@ pub struct Ref {
     pub weak: bool,
 }
 
-fn mode(syntax: Syntax, js_imports: bool) -> Option<&'static str> {
+fn mode(syntax: Syntax, js_imports: bool, html: bool) -> Option<&'static str> {
     match syntax {
         Syntax::Css => Some("css"),
         Syntax::Js if js_imports => Some("js+imports"),
         Syntax::Js => Some("js"),
         Syntax::SourceMap => Some("map"),
+        Syntax::Html if html => Some("html"),
+        Syntax::WebManifest if html => Some("webmanifest"),
+        Syntax::Html | Syntax::WebManifest => None,
         Syntax::Other => None,
     }
 }
@@ -57,6 +60,7 @@ pub fn references(
         let Some(mode) = mode(
             Syntax::for_path(&f.source.logical),
             config.rewrite_js_imports,
+            config.rewrite_html,
         ) else {
             continue;
         };
@@ -97,7 +101,12 @@ pub fn references(
                 continue;
             }
             if collected.contains(r.target.as_str()) {
-                kept.push(r);
+                // A file that keeps its name needs no rewriting and decides
+                // nothing about the referrer's key; as a dependency it would
+                // only make cycles of pages that link to each other.
+                if config.settings_for(&r.target).fingerprint == Fingerprint::Yes {
+                    kept.push(r);
+                }
             } else if !r.url.starts_with('/') && warned.insert(r.target.clone()) {
                 let msg = format!(
                     "`{referrer}` references `{}`, which is not collected; left as written",

@@ -512,7 +512,17 @@ pub async fn switch_manifest(
         .await?
     {
         PutOutcome::Written { etag } => Ok(etag),
-        PutOutcome::PreconditionFailed => Err(moved_error(ctx).await),
+        PutOutcome::PreconditionFailed => {
+            // A retried write whose earlier attempt landed but whose answer
+            // was lost (a timeout, a dropped connection) fails its own
+            // condition: then the manifest there is this one.
+            if let GetOutcome::Found(f) = ctx.store.get(&ctx.config.manifest_key, None).await?
+                && f.bytes == json
+            {
+                return Ok(f.etag);
+            }
+            Err(moved_error(ctx).await)
+        }
     }
 }
 

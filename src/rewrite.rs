@@ -1,6 +1,8 @@
 //! Finding and rewriting the references one published file makes to another:
 //! CSS `url()` and `@import`, `sourceMappingURL` comments in CSS and JS, a
-//! source map's `file` field and, when asked, relative JS module imports.
+//! source map's `file` field, the URL attributes of HTML pages (`src`,
+//! `href`, `srcset`, inline styles), the icons of a web app manifest and,
+//! when asked, relative JS module imports.
 //!
 //! These are scanners, not parsers. Each knows just enough of its syntax
 //! (comments, strings, template literals) to tell a reference from text that
@@ -14,6 +16,8 @@ pub enum Syntax {
     Css,
     Js,
     SourceMap,
+    Html,
+    WebManifest,
     Other,
 }
 
@@ -28,6 +32,8 @@ impl Syntax {
             "css" => Syntax::Css,
             "js" | "mjs" | "cjs" => Syntax::Js,
             "map" => Syntax::SourceMap,
+            "html" | "htm" => Syntax::Html,
+            "webmanifest" => Syntax::WebManifest,
             _ => Syntax::Other,
         }
     }
@@ -66,6 +72,8 @@ pub fn find_references(
             spans
         }
         Syntax::SourceMap => source_map::file_spans(text),
+        Syntax::Html => html::spans(text),
+        Syntax::WebManifest => web_manifest::src_spans(text),
         Syntax::Other => Vec::new(),
     };
     spans
@@ -843,6 +851,261 @@ mod source_map {
 
 // ---------------------------------------------------------------------------
 
+mod web_manifest {
+    use super::*;
+
+    /// The value of every `"src"` member, at any depth: the icons,
+    /// screenshots and shortcut icons of a web app manifest. A value with
+    /// an escape is left alone (its text is not the URL as written).
+    pub(super) fn src_spans(text: &str) -> Vec<Range<usize>> {
+        let b = text.as_bytes();
+        let mut spans = Vec::new();
+        let mut src_key = false;
+        let mut i = 0;
+        while let Some(&c) = b.get(i) {
+            if c == b'"' {
+                let s = quoted(b, i);
+                if !s.closed {
+                    break;
+                }
+                let after = skip_spaces(b, s.next);
+                let content = b.get(s.content.clone()).unwrap_or_default();
+                if b.get(after) == Some(&b':') {
+                    src_key = content == b"src";
+                    i = after + 1;
+                    continue;
+                }
+                if src_key && !content.contains(&b'\\') {
+                    spans.push(s.content);
+                }
+                src_key = false;
+                i = s.next;
+            } else {
+                src_key &= is_space(c);
+                i += 1;
+            }
+        }
+        spans
+    }
+}
+
+mod html {
+    use super::*;
+
+    /// Elements whose content is text, not markup: nothing in them is a tag.
+    const RAW_TEXT: &[&[u8]] = &[b"script", b"style", b"textarea", b"title", b"xmp"];
+
+    /// The URL spans of the attributes a browser loads or follows (`src`,
+    /// `href`, `poster`, `data`, `xlink:href`, each candidate of `srcset`
+    /// and `imagesrcset`), and of `url()` in `style` attributes and
+    /// `<style>` elements. Comments and raw-text elements (`<script>`,
+    /// `<textarea>`, ...) are skipped whole. A document with a `<base href>`
+    /// resolves its URLs elsewhere than its own path: it yields nothing.
+    pub(super) fn spans(text: &str) -> Vec<Range<usize>> {
+        let b = text.as_bytes();
+        let mut spans = Vec::new();
+        let mut i = 0;
+        while let Some(at) = b.get(i..).and_then(|s| s.iter().position(|&c| c == b'<')) {
+            let open = i + at;
+            i = if b.get(open + 1..open + 4) == Some(b"!--") {
+                find(b, open + 4, b"-->").map_or(b.len(), |p| p + 3)
+            } else if b.get(open + 1).is_some_and(u8::is_ascii_alphabetic) {
+                match start_tag(b, open + 1, &mut spans) {
+                    Tag::Base => return Vec::new(),
+                    Tag::Other(next) => next,
+                    Tag::RawText(name, next) => raw_text(b, name, next, &mut spans),
+                }
+            } else if matches!(b.get(open + 1), Some(b'/' | b'!' | b'?')) {
+                find(b, open + 1, b">").map_or(b.len(), |p| p + 1)
+            } else {
+                open + 1
+            };
+        }
+        spans
+    }
+
+    enum Tag<'a> {
+        /// A `<base href>`.
+        Base,
+        /// Just past the tag.
+        Other(usize),
+        /// A raw-text element's name, and just past its start tag.
+        RawText(&'a [u8], usize),
+    }
+
+    fn is_name_end(c: u8) -> bool {
+        is_space(c) || c == b'/' || c == b'>'
+    }
+
+    /// The start tag whose name begins at `start`: its URL attributes go to
+    /// `spans`.
+    fn start_tag<'a>(b: &'a [u8], start: usize, spans: &mut Vec<Range<usize>>) -> Tag<'a> {
+        let mut i = start;
+        while b.get(i).is_some_and(|&c| !is_name_end(c)) {
+            i += 1;
+        }
+        let name = &b[start..i];
+        let mut found = Vec::new();
+        loop {
+            while b.get(i).is_some_and(|&c| is_space(c) || c == b'/') {
+                i += 1;
+            }
+            match b.get(i) {
+                None => return Tag::Other(b.len()),
+                Some(b'>') => {
+                    i += 1;
+                    break;
+                }
+                Some(_) => {}
+            }
+            let attr_start = i;
+            while b.get(i).is_some_and(|&c| !is_name_end(c) && c != b'=') {
+                i += 1;
+            }
+            let attr = &b[attr_start..i];
+            let after_name = skip_spaces(b, i);
+            if b.get(after_name) != Some(&b'=') {
+                i = after_name;
+                continue;
+            }
+            let v = skip_spaces(b, after_name + 1);
+            let (value, next) = match b.get(v) {
+                Some(&q @ (b'"' | b'\'')) => {
+                    match b.get(v + 1..).and_then(|s| s.iter().position(|&c| c == q)) {
+                        Some(len) => (v + 1..v + 1 + len, v + 2 + len),
+                        // An unclosed quote swallows the rest of the document.
+                        None => return Tag::Other(b.len()),
+                    }
+                }
+                _ => {
+                    let mut e = v;
+                    while b.get(e).is_some_and(|&c| !is_space(c) && c != b'>') {
+                        e += 1;
+                    }
+                    (v..e, e)
+                }
+            };
+            found.push((attr, value));
+            i = next;
+        }
+        if name.eq_ignore_ascii_case(b"base")
+            && found.iter().any(|(a, _)| a.eq_ignore_ascii_case(b"href"))
+        {
+            return Tag::Base;
+        }
+        for (attr, value) in found {
+            let attr = attr.to_ascii_lowercase();
+            match attr.as_slice() {
+                b"src" | b"href" | b"poster" | b"data" | b"xlink:href" => {
+                    spans.extend(url_value(b, value));
+                }
+                b"srcset" | b"imagesrcset" => srcset(b, value, spans),
+                // Character references would hide the URL from the CSS
+                // scanner; such a style is left as written.
+                b"style" if !b[value.clone()].contains(&b'&') => {
+                    let offset = value.start;
+                    let css = std::str::from_utf8(&b[value]).unwrap_or_default();
+                    spans.extend(
+                        css::spans(css)
+                            .into_iter()
+                            .map(|r| r.start + offset..r.end + offset),
+                    );
+                }
+                _ => {}
+            }
+        }
+        match RAW_TEXT.iter().find(|raw| name.eq_ignore_ascii_case(raw)) {
+            Some(raw) => Tag::RawText(raw, i),
+            None => Tag::Other(i),
+        }
+    }
+
+    /// An attribute's URL without the whitespace browsers strip around it.
+    /// A character reference in the path (`a&amp;b.png`) is left alone:
+    /// the path as written is not the file name.
+    fn url_value(b: &[u8], value: Range<usize>) -> Option<Range<usize>> {
+        let r = trimmed(b, value);
+        let path_end = b[r.clone()]
+            .iter()
+            .position(|&c| c == b'?' || c == b'#')
+            .map_or(r.end, |p| r.start + p);
+        (!r.is_empty() && !b[r.start..path_end].contains(&b'&')).then_some(r)
+    }
+
+    fn trimmed(b: &[u8], r: Range<usize>) -> Range<usize> {
+        let mut r = r;
+        while r.start < r.end && is_space(b[r.start]) {
+            r.start += 1;
+        }
+        while r.end > r.start && is_space(b[r.end - 1]) {
+            r.end -= 1;
+        }
+        r
+    }
+
+    /// The URLs of `srcset="a.png 1x, b.png 2x"`, split as the HTML
+    /// standard splits them: a URL runs to whitespace, and a comma ends a
+    /// candidate only outside its descriptors' parentheses.
+    fn srcset(b: &[u8], value: Range<usize>, spans: &mut Vec<Range<usize>>) {
+        let mut i = value.start;
+        while i < value.end {
+            while i < value.end && (is_space(b[i]) || b[i] == b',') {
+                i += 1;
+            }
+            let start = i;
+            while i < value.end && !is_space(b[i]) {
+                i += 1;
+            }
+            let mut end = i;
+            let bare = end > start && b[end - 1] == b',';
+            while end > start && b[end - 1] == b',' {
+                end -= 1;
+            }
+            spans.extend(url_value(b, start..end));
+            if bare {
+                continue;
+            }
+            let mut depth = 0usize;
+            while i < value.end {
+                match b[i] {
+                    b'(' => depth += 1,
+                    b')' => depth = depth.saturating_sub(1),
+                    b',' if depth == 0 => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+    }
+
+    /// Skips a raw-text element's content to its end tag; a `<style>`'s CSS
+    /// is scanned on the way.
+    fn raw_text(b: &[u8], name: &[u8], start: usize, spans: &mut Vec<Range<usize>>) -> usize {
+        let mut i = start;
+        let end = loop {
+            match find(b, i, b"</") {
+                None => break b.len(),
+                Some(p)
+                    if starts_with_ignore_case(b, p + 2, name)
+                        && b.get(p + 2 + name.len()).is_none_or(|&c| is_name_end(c)) =>
+                {
+                    break p;
+                }
+                Some(p) => i = p + 2,
+            }
+        };
+        if name == b"style" {
+            let css = std::str::from_utf8(&b[start..end]).unwrap_or_default();
+            spans.extend(
+                css::spans(css)
+                    .into_iter()
+                    .map(|r| r.start + start..r.end + start),
+            );
+        }
+        end
+    }
+}
+
 mod url {
     /// The logical path a URL written in the file at `referrer` points to,
     /// and the URL's query and fragment. None for what is not a file in the
@@ -1109,8 +1372,130 @@ mod tests {
         assert_eq!(Syntax::for_path("js/app.cjs"), Syntax::Js);
         assert_eq!(Syntax::for_path("js/app.js.map"), Syntax::SourceMap);
         assert_eq!(Syntax::for_path("css.d/readme"), Syntax::Other);
-        assert_eq!(Syntax::for_path("index.html"), Syntax::Other);
+        assert_eq!(Syntax::for_path("index.html"), Syntax::Html);
+        assert_eq!(Syntax::for_path("blog/Old.HTM"), Syntax::Html);
+        assert_eq!(Syntax::for_path("img/logo.png"), Syntax::Other);
+        assert_eq!(Syntax::for_path("site.webmanifest"), Syntax::WebManifest);
         assert_eq!(Syntax::for_path(""), Syntax::Other);
+    }
+
+    fn html(text: &str) -> Vec<String> {
+        targets(Syntax::Html, "blog/post.html", text, false)
+    }
+
+    #[test]
+    fn html_url_attributes_in_every_quoting_style() {
+        let text = "<link rel=stylesheet href=\"../css/site.css\">\n<script src='/js/app.js' defer></script>\n<IMG SRC=../img/a.png alt=x><video poster=v.jpg></video><object data=doc.svg></object>";
+        assert_eq!(
+            html(text),
+            [
+                "css/site.css",
+                "js/app.js",
+                "img/a.png",
+                "blog/v.jpg",
+                "blog/doc.svg"
+            ]
+        );
+        assert_eq!(
+            rewritten(Syntax::Html, "blog/post.html", text, false),
+            format!(
+                "<link rel=stylesheet href=\"../css/site.{HASH}.css\">\n<script src='/js/app.{HASH}.js' defer></script>\n<IMG SRC=../img/a.{HASH}.png alt=x><video poster=v.{HASH}.jpg></video><object data=doc.{HASH}.svg></object>"
+            )
+        );
+    }
+
+    #[test]
+    fn html_links_svg_uses_and_fragments() {
+        let text = "<a href=\"../about.html#team\">a</a> <a href=\"#top\">t</a> <a href=\"mailto:x@y.z\">m</a> <a href=\"https://x.org/a.png\">x</a> <a href=\"../\">up</a>\n<svg><use href=\"../img/icons.svg#arrow\"></use><use xlink:href=\"../img/icons.svg#star\"/></svg>";
+        assert_eq!(
+            found(Syntax::Html, "blog/post.html", text, false),
+            [
+                triple("../about.html#team", "about.html", "#team"),
+                triple("../img/icons.svg#arrow", "img/icons.svg", "#arrow"),
+                triple("../img/icons.svg#star", "img/icons.svg", "#star"),
+            ]
+        );
+    }
+
+    #[test]
+    fn html_srcset_candidates_each_rewritten() {
+        let text = "<img srcset=\"a.png 1x, b%20c.png 2x,d.png\" src=a.png><link rel=preload as=image imagesrcset=\"e.png 480w,  f.png 800w\">";
+        assert_eq!(
+            html(text),
+            [
+                "blog/a.png",
+                "blog/b c.png",
+                "blog/d.png",
+                "blog/a.png",
+                "blog/e.png",
+                "blog/f.png"
+            ]
+        );
+        assert_eq!(
+            rewritten(Syntax::Html, "blog/post.html", text, false),
+            format!(
+                "<img srcset=\"a.{HASH}.png 1x, b%20c.{HASH}.png 2x,d.{HASH}.png\" src=a.{HASH}.png><link rel=preload as=image imagesrcset=\"e.{HASH}.png 480w,  f.{HASH}.png 800w\">"
+            )
+        );
+    }
+
+    #[test]
+    fn html_inline_css_in_style_elements_and_attributes() {
+        let text = "<style>\n.hero { background: url(../img/hero.jpg) }\n@import 'x.css';\n</STYLE><div style=\"background-image: url('../img/a.png')\"></div><p style=\"background:url(&quot;b.png&quot;)\"></p>";
+        assert_eq!(html(text), ["img/hero.jpg", "blog/x.css", "img/a.png"]);
+    }
+
+    #[test]
+    fn html_text_comments_scripts_and_other_attributes_are_not_references() {
+        let text = "<p>A page pointing at <code>../img/hero.jpg</code> or src=a.png</p>\n<!-- <img src=old.png> -->\n<script>document.write('<img src=\"x.png\">')</script>\n<textarea><img src=t.png></textarea><title>src=y.png</title>\n<img data-src=lazy.png alt=\"src=z.png\" src=\"  real.png  \">\n<a href=\"a&amp;b.html\">e</a><a href=\"q.html?a=1&amp;b=2\">q</a>";
+        assert_eq!(html(text), ["blog/real.png", "blog/q.html"]);
+        let once = rewritten(Syntax::Html, "blog/post.html", text, false);
+        assert_eq!(
+            once,
+            text.replace("real.png", &format!("real.{HASH}.png"))
+                .replace("q.html", &format!("q.{HASH}.html"))
+        );
+    }
+
+    #[test]
+    fn html_with_a_base_element_is_left_alone() {
+        let text = "<head><base href=\"https://cdn.example.org/\"><link href=css/site.css rel=stylesheet></head>";
+        assert_eq!(html(text), Vec::<String>::new());
+        // `<base target>` changes no URL.
+        assert_eq!(html("<base target=_blank><img src=a.png>"), ["blog/a.png"]);
+    }
+
+    #[test]
+    fn html_unclosed_constructs_end_the_scan_without_panicking() {
+        for text in [
+            "<img src=\"a.png",
+            "<img src=",
+            "<!-- <img src=a.png>",
+            "<script><img src=a.png>",
+            "<",
+            "<a",
+            "<a href",
+        ] {
+            assert_eq!(html(text), Vec::<String>::new(), "{text:?}");
+        }
+        // A tag cut off by the end of the file is no tag, as browsers parse it.
+        assert_eq!(html("<img src=a.png"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn web_manifest_icon_sources_at_any_depth() {
+        let text = r#"{"name": "src", "start_url": "/index.html",
+  "icons": [{ "src": "/img/logo.png", "sizes": "192x192" }, {"src":"icons/a%20b.png?v=2"}],
+  "shortcuts": [{"name": "x", "icons": [{"src": "../up.png"}]}],
+  "screenshots": [{"src": "s\\u0031.png"}, {"src": 3}], "description": "src"}"#;
+        assert_eq!(
+            found(Syntax::WebManifest, "app/site.webmanifest", text, false),
+            [
+                triple("/img/logo.png", "img/logo.png", ""),
+                triple("icons/a%20b.png?v=2", "app/icons/a b.png", "?v=2"),
+                triple("../up.png", "up.png", ""),
+            ]
+        );
     }
 
     #[test]
@@ -1945,6 +2330,21 @@ if (a / b) import("./real.js");
         ";",
         "\r\n",
         "*",
+        "<",
+        ">",
+        "<img ",
+        "src=",
+        "href=",
+        "srcset=",
+        " 2x",
+        "<style>",
+        "</style>",
+        "<script>",
+        "</script>",
+        "<!--",
+        "-->",
+        "style=",
+        "<base href=x>",
     ];
 
     /// Pieces that spell no trigger by themselves; the test still checks,
@@ -2032,6 +2432,13 @@ if (a / b) import("./real.js");
         "import('../{}')",
         "export * from './{}'",
         "{\"file\":\"{}\"}",
+        "<img src=\"{}\">",
+        "<a href='{}'>",
+        "<link href={} rel=x>",
+        "<img srcset=\"{} 1x, {} 2x\">",
+        "<p style=\"background:url({})\">",
+        "<style>a{b:url({})}</style>",
+        "{\"icons\":[{\"src\": \"{}\"}]}",
     ];
 
     fn random_reference(rng: &mut Rng) -> String {
@@ -2064,23 +2471,27 @@ if (a / b) import("./real.js");
                     || (js_imports && (text.contains("import") || text.contains("export")))
             }
             Syntax::SourceMap => text.contains("\"file\""),
+            Syntax::Html => text.contains('<'),
+            Syntax::WebManifest => text.contains("\"src\""),
             Syntax::Other => false,
         }
     }
 
-    const MODES: [(Syntax, &str, bool); 5] = [
+    const MODES: [(Syntax, &str, bool); 7] = [
         (Syntax::Css, "css/sub/app.css", false),
         (Syntax::Js, "js/app.js", false),
         (Syntax::Js, "js/app.js", true),
         (Syntax::SourceMap, "js/app.js.map", false),
-        (Syntax::Other, "index.html", true),
+        (Syntax::Html, "blog/post.html", false),
+        (Syntax::WebManifest, "app/site.webmanifest", false),
+        (Syntax::Other, "img/logo.png", true),
     ];
 
     #[test]
     fn random_text_never_panics_and_rewrites_stably() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let mut rewritten = [0; MODES.len()];
-        for _ in 0..4000 {
+        for _ in 0..6000 {
             let text = random_text_with_references(&mut rng);
             for (mode, (syntax, referrer, js_imports)) in MODES.into_iter().enumerate() {
                 let refs = find_references(syntax, referrer, &text, js_imports);
@@ -2114,9 +2525,15 @@ if (a / b) import("./real.js");
             }
         }
         // Every syntax but Other must have had plenty of real rewrites.
-        let [css, js, js_imports, map, other] = rewritten;
+        let [css, js, js_imports, map, html, manifest, other] = rewritten;
         assert!(
-            css > 1000 && js > 200 && js_imports > js + 200 && map > 20 && other == 0,
+            css > 1000
+                && js > 200
+                && js_imports > js + 200
+                && map > 20
+                && html > 500
+                && manifest > 20
+                && other == 0,
             "{rewritten:?}"
         );
     }

@@ -1,18 +1,28 @@
 //! nginx serving a published directory with `assetpub nginx-config`.
 
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::{Project, free_port, http_get};
+use crate::support::servers::spawn_watchdog;
 
+/// nginx in the foreground, a child of the test process; its watchdog kills
+/// it if the test process dies without dropping it.
 pub struct Nginx {
     child: Child,
+    pid_file: PathBuf,
+    watchdog: Option<ChildStdin>,
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // The pid file goes first: once reaped, the pid may belong to
+        // anything.
+        let _ = std::fs::remove_file(&self.pid_file);
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop(self.watchdog.take());
     }
 }
 
@@ -63,7 +73,15 @@ fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start nginx");
-    let nginx = Nginx { child };
+    // `server.pid` is the file the watchdog reads; nginx's own pid file is
+    // `nginx.pid`.
+    let pid_file = prefix.join("server.pid");
+    std::fs::write(&pid_file, child.id().to_string()).unwrap();
+    let nginx = Nginx {
+        child,
+        pid_file,
+        watchdog: Some(spawn_watchdog(&prefix).expect("start the watchdog `sh`")),
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

@@ -1,12 +1,16 @@
 //! The integration tests: one binary, one module per area.
 
+mod browser;
 mod cdn;
 mod ci;
 mod cli;
+mod cluster;
 mod env;
 mod faults;
 mod file_target;
+mod hung_store;
 mod nginx;
+mod pages;
 mod pipeline;
 mod prune;
 mod races;

@@ -10,11 +10,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
@@ -45,6 +47,9 @@ const MAX_PARTS: u64 = 10_000;
 const MAX_PART_CONCURRENCY: usize = 8;
 const DELETE_BATCH: usize = 1000;
 const ATTEMPTS: u32 = 6;
+/// A request body gets this much time per byte on top of the request
+/// timeout, so that a slow uplink is not taken for a hung store.
+const SLOWEST_UPLOAD_BYTES_PER_SEC: u64 = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct S3Settings {
@@ -60,6 +65,8 @@ pub struct S3Settings {
     pub concurrency: usize,
     /// `false`: never set an ACL.
     pub public_read: bool,
+    /// An attempt unanswered for this long is abandoned and retried.
+    pub request_timeout: Duration,
 }
 
 pub struct S3Store {
@@ -72,6 +79,7 @@ pub struct S3Store {
     profile: String,
     part_concurrency: usize,
     acl: Option<ObjectCannedAcl>,
+    request_timeout: Duration,
 }
 
 impl S3Store {
@@ -108,10 +116,20 @@ impl S3Store {
         let profile = format!("profile `{profile_name}` ({origin})");
         check_credentials(&shared, &profile_name, &profile).await?;
 
+        // The SDK waits for an answer as long as the connection stays open:
+        // a store node that hangs would stall the run for good. An attempt
+        // that outlasts the timeout is retried like a 5xx.
+        let timeouts = shared
+            .timeout_config()
+            .map(TimeoutConfig::to_builder)
+            .unwrap_or_default()
+            .operation_attempt_timeout(settings.request_timeout)
+            .build();
         // Content-MD5 is the end-to-end check. The SDK's default extra
         // checksums use aws-chunked uploads, which S3-compatible stores
         // (Garage) reject as "Invalid payload signature".
         let config = aws_sdk_s3::config::Builder::from(&shared)
+            .timeout_config(timeouts)
             .region(region.clone())
             .force_path_style(settings.path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -126,7 +144,30 @@ impl S3Store {
             profile,
             part_concurrency: settings.concurrency.clamp(1, MAX_PART_CONCURRENCY),
             acl: settings.public_read.then_some(ObjectCannedAcl::PublicRead),
+            request_timeout: settings.request_timeout,
         })
+    }
+
+    /// The client's settings with an attempt timeout for a request that
+    /// sends `body_len` bytes.
+    fn upload_timeouts(&self, body_len: u64) -> aws_sdk_s3::config::Builder {
+        self.attempt_timeout(upload_attempt_timeout(self.request_timeout, body_len))
+    }
+
+    /// A server-side copy sends no body but the store answers only once it
+    /// has copied the object, which can be large.
+    fn copy_timeouts(&self) -> aws_sdk_s3::config::Builder {
+        self.attempt_timeout(self.request_timeout * 4)
+    }
+
+    fn attempt_timeout(&self, timeout: Duration) -> aws_sdk_s3::config::Builder {
+        let base = self.client.config().timeout_config();
+        aws_sdk_s3::config::Builder::default().timeout_config(
+            base.map(TimeoutConfig::to_builder)
+                .unwrap_or_default()
+                .operation_attempt_timeout(timeout)
+                .build(),
+        )
     }
 
     pub fn describe(&self) -> String {
@@ -251,7 +292,9 @@ impl S3Store {
                 let md5 = md5_base64(&bytes);
                 let len = bytes.len() as u64;
                 let stream = ByteStream::from(Arc::unwrap_or_clone(bytes));
-                let outcome = self.put_single(key, stream, md5, meta, &condition).await?;
+                let outcome = self
+                    .put_single(key, (stream, len), md5, meta, &condition)
+                    .await?;
                 observer.bytes_sent(len);
                 Ok(outcome)
             }
@@ -272,7 +315,7 @@ impl S3Store {
                     None => verified_body::stream(&path, 0, size, md5.clone()),
                 };
                 let outcome = self
-                    .put_single(key, stream, md5, meta, &condition)
+                    .put_single(key, (stream, size), md5, meta, &condition)
                     .await
                     .map_err(|e| file_changed_hint(e, &path))?;
                 observer.bytes_sent(size);
@@ -284,7 +327,7 @@ impl S3Store {
     async fn put_single(
         &self,
         key: &str,
-        body: ByteStream,
+        (body, len): (ByteStream, u64),
         md5: String,
         meta: &ObjectMeta,
         condition: &Condition,
@@ -306,6 +349,8 @@ impl S3Store {
             .set_acl(self.acl.clone())
             .set_if_none_match(if_none_match)
             .set_if_match(if_match)
+            .customize()
+            .config_override(self.upload_timeouts(len))
             .send()
             .await;
         match sent {
@@ -429,9 +474,15 @@ impl S3Store {
                     .upload_id(upload_id)
                     .part_number(index as i32 + 1)
                     .content_md5(md5.clone());
+                let timeouts = self.upload_timeouts(length);
                 let body = verified_body::stream(path, offset, length, md5.clone());
                 running.spawn(async move {
-                    let sent = request.body(body).send().await;
+                    let sent = request
+                        .body(body)
+                        .customize()
+                        .config_override(timeouts)
+                        .send()
+                        .await;
                     Ok::<_, PartError>((index as i32 + 1, length, sent?))
                 });
             }
@@ -476,6 +527,9 @@ impl S3Store {
             )
             .set_if_none_match(if_none_match)
             .set_if_match(if_match)
+            .customize()
+            // The store assembles the parts before it answers.
+            .config_override(self.upload_timeouts(size))
             .send()
             .await;
         match sent {
@@ -519,6 +573,8 @@ impl S3Store {
             .set_acl(self.acl.clone())
             .set_if_none_match(if_none_match)
             .set_if_match(if_match)
+            .customize()
+            .config_override(self.copy_timeouts())
             .send()
             .await;
         match sent {
@@ -682,6 +738,13 @@ impl S3Store {
                 "{changed}; nothing was stored ({action})\nhint: run the build to completion, then publish again"
             ));
         }
+        if f.timed_out {
+            return Error::Store(format!(
+                "no answer from {} within {}s, {ATTEMPTS} attempts ({action})\nhint: the store, or a node behind it, hangs; raise `[target] request_timeout` if it is only slow",
+                self.location(),
+                self.request_timeout.as_secs()
+            ));
+        }
         if f.unreachable {
             return Error::Store(format!(
                 "cannot reach {}: {detail} ({action})",
@@ -788,6 +851,8 @@ pub(crate) struct Failure {
     pub(crate) code: Option<String>,
     message: Option<String>,
     unreachable: bool,
+    /// No answer within the attempt timeout, on every attempt.
+    timed_out: bool,
 }
 
 impl<E> From<SdkError<E, HttpResponse>> for Failure
@@ -801,6 +866,7 @@ where
             err,
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
         );
+        let timed_out = matches!(err, SdkError::TimeoutError(_));
         // A HEAD answer has no body, so a bare status is all there is; the
         // SDK's "unhandled error" wrapper adds nothing to it.
         let message = match err.message() {
@@ -816,6 +882,7 @@ where
             code,
             message,
             unreachable,
+            timed_out,
         }
     }
 }
@@ -946,6 +1013,13 @@ fn user_metadata(meta: &ObjectMeta) -> Option<HashMap<String, String>> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     })
+}
+
+/// The request timeout, plus the time the body takes at the slowest upload
+/// rate still taken for a working link.
+fn upload_attempt_timeout(request_timeout: Duration, body_len: u64) -> Duration {
+    request_timeout
+        + Duration::from_millis(body_len.saturating_mul(1000) / SLOWEST_UPLOAD_BYTES_PER_SEC)
 }
 
 fn part_size(size: u64) -> u64 {
@@ -1100,13 +1174,30 @@ fn one_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{part_size, percent_encode_path};
+    use super::{
+        Duration, SLOWEST_UPLOAD_BYTES_PER_SEC, part_size, percent_encode_path,
+        upload_attempt_timeout,
+    };
 
     #[test]
     fn copy_source_keeps_slashes_and_encodes_the_rest() {
         assert_eq!(
             percent_encode_path("bucket/site/a b/ü+x.css"),
             "bucket/site/a%20b/%C3%BC%2Bx.css"
+        );
+    }
+
+    #[test]
+    fn uploads_get_time_for_their_bytes_on_top_of_the_request_timeout() {
+        let base = Duration::from_secs(30);
+        assert_eq!(upload_attempt_timeout(base, 0), base);
+        assert_eq!(
+            upload_attempt_timeout(base, 16 * 1024 * 1024),
+            base + Duration::from_secs(64)
+        );
+        assert_eq!(
+            upload_attempt_timeout(base, u64::MAX),
+            base + Duration::from_millis(u64::MAX / SLOWEST_UPLOAD_BYTES_PER_SEC)
         );
     }
 

@@ -6,10 +6,12 @@
 //! crate's dev-dependencies.
 
 pub mod cloudfront;
+pub mod cluster;
 pub mod proxy;
 pub mod s3client;
 pub mod servers;
 
+pub use cluster::GarageCluster;
 pub use proxy::{Fault, Proxy};
 pub use servers::{Kind, S3Server};
 
@@ -161,4 +163,53 @@ pub fn random_hex(bytes: usize) -> String {
         .and_then(|mut f| f.read_exact(&mut buf))
         .expect("read /dev/urandom");
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `cmd` to the end and returns its output, unless it runs past
+/// `deadline`: then it is killed and the test fails, naming `what`, instead
+/// of hanging.
+pub fn output_within(
+    mut cmd: std::process::Command,
+    deadline: Duration,
+    what: &str,
+) -> std::process::Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err_reader.join().unwrap_or_default();
+            panic!(
+                "{what} still ran after {deadline:?}; killed\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
 }

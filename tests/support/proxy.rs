@@ -44,6 +44,14 @@ pub enum Fault {
     ResetAfter {
         requests: u32,
     },
+    /// Never answer the next `times` requests; keep their connections open
+    /// until the client gives up on them, as a hung server does. With
+    /// `forward`, the request still reaches the server and takes effect:
+    /// only the answer is lost.
+    Hang {
+        times: u32,
+        forward: bool,
+    },
 }
 
 /// The fault in force and the requests it applies to.
@@ -90,6 +98,9 @@ enum Action {
         code: u16,
         s3_code: &'static str,
     },
+    Hang {
+        forward: bool,
+    },
 }
 
 impl Shared {
@@ -122,7 +133,9 @@ impl Shared {
                 delay_ms: *ms,
                 drop_after: None,
             },
-            Fault::Status { times: 0, .. } | Fault::DropMidBody { times: 0, .. } => {
+            Fault::Status { times: 0, .. }
+            | Fault::DropMidBody { times: 0, .. }
+            | Fault::Hang { times: 0, .. } => {
                 *fault = Fault::None;
                 forward
             }
@@ -163,6 +176,14 @@ impl Shared {
             Fault::ResetAfter { requests } => {
                 *requests = requests.saturating_sub(1);
                 forward
+            }
+            Fault::Hang { times, forward } => {
+                let action = Action::Hang { forward: *forward };
+                *times = times.saturating_sub(1);
+                if *times == 0 {
+                    *fault = Fault::None;
+                }
+                action
             }
         }
     }
@@ -396,6 +417,43 @@ impl Connection {
                         Ok(BodyEnd::Dropped) | Err(_) => return self.reset(),
                     }
                 }
+                Action::Hang { forward } => return self.hang(&head, forward),
+            }
+        }
+        self.finish();
+    }
+
+    /// Takes the request (and, with `forward`, sends it upstream on a
+    /// connection of its own whose answer is thrown away), then holds the
+    /// client's connection without a word until the client closes it.
+    fn hang(mut self, head: &Head, forward: bool) {
+        let mut body = Vec::new();
+        if !head.expect_continue {
+            let mut budget = None;
+            let _ = copy_body(
+                &mut self.reader,
+                &mut body,
+                &head.body,
+                &mut budget,
+                &self.shared.body_bytes,
+            );
+        }
+        if forward && !head.expect_continue {
+            let mut request = head.raw.clone();
+            request.extend_from_slice(&body);
+            if let Ok(mut up) = TcpStream::connect(&self.shared.upstream) {
+                let _ = up.write_all(&request);
+                // The answer is read so that the server completes the
+                // request, and dropped.
+                let _ = up.set_read_timeout(Some(Duration::from_secs(30)));
+                let _ = io::copy(&mut BufReader::new(up).take(1 << 20), &mut io::sink());
+            }
+        }
+        let mut sink = [0u8; 4096];
+        while !self.shared.stopping.load(Ordering::SeqCst) {
+            match self.reader.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
         }
         self.finish();

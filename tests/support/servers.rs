@@ -27,6 +27,7 @@ const GARAGE_INSTALL: &str =
 const GARAGE_KEY_NAME: &str = "test";
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+const GARAGE_CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -60,6 +61,16 @@ struct Ports {
     web: u16,
 }
 
+/// How a Garage node joins a cluster: the secret every node shares, the
+/// replication factor, and the access key the cluster will know.
+#[derive(Debug, Clone)]
+pub struct GarageMember {
+    pub rpc_secret: String,
+    pub replication_factor: u8,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
 pub struct S3Server {
     pub kind: Kind,
     /// `http://127.0.0.1:PORT`, path-style.
@@ -77,6 +88,9 @@ pub struct S3Server {
     config: Option<PathBuf>,
     ports: Ports,
     owned: bool,
+    /// Set for a node of a [`super::cluster::GarageCluster`]: the cluster,
+    /// not the node, owns the layout and the key.
+    member: Option<GarageMember>,
     process: Mutex<Option<Child>>,
     watchdog: Mutex<Option<ChildStdin>>,
 }
@@ -92,7 +106,7 @@ impl S3Server {
     pub fn moto() -> &'static S3Server {
         // A failed start is remembered, so that every later test fails fast
         // with the same message instead of trying again.
-        match MOTO.get_or_init(|| Self::start(Kind::Moto, false)) {
+        match MOTO.get_or_init(|| Self::start(Kind::Moto, false, None)) {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         }
@@ -101,7 +115,7 @@ impl S3Server {
     /// The Garage server shared by every test of this process, started on
     /// first use.
     pub fn garage() -> &'static S3Server {
-        match GARAGE.get_or_init(|| Self::start(Kind::Garage, false)) {
+        match GARAGE.get_or_init(|| Self::start(Kind::Garage, false, None)) {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         }
@@ -110,16 +124,22 @@ impl S3Server {
     /// A moto server of the test's own, stopped on drop. Its data lives in
     /// memory only: [`S3Server::restart`] comes back empty.
     pub fn start_moto_owned() -> S3Server {
-        Self::start(Kind::Moto, true).unwrap_or_else(|e| panic!("{e}"))
+        Self::start(Kind::Moto, true, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A Garage server of the test's own, stopped on drop; the one to use for
     /// [`S3Server::kill`] and [`S3Server::restart`], which keeps its data.
     pub fn start_garage_owned() -> S3Server {
-        Self::start(Kind::Garage, true).unwrap_or_else(|e| panic!("{e}"))
+        Self::start(Kind::Garage, true, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn start(kind: Kind, owned: bool) -> Result<S3Server, String> {
+    /// A Garage node of a cluster, stopped on drop: running and answering,
+    /// but with no layout, key or bucket until the cluster sets them up.
+    pub fn start_garage_member(member: GarageMember) -> Result<S3Server, String> {
+        Self::start(Kind::Garage, true, Some(member))
+    }
+
+    fn start(kind: Kind, owned: bool, member: Option<GarageMember>) -> Result<S3Server, String> {
         let binary = match kind {
             Kind::Moto => find_binary(
                 "ASSETPUB_TEST_MOTO_SERVER",
@@ -145,9 +165,10 @@ impl S3Server {
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let watchdog = spawn_watchdog(&dir).map_err(|e| format!("start watchdog `sh`: {e}"))?;
 
-        let (access_key, secret_key, region) = match kind {
-            Kind::Moto => ("testing".to_string(), "testing".to_string(), "us-east-1"),
-            Kind::Garage => (format!("GK{}", random_hex(12)), random_hex(32), "garage"),
+        let (access_key, secret_key, region) = match (kind, &member) {
+            (Kind::Moto, _) => ("testing".to_string(), "testing".to_string(), "us-east-1"),
+            (Kind::Garage, Some(m)) => (m.access_key.clone(), m.secret_key.clone(), "garage"),
+            (Kind::Garage, None) => (format!("GK{}", random_hex(12)), random_hex(32), "garage"),
         };
         let mut server = S3Server {
             kind,
@@ -165,6 +186,7 @@ impl S3Server {
                 web: 0,
             },
             owned,
+            member,
             process: Mutex::new(None),
             watchdog: Mutex::new(Some(watchdog)),
         };
@@ -187,7 +209,7 @@ impl S3Server {
             }
             match server.launch_and_wait() {
                 Ok(()) => {
-                    if kind == Kind::Garage {
+                    if kind == Kind::Garage && server.member.is_none() {
                         server.garage_init()?;
                     }
                     return Ok(server);
@@ -206,11 +228,15 @@ impl S3Server {
 
     fn write_garage_config(&mut self) -> std::io::Result<()> {
         let config = self.dir.join("garage.toml");
+        let (secret, replication_factor) = match &self.member {
+            Some(m) => (m.rpc_secret.clone(), m.replication_factor),
+            None => (random_hex(32), 1),
+        };
         let text = format!(
             r#"metadata_dir = "{dir}/meta"
 data_dir = "{dir}/data"
 db_engine = "sqlite"
-replication_factor = 1
+replication_factor = {replication_factor}
 rpc_bind_addr = "127.0.0.1:{rpc}"
 rpc_public_addr = "127.0.0.1:{rpc}"
 rpc_secret = "{secret}"
@@ -229,7 +255,6 @@ index = "index.html"
             rpc = self.ports.rpc,
             s3 = self.ports.s3,
             web = self.ports.web,
-            secret = random_hex(32),
         );
         std::fs::write(&config, text)?;
         self.config = Some(config);
@@ -364,24 +389,36 @@ index = "index.html"
     }
 
     fn garage_init(&self) -> Result<(), String> {
-        // The RPC layer can come up a little after the S3 port.
+        let node_id = self.garage_node_id()?;
+        let node_id = node_id.split('@').next().unwrap_or("");
+        // After a restart the layout is already there, in the metadata.
+        if !self.garage_has_layout()? {
+            self.try_garage_cli(&["layout", "assign", "-z", "dc1", "-c", "1G", node_id])?;
+            self.try_garage_cli(&["layout", "apply", "--version", "1"])?;
+        }
+        self.garage_import_key()
+    }
+
+    /// The node's full id and RPC address, `<64 hex>@127.0.0.1:PORT`, once
+    /// its RPC layer answers (it can come up a little after the S3 port).
+    pub fn garage_node_id(&self) -> Result<String, String> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let node = loop {
+        let out = loop {
             match self.try_garage_cli(&["node", "id", "-q"]) {
                 Ok(out) => break out,
                 Err(e) if Instant::now() > deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         };
-        let node_id = node.trim().split('@').next().unwrap_or("").to_string();
-        if node_id.is_empty() {
-            return Err(format!("garage node id printed nothing usable: {node:?}"));
+        let id = out.trim();
+        if id.len() < 64 || !id.contains('@') {
+            return Err(format!("garage node id printed nothing usable: {out:?}"));
         }
-        // After a restart the layout is already there, in the metadata.
-        if !self.garage_has_layout()? {
-            self.try_garage_cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node_id])?;
-            self.try_garage_cli(&["layout", "apply", "--version", "1"])?;
-        }
+        Ok(id.to_string())
+    }
+
+    /// Imports this server's access key, unless the cluster knows it already.
+    pub fn garage_import_key(&self) -> Result<(), String> {
         let keys = self.try_garage_cli(&["key", "list"])?;
         if !keys.contains(&self.access_key) {
             self.try_garage_cli(&[
@@ -402,27 +439,37 @@ index = "index.html"
         Ok(!status.contains("NO ROLE ASSIGNED"))
     }
 
-    fn try_garage_cli(&self, args: &[&str]) -> Result<String, String> {
+    /// Runs the `garage` CLI against this server: stdout, or an error with
+    /// the command and everything it printed.
+    pub fn try_garage_cli(&self, args: &[&str]) -> Result<String, String> {
         let config = self
             .config
             .as_ref()
             .ok_or("the garage CLI only applies to a Garage server")?;
-        let out = Command::new(&self.binary)
+        // A CLI call waits as long as the node it asks does: `timeout` ends
+        // it, even when this process dies first and cannot.
+        let out = Command::new("timeout")
+            .args(["-s", "KILL", &GARAGE_CLI_TIMEOUT.as_secs().to_string()])
+            .arg(&self.binary)
             .arg("-c")
             .arg(config)
             .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("run garage: {e}; {GARAGE_INSTALL}"))?;
+            .map_err(|e| format!("run `timeout` (coreutils) for garage: {e}"))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
+            let why = match out.status.code() {
+                Some(137) => format!("no answer within {GARAGE_CLI_TIMEOUT:?}"),
+                Some(127) => format!("cannot run it; {GARAGE_INSTALL}"),
+                _ => out.status.to_string(),
+            };
             Err(format!(
-                "`garage -c {} {}` failed ({}):\n{}{}",
+                "`garage -c {} {}` failed ({why}):\n{}{}",
                 config.display(),
                 args.join(" "),
-                out.status,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ))
@@ -547,12 +594,14 @@ index = "index.html"
     }
 
     /// Starts the server again on the same ports and (for Garage) the same
-    /// data, after [`S3Server::kill`]. Owned servers only.
+    /// data, after [`S3Server::kill`]. Owned servers only. A cluster node
+    /// comes back isolated: [`super::cluster::GarageCluster::restart`]
+    /// reconnects it.
     pub fn restart(&self) {
         assert!(self.owned, "restart() is for servers from start_*_owned()");
         self.stop_process();
         self.launch_and_wait().unwrap_or_else(|e| panic!("{e}"));
-        if self.kind == Kind::Garage {
+        if self.kind == Kind::Garage && self.member.is_none() {
             self.garage_init().unwrap_or_else(|e| panic!("{e}"));
         }
     }
@@ -560,6 +609,24 @@ index = "index.html"
     /// Whether the server process is running.
     pub fn is_running(&self) -> bool {
         self.try_reap().is_none() && self.process.lock().unwrap().is_some()
+    }
+
+    /// Sends `SIGSTOP` (`freeze = true`) or `SIGCONT` to the server: a
+    /// frozen server keeps its sockets open and answers nothing, as a hung
+    /// machine does. Owned servers only.
+    pub fn freeze(&self, freeze: bool) {
+        assert!(
+            self.owned,
+            "freeze() on a shared server would break other tests"
+        );
+        let guard = self.process.lock().unwrap();
+        let pid = guard.as_ref().expect("the server is running").id();
+        let signal = if freeze { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}: {status}");
     }
 }
 
@@ -576,7 +643,7 @@ impl Drop for S3Server {
 /// `sh` that waits for EOF on its stdin, then kills the pid in the pid file
 /// and removes the directory. It ignores SIGINT and SIGHUP and has its own
 /// process group so that it outlives whatever stops the test process.
-fn spawn_watchdog(dir: &Path) -> std::io::Result<ChildStdin> {
+pub fn spawn_watchdog(dir: &Path) -> std::io::Result<ChildStdin> {
     let script = r#"trap '' INT HUP
 read _ignored
 p=$(cat "$1/server.pid" 2>/dev/null) && kill -9 "$p" 2>/dev/null
