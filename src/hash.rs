@@ -3,6 +3,7 @@
 //! the same bytes while they are in memory, so each file is read once.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::io::Read;
 
 use rayon::prelude::*;
@@ -43,15 +44,16 @@ pub struct HashStats {
     pub cached: usize,
 }
 
+/// `cache` is the state DB's stat cache (`State::stat_cache`);
 /// `scan_start_ns` is the wall-clock time taken before the tree was walked.
 pub fn hash_all(
     files: Vec<SourceFile>,
+    mut cache: HashMap<String, StatEntry>,
     state: &mut State,
     scan_start_ns: i64,
     scanner: &Scanner,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<HashedFile>, HashStats)> {
-    let mut cache = state.stat_cache()?;
     let mut todo = Vec::new();
     let mut done: Vec<Option<HashedFile>> = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {

@@ -68,10 +68,22 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
     let reporter = ctx.reporter.clone();
     // The build is validated and hashed before anything remote is read, so
     // bad input fails fast and offline.
-    let collected = collect::collect(&config, reporter.as_ref())?;
+    // The stat cache is read while the tree is walked: neither needs the
+    // other, and for a large site each takes a good part of a run.
+    let state = &mut ctx.state;
+    let (collected, cache) = std::thread::scope(|s| {
+        let cache = s.spawn(move || state.stat_cache());
+        let collected = collect::collect(&config, reporter.as_ref());
+        let cache = cache
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (collected, cache)
+    });
+    let collected = collected?;
     let scanner = crate::fingerprint::Scanner::new(&config);
     let (hashed, stats) = hash::hash_all(
         collected,
+        cache?,
         &mut ctx.state,
         scan_start,
         &scanner,
