@@ -23,10 +23,18 @@ pub struct Output {
 }
 
 impl Output {
-    fn new<T: serde::Serialize>(value: &T, human: String) -> Output {
+    /// Only the form that gets printed is made: for a large deploy either
+    /// one is a table or document of thousands of rows.
+    fn new<T: serde::Serialize>(cli: &Cli, value: &T, human: impl FnOnce() -> String) -> Output {
+        let (human, json) = if cli.json {
+            let json = serde_json::to_value(value).expect("reports serialize");
+            (String::new(), json)
+        } else {
+            (human(), serde_json::Value::Null)
+        };
         Output {
             human,
-            json: serde_json::to_value(value).expect("reports serialize"),
+            json,
             exit_code: 0,
             error: None,
         }
@@ -62,7 +70,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             )
             .await?;
             step_summary(&report.markdown("plan"));
-            let mut out = Output::new(&report, report.render_plan());
+            let mut out = Output::new(cli, &report, || report.render_plan());
             if *exit_code && report.changed {
                 out.exit_code = 1;
             }
@@ -86,19 +94,19 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             } else {
                 "publish"
             }));
-            let mut out = Output::new(&report, report.render_publish());
+            let mut out = Output::new(cli, &report, || report.render_publish());
             out.error = report.invalidation_failure();
             Ok(out)
         }
         Command::History => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let h = crate::history::history(&mut ctx).await?;
-            Ok(Output::new(&h, h.render()))
+            Ok(Output::new(cli, &h, || h.render()))
         }
         Command::Rollback { deploy, break_lock } => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let r = crate::rollback::rollback(&mut ctx, deploy.as_deref(), *break_lock).await?;
-            let mut out = Output::new(&r, r.render());
+            let mut out = Output::new(cli, &r, || r.render());
             out.error = r.invalidation_failure();
             Ok(out)
         }
@@ -127,7 +135,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             };
             let mut ctx = Context::open(config, reporter).await?;
             let r = crate::prune::prune(&mut ctx, &opts).await?;
-            Ok(Output::new(&r, r.render()))
+            Ok(Output::new(cli, &r, || r.render()))
         }
         Command::NginxConfig {
             listen,
@@ -150,7 +158,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
         Command::Verify => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let r = crate::verify::verify(&mut ctx).await?;
-            let mut out = Output::new(&r, r.render());
+            let mut out = Output::new(cli, &r, || r.render());
             if !r.ok() {
                 out.exit_code = 1;
             }

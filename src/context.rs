@@ -48,31 +48,34 @@ impl Context {
     /// deployed since) is brought up to date from it.
     pub async fn remote_manifest(&mut self) -> Result<Remote> {
         let key = self.config.manifest_key.clone();
-        let cached = self
+        let cached_etag = self
             .target
             .manifest_json
-            .clone()
-            .zip(self.target.manifest_etag.clone());
-        let outcome = self
-            .store
-            .get(&key, cached.as_ref().map(|(_, etag)| etag.as_str()))
-            .await?;
+            .as_ref()
+            .and(self.target.manifest_etag.clone());
+        let outcome = self.store.get(&key, cached_etag.as_deref()).await?;
         let what = format!("`{key}` at {}", self.store.describe());
-        let (manifest, etag, json) = match outcome {
-            GetOutcome::Missing => (None, None, None),
+        // None: the state DB already holds the target's manifest as it is.
+        let mut seen = None;
+        let manifest = match outcome {
+            GetOutcome::Missing => {
+                seen = Some((None, None));
+                None
+            }
             GetOutcome::NotModified => {
-                let (json, etag) = cached.expect("a conditional GET needs a cached copy");
-                (
-                    Some(Manifest::parse(json.as_bytes(), &what)?),
-                    Some(etag),
-                    Some(json),
-                )
+                let json = self
+                    .target
+                    .manifest_json
+                    .as_deref()
+                    .expect("a conditional GET needs a cached copy");
+                Some(Manifest::parse(json.as_bytes(), &what)?)
             }
             GetOutcome::Found(f) => {
                 let m = Manifest::parse(&f.bytes, &what)?;
                 let json = String::from_utf8(f.bytes)
                     .map_err(|_| Error::Store(format!("{what} is not UTF-8")))?;
-                (Some(m), f.etag, Some(json))
+                seen = Some((f.etag, Some(json)));
+                Some(m)
             }
         };
         let remote_deploy = manifest.as_ref().map(|m| m.deploy.clone());
@@ -96,7 +99,15 @@ impl Context {
             self.state
                 .record_deploy(self.target.id, &deploy_record(m, None))?;
         }
-        self.remember(etag.as_deref(), json.as_deref(), remote_deploy.as_deref())?;
+        let etag = match seen {
+            Some((etag, json)) => {
+                self.remember(etag.as_deref(), json.as_deref(), remote_deploy.as_deref())?;
+                etag
+            }
+            // Already in the state DB: rewriting it (megabytes for a large
+            // site) on every run is wasted work.
+            None => cached_etag,
+        };
         Ok(Remote { manifest, etag })
     }
 

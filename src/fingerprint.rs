@@ -41,8 +41,70 @@ fn mode(syntax: Syntax, js_imports: bool, html: bool) -> Option<&'static str> {
     }
 }
 
-/// Finds every file's references to other collected files. Files whose
-/// content was scanned before are not read again.
+/// Reads a text file's references out of its bytes. The hashing pass runs
+/// it on the bytes it already holds, so a stylesheet or script is read once.
+pub struct Scanner {
+    rewrite: bool,
+    js_imports: bool,
+    html: bool,
+}
+
+impl Scanner {
+    pub fn new(config: &Config) -> Scanner {
+        Scanner {
+            rewrite: config.rewrite,
+            js_imports: config.rewrite_js_imports,
+            html: config.rewrite_html,
+        }
+    }
+
+    /// Whether the file's syntax can hold references to rewrite.
+    pub fn wants(&self, logical: &str) -> bool {
+        self.rewrite && mode(Syntax::for_path(logical), self.js_imports, self.html).is_some()
+    }
+
+    /// The file's references, and its text with where they were found
+    /// when there are any (to rewrite them without scanning again).
+    pub fn scan(&self, logical: &str, bytes: Vec<u8>) -> (Vec<Ref>, Option<ScannedText>) {
+        // Non-UTF-8 text cannot hold references we could rewrite safely.
+        let Ok(text) = String::from_utf8(bytes) else {
+            return (Vec::new(), None);
+        };
+        let syntax = Syntax::for_path(logical);
+        let found = rewrite::find_references(syntax, logical, &text, self.js_imports);
+        let mut seen = BTreeSet::new();
+        let refs: Vec<Ref> = found
+            .iter()
+            .filter(|r| seen.insert((&r.target, &r.url)))
+            .map(|r| Ref {
+                target: r.target.clone(),
+                url: r.url.clone(),
+                weak: syntax == Syntax::SourceMap,
+            })
+            .collect();
+        let text = (!refs.is_empty()).then_some(ScannedText { text, found });
+        (refs, text)
+    }
+}
+
+/// A text file as scanned: its content and the references found in it.
+#[derive(Debug, Clone)]
+pub struct ScannedText {
+    pub text: String,
+    found: Vec<rewrite::Reference>,
+}
+
+impl ScannedText {
+    /// The text with its references to `targets` rewritten, as `apply`
+    /// would, without finding them again.
+    pub fn apply(&self, targets: &BTreeMap<String, String>) -> String {
+        rewrite::rewrite(&self.text, &self.found, |t| targets.get(t).cloned())
+    }
+}
+
+/// Finds every file's references to other collected files. Files scanned
+/// as they were hashed, or whose content was scanned before, are not read
+/// again.
 pub fn references(
     config: &Config,
     files: &[HashedFile],
@@ -53,9 +115,11 @@ pub fn references(
     if !config.rewrite {
         return Ok(out);
     }
+    let scanner = Scanner::new(config);
     let collected: BTreeSet<&str> = files.iter().map(|f| f.source.logical.as_str()).collect();
     let mut cached = Vec::new();
     let mut todo = Vec::new();
+    let mut fresh = Vec::new();
     for f in files {
         let Some(mode) = mode(
             Syntax::for_path(&f.source.logical),
@@ -64,6 +128,10 @@ pub fn references(
         ) else {
             continue;
         };
+        if let Some(refs) = &f.refs {
+            fresh.push((f, mode, refs.clone()));
+            continue;
+        }
         match state.refs(&f.blake3, mode)? {
             Some(json) => match serde_json::from_str::<Vec<Ref>>(&json) {
                 Ok(refs) => cached.push((f, refs)),
@@ -74,10 +142,18 @@ pub fn references(
     }
     let scanned: Vec<(&HashedFile, &str, std::io::Result<Vec<Ref>>)> = todo
         .par_iter()
-        .map(|&(f, mode)| (f, mode, scan(f, config.rewrite_js_imports)))
+        .map(|&(f, mode)| {
+            let refs =
+                std::fs::read(&f.source.path).map(|bytes| scanner.scan(&f.source.logical, bytes).0);
+            (f, mode, refs)
+        })
         .collect();
     for (f, mode, r) in scanned {
         let refs = r.map_err(|e| Error::io("cannot read", &f.source.path, e))?;
+        fresh.push((f, mode, refs));
+    }
+    let batch = state.batch()?;
+    for (f, mode, refs) in fresh {
         state.record_refs(
             &f.blake3,
             mode,
@@ -85,6 +161,7 @@ pub fn references(
         )?;
         cached.push((f, refs));
     }
+    batch.commit()?;
     let mut problems = Vec::new();
     for (f, refs) in cached {
         let referrer = &f.source.logical;
@@ -128,27 +205,6 @@ pub fn references(
         return Err(Error::Validation(problems));
     }
     Ok(out)
-}
-
-fn scan(f: &HashedFile, js_imports: bool) -> std::io::Result<Vec<Ref>> {
-    let bytes = std::fs::read(&f.source.path)?;
-    // Non-UTF-8 text cannot hold references we could rewrite safely.
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return Ok(Vec::new());
-    };
-    let syntax = Syntax::for_path(&f.source.logical);
-    let mut seen = BTreeSet::new();
-    Ok(
-        rewrite::find_references(syntax, &f.source.logical, text, js_imports)
-            .into_iter()
-            .filter(|r| seen.insert((r.target.clone(), r.url.clone())))
-            .map(|r| Ref {
-                target: r.target,
-                url: r.url,
-                weak: syntax == Syntax::SourceMap,
-            })
-            .collect(),
-    )
 }
 
 /// The order to name files in: every file after the files it references.

@@ -119,33 +119,12 @@ pub struct ObjectRef {
 
 impl Manifest {
     pub fn parse(bytes: &[u8], what: &str) -> Result<Manifest> {
-        #[derive(Deserialize)]
-        struct Probe {
-            version: Option<u64>,
-        }
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| {
-            Error::Store(format!(
-                "{what} is not a valid assetpub manifest ({e}); refusing to overwrite it\nhint: inspect it, and move it away if it is not assetpub's"
-            ))
-        })?;
-        match probe.version {
-            Some(v) if v > FORMAT_VERSION as u64 => {
-                return Err(Error::Store(format!(
-                    "{what} has format version {v}, newer than this assetpub understands ({FORMAT_VERSION}); refusing to overwrite it\nhint: upgrade assetpub"
-                )));
-            }
-            None => {
-                return Err(Error::Store(format!(
-                    "{what} has no `version` field: not an assetpub manifest; refusing to overwrite it"
-                )));
-            }
-            _ => {}
-        }
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
-            Error::Store(format!(
-                "{what} is not a valid assetpub manifest ({e}); refusing to overwrite it"
-            ))
-        })?;
+        // One pass for a manifest this version reads; the probe, which says
+        // why one is not, only runs for the rest.
+        let m = match serde_json::from_slice::<Manifest>(bytes) {
+            Ok(m) if m.version <= FORMAT_VERSION => m,
+            parsed => return Err(Manifest::refusal(bytes, what, parsed.err())),
+        };
         for (logical, entry) in &m.files {
             for key in std::iter::once(&entry.key).chain(entry.object.as_ref()) {
                 crate::store::check_key(key).map_err(|_| {
@@ -156,6 +135,34 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// Why `bytes` is not a manifest this version can use.
+    fn refusal(bytes: &[u8], what: &str, parse_error: Option<serde_json::Error>) -> Error {
+        #[derive(Deserialize)]
+        struct Probe {
+            version: Option<u64>,
+        }
+        let probe: Probe = match serde_json::from_slice(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                return Error::Store(format!(
+                    "{what} is not a valid assetpub manifest ({e}); refusing to overwrite it\nhint: inspect it, and move it away if it is not assetpub's"
+                ));
+            }
+        };
+        match probe.version {
+            Some(v) if v > FORMAT_VERSION as u64 => Error::Store(format!(
+                "{what} has format version {v}, newer than this assetpub understands ({FORMAT_VERSION}); refusing to overwrite it\nhint: upgrade assetpub"
+            )),
+            None => Error::Store(format!(
+                "{what} has no `version` field: not an assetpub manifest; refusing to overwrite it"
+            )),
+            Some(_) => Error::Store(format!(
+                "{what} is not a valid assetpub manifest ({}); refusing to overwrite it",
+                parse_error.map_or_else(|| "unreadable".to_string(), |e| e.to_string())
+            )),
+        }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -236,18 +243,24 @@ fn suffix(v: Variant, main: Variant) -> &'static str {
 /// `dir/stem.<first 12 hex>.ext`, the key of a fingerprinted file.
 pub fn fingerprinted_name(logical: &str, blake3: &str) -> String {
     let hash = &blake3[..12.min(blake3.len())];
-    let (dir, name) = match logical.rsplit_once('/') {
-        Some((d, n)) => (Some(d), n),
-        None => (None, logical),
-    };
-    let named = match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{hash}.{ext}"),
-        _ => format!("{name}.{hash}"),
-    };
-    match dir {
-        Some(d) => format!("{d}/{named}"),
-        None => named,
+    let name_start = logical.rfind('/').map_or(0, |p| p + 1);
+    let name = &logical[name_start..];
+    // Built by hand: `format!` cost more than the rest of naming a file.
+    let mut out = String::with_capacity(logical.len() + hash.len() + 1);
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => {
+            out.push_str(&logical[..name_start + dot]);
+            out.push('.');
+            out.push_str(hash);
+            out.push_str(&logical[name_start + dot..]);
+        }
+        _ => {
+            out.push_str(logical);
+            out.push('.');
+            out.push_str(hash);
+        }
     }
+    out
 }
 
 /// `20261123T200135Z-3f2a9c`: sorts by time, then names the content.
@@ -283,6 +296,14 @@ mod tests {
         assert_eq!(
             fingerprinted_name("img/ü ber.png", H),
             "img/ü ber.3f2a9c1b7d4e.png"
+        );
+        assert_eq!(
+            fingerprinted_name("a/.htaccess", H),
+            "a/.htaccess.3f2a9c1b7d4e"
+        );
+        assert_eq!(
+            fingerprinted_name("a.b/trailing.", H),
+            "a.b/trailing.3f2a9c1b7d4e."
         );
     }
 

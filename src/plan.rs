@@ -77,24 +77,35 @@ impl Plan {
     }
 }
 
+/// The objects the state DB says the target received, asked only about
+/// objects the current deploy does not account for.
+pub trait Known {
+    fn known(&self, key: &str) -> Option<KnownObject>;
+}
+
+impl Known for HashMap<String, KnownObject> {
+    fn known(&self, key: &str) -> Option<KnownObject> {
+        self.get(key).cloned()
+    }
+}
+
 /// `headers_matter`: false for a directory target, where nginx derives the
 /// headers and only bytes are stored.
 pub fn plan(
     files: BTreeMap<String, Entry>,
     layout: Layout,
     current: Option<&Manifest>,
-    known: &HashMap<String, KnownObject>,
+    known: &dyn Known,
     headers_matter: bool,
 ) -> Plan {
     // What the current deploy guarantees is on the target: its objects, with
-    // the headers it wrote them with.
-    let mut present: HashMap<String, (String, String)> = HashMap::new();
+    // the headers it wrote them with (the entry and variant they follow from).
+    let mut present: HashMap<String, (&Entry, Variant)> = HashMap::new();
     if let Some(m) = current {
         for entry in m.files.values() {
             for o in objects_for(entry, m.sidecars, m.object_encoding()) {
                 if !o.stable {
-                    let digest = meta_digest(&object_meta(entry, o.variant, false));
-                    present.insert(o.key, (entry.blake3.clone(), digest));
+                    present.insert(o.key, (entry, o.variant));
                 }
             }
         }
@@ -147,28 +158,30 @@ pub fn plan(
                 }
                 continue;
             }
-            let digest = meta_digest(&object_meta(entry, o.variant, false));
-            let held = present
-                .get(&o.key)
-                .map(|(hash, _)| hash)
-                .or_else(|| known.get(&o.key).map(|k| &k.blake3));
-            if held.is_some_and(|h| *h != entry.blake3) {
+            let digest = || meta_digest(&object_meta(entry, o.variant, false));
+            // An immutable key that holds other bytes than this file's.
+            let occupied = |plan: &mut Plan| {
                 // One line per file: its sidecars are occupied alike.
                 if plan.occupied.last().is_none_or(|(l, _)| l != logical) {
                     plan.occupied.push((logical.clone(), o.key.clone()));
                 }
-                continue;
-            }
+            };
             match present.get(&o.key) {
-                Some((hash, d)) if *hash == entry.blake3 => {
-                    if headers_matter && *d != digest {
+                Some((before, variant)) if before.blake3 == entry.blake3 => {
+                    // The same entry makes the same headers: no digests to
+                    // compare for the files of a deploy that did not change.
+                    let same = *before == entry && *variant == o.variant;
+                    if headers_matter
+                        && !same
+                        && meta_digest(&object_meta(before, *variant, false)) != digest()
+                    {
                         plan.header_updates.push(planned(&o, Reason::Headers));
                     }
                 }
-                _ => match known.get(&o.key) {
-                    Some(k)
-                        if k.blake3 == entry.blake3 && (!headers_matter || k.meta == digest) =>
-                    {
+                Some(_) => occupied(&mut plan),
+                None => match known.known(&o.key) {
+                    Some(k) if k.blake3 != entry.blake3 => occupied(&mut plan),
+                    Some(k) if !headers_matter || k.meta == digest() => {
                         plan.confirm.push(planned(&o, Reason::Restored));
                     }
                     _ => plan
@@ -261,9 +274,13 @@ mod tests {
         .into()
     }
 
+    fn no_known() -> HashMap<String, KnownObject> {
+        HashMap::new()
+    }
+
     #[test]
     fn first_deploy_uploads_everything() {
-        let p = plan(files(), LAYOUT, None, &HashMap::new(), true);
+        let p = plan(files(), LAYOUT, None, &no_known(), true);
         assert!(p.has_changes());
         let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
         assert_eq!(keys, ["a.aaaaaaaaaaaa.css", "index.bbbbbbbbbbbb.html"]);
@@ -279,7 +296,7 @@ mod tests {
     #[test]
     fn unchanged_tree_plans_nothing() {
         let cur = manifest(&files());
-        let p = plan(files(), LAYOUT, Some(&cur), &HashMap::new(), true);
+        let p = plan(files(), LAYOUT, Some(&cur), &no_known(), true);
         assert!(!p.has_changes());
         assert!(p.uploads.is_empty() && p.stable.is_empty() && p.confirm.is_empty());
         assert_eq!(p.unchanged, 2);
@@ -367,13 +384,13 @@ mod tests {
         let cur = manifest(&files());
         let mut next = files();
         next.get_mut("a.css").unwrap().cache_control = "public, max-age=60".into();
-        let p = plan(next.clone(), LAYOUT, Some(&cur), &HashMap::new(), true);
+        let p = plan(next.clone(), LAYOUT, Some(&cur), &no_known(), true);
         assert!(p.has_changes());
         assert!(p.uploads.is_empty());
         assert_eq!(p.header_updates.len(), 1);
         assert_eq!(p.changes[0].reason, Reason::Headers);
         // A directory stores no headers: nothing to rewrite, but the manifest changes.
-        let p = plan(next, LAYOUT, Some(&cur), &HashMap::new(), false);
+        let p = plan(next, LAYOUT, Some(&cur), &no_known(), false);
         assert!(p.header_updates.is_empty());
         assert!(p.has_changes());
     }

@@ -97,11 +97,14 @@ pub fn prepare(
     let mut keys: HashMap<String, String> = HashMap::new();
     let mut done: BTreeMap<String, Prepared> = BTreeMap::new();
     let mut weak_pending = Vec::new();
+    let mut compressible: HashMap<String, bool> = HashMap::new();
+    let batch = state.batch()?;
     for logical in order {
-        let Some(f) = by_name.remove(&logical) else {
+        let Some(mut f) = by_name.remove(&logical) else {
             continue;
         };
         let settings = config.settings_for(&logical);
+        compressible.insert(logical.clone(), settings.compress);
         let mut named = Named {
             blake3: f.blake3.clone(),
             key_hash: f.blake3.clone(),
@@ -119,9 +122,15 @@ pub fn prepare(
                 })
                 .collect();
             if rs.iter().any(|r| r.weak) {
-                let text = read_text(&f)?;
-                let rewritten =
-                    fingerprint::apply(&logical, &text, config.rewrite_js_imports, &strong);
+                let rewritten = match f.text.take() {
+                    Some(scanned) => scanned.apply(&strong),
+                    None => fingerprint::apply(
+                        &logical,
+                        &read_text(&mut f)?,
+                        config.rewrite_js_imports,
+                        &strong,
+                    ),
+                };
                 // Named from its own bytes and everything that decides the
                 // names of the files it points back at (see fingerprint.rs).
                 let mut h = blake3::Hasher::new();
@@ -144,7 +153,7 @@ pub fn prepare(
                 named.data = Some(Arc::new(rewritten.into_bytes()));
                 weak_pending.push(logical.clone());
             } else {
-                named = rewrite_strong(config, state, &f, strong)?;
+                named = rewrite_strong(config, state, &mut f, strong)?;
             }
         }
         let fingerprinted = fingerprinted_name(&logical, &named.key_hash);
@@ -177,6 +186,7 @@ pub fn prepare(
             },
         );
     }
+    batch.commit()?;
     // Back-references are rewritten once every name is known.
     for logical in weak_pending {
         let weak: BTreeMap<String, String> = refs[&logical]
@@ -204,7 +214,7 @@ pub fn prepare(
     let mut out: Vec<Prepared> = done.into_values().collect();
     let compressible: Vec<bool> = out
         .iter()
-        .map(|p| config.settings_for(&p.logical).compress)
+        .map(|p| compressible.get(&p.logical).copied().unwrap_or(false))
         .collect();
     compress_all(config, &mut out, &compressible, layout, state, reporter)?;
     Ok(out)
@@ -224,7 +234,7 @@ struct Named {
 fn rewrite_strong(
     config: &Config,
     state: &State,
-    f: &HashedFile,
+    f: &mut HashedFile,
     targets: BTreeMap<String, String>,
 ) -> Result<Named> {
     let mut h = blake3::Hasher::new();
@@ -250,13 +260,18 @@ fn rewrite_strong(
             targets: Some(Arc::new(targets)),
         });
     }
-    let text = read_text(f)?;
-    let bytes = fingerprint::apply(
-        &f.source.logical,
-        &text,
-        config.rewrite_js_imports,
-        &targets,
-    )
+    let bytes = match f.text.take() {
+        Some(scanned) => scanned.apply(&targets),
+        None => {
+            let text = read_text(f)?;
+            fingerprint::apply(
+                &f.source.logical,
+                &text,
+                config.rewrite_js_imports,
+                &targets,
+            )
+        }
+    }
     .into_bytes();
     let blake3 = crate::hash::hash_bytes(&bytes);
     state.record_rewritten(
@@ -276,8 +291,12 @@ fn rewrite_strong(
     })
 }
 
-/// The file's text, checked against the hash it was collected with.
-fn read_text(f: &HashedFile) -> Result<String> {
+/// The file's text as hashed: the bytes kept by the hashing pass, or read
+/// again and checked against the hash it was collected with.
+fn read_text(f: &mut HashedFile) -> Result<String> {
+    if let Some(scanned) = f.text.take() {
+        return Ok(scanned.text);
+    }
     let bytes =
         std::fs::read(&f.source.path).map_err(|e| Error::io("cannot read", &f.source.path, e))?;
     if crate::hash::hash_bytes(&bytes) != f.blake3 {
@@ -345,6 +364,7 @@ fn compress_all(
         })
         .collect();
     reporter.phase_end(Phase::Compress);
+    let batch = state.batch()?;
     for (i, enc, r) in results {
         let p = &mut files[i];
         let compressed = r.map_err(|e| crate::error::Error::io("cannot read", &p.path, e))?;
@@ -362,6 +382,7 @@ fn compress_all(
             }
         }
     }
+    batch.commit()?;
     Ok(())
 }
 

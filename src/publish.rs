@@ -1,6 +1,7 @@
 //! `plan` and `publish`: the pipeline of the design contract, from collecting
 //! the build to switching `manifest.json`.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::hash;
 use crate::lock::Lock;
 use crate::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
-use crate::plan::{FileChange, Plan, PlannedObject, plan};
+use crate::plan::{FileChange, Known, Plan, PlannedObject, plan};
 use crate::prepare::{self, Layout, Prepared, object_meta};
+use crate::state::KnownObject;
 use crate::store::{
     Body, Condition, CopyJob, GetOutcome, NoObserver, ObjectMeta, PutOutcome, copy_all,
 };
@@ -87,12 +89,36 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
     let reporter = ctx.reporter.clone();
     // The build is validated and hashed before anything remote is read, so
     // bad input fails fast and offline.
-    let collected = collect::collect(&config, reporter.as_ref())?;
-    let (hashed, stats) = hash::hash_all(collected, &mut ctx.state, scan_start, reporter.as_ref())?;
+    // The stat cache is read while the tree is walked: neither needs the
+    // other, and for a large site each takes a good part of a run.
+    let state = &mut ctx.state;
+    let (collected, cache) = std::thread::scope(|s| {
+        let cache = s.spawn(move || state.stat_cache());
+        let collected = collect::collect(&config, reporter.as_ref());
+        let cache = cache
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (collected, cache)
+    });
+    let collected = collected?;
+    let scanner = crate::fingerprint::Scanner::new(&config);
+    let (hashed, stats) = hash::hash_all(
+        collected,
+        cache?,
+        &mut ctx.state,
+        scan_start,
+        &scanner,
+        reporter.as_ref(),
+    )?;
     let prepared = prepare::prepare(&config, hashed, &ctx.state, reporter.as_ref())?;
     check_reserved_keys(&config, &prepared)?;
     let remote = ctx.remote_manifest().await?;
-    let known = ctx.state.known_objects(ctx.target.id)?;
+    let known = KnownInState {
+        state: &ctx.state,
+        target: ctx.target.id,
+        any: ctx.state.has_objects(ctx.target.id)?,
+        error: RefCell::new(None),
+    };
     let entries: BTreeMap<_, _> = prepared
         .iter()
         .map(|p| (p.logical.clone(), p.entry.clone()))
@@ -104,6 +130,9 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         &known,
         config.is_s3(),
     );
+    if let Some(e) = known.error.into_inner() {
+        return Err(e);
+    }
     check_occupied(&plan)?;
     let files = prepared
         .into_iter()
@@ -177,6 +206,31 @@ fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Validation(problems))
+    }
+}
+
+/// The state DB's objects, read one at a time: a plan asks about few of
+/// them, and a large target has many.
+struct KnownInState<'a> {
+    state: &'a crate::state::State,
+    target: i64,
+    any: bool,
+    /// The first failed lookup, reported once planning is done.
+    error: RefCell<Option<Error>>,
+}
+
+impl Known for KnownInState<'_> {
+    fn known(&self, key: &str) -> Option<KnownObject> {
+        if !self.any {
+            return None;
+        }
+        match self.state.known_object(self.target, key) {
+            Ok(k) => k,
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
     }
 }
 

@@ -157,6 +157,21 @@ impl State {
         }
     }
 
+    /// A statement run once per file or object: parsed once per run.
+    fn cached(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
+        self.conn.prepare_cached(sql).map_err(|e| self.err(e))
+    }
+
+    /// Groups the writes made until `commit` into one transaction, for the
+    /// caches written once per file (a commit each cost more than the
+    /// write). Dropped without `commit`, the writes are rolled back.
+    pub fn batch(&self) -> Result<Batch<'_>> {
+        self.conn
+            .unchecked_transaction()
+            .map(|tx| Batch { tx, state: self })
+            .map_err(|e| self.err(e))
+    }
+
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.display().to_string();
         let err = |e: rusqlite::Error| Error::State {
@@ -340,22 +355,42 @@ impl State {
             .map_err(|e| self.err(e))
     }
 
-    pub fn record_object(&self, target: i64, key: &str, object: &KnownObject) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO objects (target_id, key, blake3, size, meta, uploaded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    target,
-                    key,
-                    object.blake3,
-                    object.size as i64,
-                    object.meta,
-                    chrono::Utc::now().timestamp()
-                ],
-            )
-            .map(drop)
+    /// Whether this target has any object recorded: a target without any
+    /// needs no lookups.
+    pub fn has_objects(&self, target: i64) -> Result<bool> {
+        self.cached("SELECT EXISTS (SELECT 1 FROM objects WHERE target_id = ?1)")?
+            .query_row(params![target], |r| r.get(0))
             .map_err(|e| self.err(e))
+    }
+
+    pub fn known_object(&self, target: i64, key: &str) -> Result<Option<KnownObject>> {
+        self.cached("SELECT blake3, size, meta FROM objects WHERE target_id = ?1 AND key = ?2")?
+            .query_row(params![target, key], |r| {
+                Ok(KnownObject {
+                    blake3: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    meta: r.get(2)?,
+                })
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_object(&self, target: i64, key: &str, object: &KnownObject) -> Result<()> {
+        self.cached(
+            "INSERT OR REPLACE INTO objects (target_id, key, blake3, size, meta, uploaded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            target,
+            key,
+            object.blake3,
+            object.size as i64,
+            object.meta,
+            chrono::Utc::now().timestamp()
+        ])
+        .map(drop)
+        .map_err(|e| self.err(e))
     }
 
     pub fn forget_objects(&mut self, target: i64, keys: &[String]) -> Result<()> {
@@ -438,25 +473,20 @@ impl State {
 
     /// Some(None): known not to be worth compressing; None: not known.
     pub fn compressed_size(&self, blake3: &str, encoding: &str) -> Result<Option<Option<u64>>> {
-        self.conn
-            .query_row(
-                "SELECT size FROM compressed WHERE blake3 = ?1 AND encoding = ?2",
-                params![blake3, encoding],
-                |r| r.get::<_, Option<i64>>(0),
-            )
+        self.cached("SELECT size FROM compressed WHERE blake3 = ?1 AND encoding = ?2")?
+            .query_row(params![blake3, encoding], |r| r.get::<_, Option<i64>>(0))
             .optional()
             .map(|o| o.map(|s| s.map(|n| n as u64)))
             .map_err(|e| self.err(e))
     }
 
     pub fn record_compressed(&self, blake3: &str, encoding: &str, size: Option<u64>) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO compressed (blake3, encoding, size) VALUES (?1, ?2, ?3)",
-                params![blake3, encoding, size.map(|s| s as i64)],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.cached(
+            "INSERT OR REPLACE INTO compressed (blake3, encoding, size) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![blake3, encoding, size.map(|s| s as i64)])
+        .map(drop)
+        .map_err(|e| self.err(e))
     }
 }
 
@@ -471,51 +501,52 @@ pub struct Rewritten {
 
 impl State {
     pub fn refs(&self, blake3: &str, mode: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT refs FROM refs_cache WHERE blake3 = ?1 AND mode = ?2",
-                params![blake3, mode],
-                |r| r.get(0),
-            )
+        self.cached("SELECT refs FROM refs_cache WHERE blake3 = ?1 AND mode = ?2")?
+            .query_row(params![blake3, mode], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))
     }
 
     pub fn record_refs(&self, blake3: &str, mode: &str, refs: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO refs_cache (blake3, mode, refs) VALUES (?1, ?2, ?3)",
-                params![blake3, mode, refs],
-            )
+        self.cached("INSERT OR REPLACE INTO refs_cache (blake3, mode, refs) VALUES (?1, ?2, ?3)")?
+            .execute(params![blake3, mode, refs])
             .map(drop)
             .map_err(|e| self.err(e))
     }
 
     pub fn rewritten(&self, input: &str) -> Result<Option<Rewritten>> {
-        self.conn
-            .query_row(
-                "SELECT blake3, key_hash, size FROM rewrite_cache WHERE input = ?1",
-                params![input],
-                |r| {
-                    Ok(Rewritten {
-                        blake3: r.get(0)?,
-                        key_hash: r.get(1)?,
-                        size: r.get::<_, i64>(2)? as u64,
-                    })
-                },
-            )
+        self.cached("SELECT blake3, key_hash, size FROM rewrite_cache WHERE input = ?1")?
+            .query_row(params![input], |r| {
+                Ok(Rewritten {
+                    blake3: r.get(0)?,
+                    key_hash: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                })
+            })
             .optional()
             .map_err(|e| self.err(e))
     }
 
     pub fn record_rewritten(&self, input: &str, r: &Rewritten) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO rewrite_cache (input, blake3, key_hash, size) VALUES (?1, ?2, ?3, ?4)",
-                params![input, r.blake3, r.key_hash, r.size as i64],
-            )
+        self.cached(
+            "INSERT OR REPLACE INTO rewrite_cache (input, blake3, key_hash, size) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![input, r.blake3, r.key_hash, r.size as i64])
             .map(drop)
             .map_err(|e| self.err(e))
+    }
+}
+
+/// Writes grouped into one transaction; see `State::batch`.
+pub struct Batch<'a> {
+    tx: rusqlite::Transaction<'a>,
+    state: &'a State,
+}
+
+impl Batch<'_> {
+    pub fn commit(self) -> Result<()> {
+        let state = self.state;
+        self.tx.commit().map_err(|e| state.err(e))
     }
 }
 
@@ -609,6 +640,10 @@ mod tests {
         };
         s.record_object(t.id, "a.css", &o).unwrap();
         assert_eq!(s.known_objects(t.id).unwrap()["a.css"], o);
+        assert_eq!(s.known_object(t.id, "a.css").unwrap(), Some(o.clone()));
+        assert_eq!(s.known_object(t.id, "b.css").unwrap(), None);
+        assert!(s.has_objects(t.id).unwrap());
+        assert!(!s.has_objects(t.id + 1).unwrap());
         assert_eq!(s.compressed_size("ab", "br").unwrap(), None);
         s.record_compressed("ab", "br", None).unwrap();
         assert_eq!(s.compressed_size("ab", "br").unwrap(), Some(None));

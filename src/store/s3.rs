@@ -46,6 +46,8 @@ const MAX_PARTS: u64 = 10_000;
 /// of one object on top of it.
 const MAX_PART_CONCURRENCY: usize = 8;
 const DELETE_BATCH: usize = 1000;
+/// How much of a file is read at a time to hash it before sending.
+const READ_STEP: u64 = 4 * 1024 * 1024;
 const ATTEMPTS: u32 = 6;
 /// A request body gets this much time per byte on top of the request
 /// timeout, so that a slow uplink is not taken for a hung store.
@@ -1054,9 +1056,14 @@ fn hash_file(
 ) -> Result<(Vec<String>, Option<Vec<u8>>)> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
     let mut blake = blake3::Hasher::new();
-    let mut kept = keep.then(|| Vec::with_capacity(size as usize));
+    // One buffer, never zeroed: the whole file when it is kept, else one
+    // step at a time (a zeroed buffer per file cost more than its MD5).
+    let mut buf: Vec<u8> = Vec::with_capacity(if keep {
+        size as usize
+    } else {
+        READ_STEP.min(size) as usize
+    });
     let mut md5s = Vec::new();
-    let mut buf = vec![0u8; 1024 * 1024];
     let mut offset = 0;
     let mut changed = false;
     while offset < size || md5s.is_empty() {
@@ -1065,17 +1072,19 @@ fn hash_file(
         let mut part = (&mut file).take(length);
         let mut read = 0;
         loop {
-            let n = part
-                .read(&mut buf)
+            if !keep {
+                buf.clear();
+            }
+            let start = buf.len();
+            let n = (&mut part)
+                .take(READ_STEP)
+                .read_to_end(&mut buf)
                 .map_err(|e| Error::io("cannot read", path, e))?;
             if n == 0 {
                 break;
             }
-            blake.update(&buf[..n]);
-            md5.update(&buf[..n]);
-            if let Some(kept) = &mut kept {
-                kept.extend_from_slice(&buf[..n]);
-            }
+            blake.update(&buf[start..]);
+            md5.update(&buf[start..]);
             read += n as u64;
         }
         md5s.push(base64::engine::general_purpose::STANDARD.encode(md5.finalize()));
@@ -1095,7 +1104,7 @@ fn hash_file(
             path.display()
         )));
     }
-    Ok((md5s, kept))
+    Ok((md5s, keep.then_some(buf)))
 }
 
 /// BadDigest on a file that was verified just before means it changed
