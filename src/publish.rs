@@ -50,8 +50,8 @@ pub struct PublishReport {
     pub stable_keys: Vec<PlannedObject>,
     pub changes: Vec<FileChange>,
     pub removed: Vec<String>,
-    /// Django's `staticfiles.json`, with `[manifest] django = true`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Django's `staticfiles.json`, with `[manifest] django = true`
+    /// (`null` without).
     pub staticfiles: Option<StaticfilesReport>,
     pub hashed: usize,
     pub duration_ms: u64,
@@ -70,8 +70,7 @@ pub struct StaticfilesReport {
     /// Whether the target's copy is written (would be, in a dry run); false
     /// when it already holds these paths.
     pub write: bool,
-    /// The local copy of `[manifest] local`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The local copy of `[manifest] local` (`null` without).
     pub local: Option<String>,
     pub write_local: bool,
 }

@@ -503,43 +503,122 @@ fn init_writes_a_starter_config_once() {
     p.cmd().args(["init", "--force"]).assert().success();
 }
 
+fn fields(v: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The field names README.md documents for `--json`, exactly: a field added,
+/// renamed or dropped fails here, so the README and the scripts that read
+/// these documents are never surprised.
 #[test]
 fn json_documents_have_stable_fields() {
+    const REPORT: &[&str] = &[
+        "already_there",
+        "changed",
+        "changes",
+        "deploy",
+        "dry_run",
+        "duration_ms",
+        "files",
+        "hashed",
+        "header_updates",
+        "invalidation",
+        "parent",
+        "removed",
+        "stable_keys",
+        "staticfiles",
+        "target",
+        "unchanged",
+        "upload_bytes",
+        "uploads",
+    ];
     let p = Project::new();
     let plan = p.json(&["plan"]);
-    for field in [
-        "target",
-        "changed",
-        "files",
-        "unchanged",
-        "uploads",
-        "upload_bytes",
-        "removed",
-        "changes",
-    ] {
-        assert!(plan.get(field).is_some(), "plan --json lacks `{field}`");
-    }
-    let u = &plan["uploads"][0];
-    for field in ["logical", "key", "bytes", "reason"] {
-        assert!(u.get(field).is_some(), "uploads[] lack `{field}`");
-    }
+    assert_eq!(fields(&plan), REPORT);
+    assert_eq!(
+        fields(&plan["uploads"][0]),
+        ["bytes", "key", "logical", "reason"]
+    );
+    assert_eq!(fields(&plan["changes"][0]), ["logical", "reason"]);
+    assert_eq!(
+        fields(&plan["stable_keys"][0]),
+        ["bytes", "copy_of", "key", "logical", "reason"]
+    );
     let publish = p.json(&["publish"]);
-    for field in ["deploy", "parent", "files", "upload_bytes", "duration_ms"] {
-        assert!(
-            publish.get(field).is_some(),
-            "publish --json lacks `{field}`"
-        );
-    }
+    assert_eq!(fields(&publish), REPORT);
+    assert!(publish["deploy"].is_string());
     let h = p.json(&["history"]);
+    assert_eq!(fields(&h), ["current", "deploys", "target"]);
     assert_eq!(h["deploys"][0]["id"], publish["deploy"]);
-    for field in ["id", "parent", "created", "files", "current"] {
+    assert_eq!(
+        fields(&h["deploys"][0]),
+        [
+            "bytes",
+            "ci_run",
+            "created",
+            "current",
+            "files",
+            "git_commit",
+            "id",
+            "parent",
+            "uploaded"
+        ]
+    );
+    p.write("site/robots.txt", "User-agent: *\nDisallow: /x\n");
+    p.json(&["publish"]);
+    let r = p.json(&["rollback"]);
+    assert_eq!(
+        fields(&r),
+        [
+            "changed",
+            "duration_ms",
+            "from",
+            "invalidation",
+            "stable_keys",
+            "staticfiles",
+            "target",
+            "to"
+        ]
+    );
+    let pr = p.json(&["prune", "--dry-run"]);
+    assert_eq!(
+        fields(&pr),
+        [
+            "deleted_bytes",
+            "deleted_deploys",
+            "deleted_objects",
+            "dry_run",
+            "duration_ms",
+            "kept_deploys",
+            "target"
+        ]
+    );
+    let v = p.json(&["verify"]);
+    assert_eq!(fields(&v), ["deploy", "objects", "problems", "target"]);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    let n = p.json(&["nginx-config"]);
+    assert_eq!(fields(&n), ["nginx_config"]);
+    // The README lists the same names.
+    let readme = include_str!("../README.md");
+    let section = &readme[readme
+        .find("## JSON output")
+        .expect("README has a JSON section")..];
+    for name in REPORT
+        .iter()
+        .chain(&["kept_deploys", "deleted_objects", "problems", "git_commit"])
+    {
         assert!(
-            h["deploys"][0].get(field).is_some(),
-            "history --json lacks `{field}`"
+            section.contains(&format!("`{name}`")),
+            "README does not document `{name}`"
         );
     }
-    let v = p.json(&["verify"]);
-    assert_eq!(v["problems"], serde_json::json!([]));
 }
 
 #[test]
