@@ -511,3 +511,42 @@ fn a_state_db_locked_by_another_process_is_named() {
     assert!(err.contains("locked") || err.contains("busy"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_file_that_vanishes_after_it_was_hashed_fails_the_run_naming_it() {
+    let site = S3Site::with_project(S3Server::moto(), "vanish", project(2), "");
+    site.p
+        .write_bytes("site/img/going.png", &pseudo_random(50_000, 7));
+    // Hold the lock request (the last step before the uploads) back, and
+    // delete the file meanwhile.
+    site.proxy
+        .set_fault_matching("PUT", "/.assetpub/lock", Fault::Delay { ms: 1_500 });
+    let child = site
+        .cmd()
+        .args(["publish"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while site.proxy.count_matching("PUT", "/.assetpub/lock") == 0 {
+        assert!(Instant::now() < deadline, "the run never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::remove_file(site.p.path("site/img/going.png")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    site.proxy.set_fault(Fault::None);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("going.png"), "names the file: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(current(&site).is_none(), "nothing went live");
+    assert!(
+        site.s3.head(&site.key(".assetpub/lock")).is_none(),
+        "lock released"
+    );
+}
