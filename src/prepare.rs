@@ -79,6 +79,48 @@ pub fn variant_of(e: Encoding) -> Variant {
     }
 }
 
+/// A digest of everything that decides the entries `prepare` makes: this
+/// build of assetpub, the settings that shape entries and keys, and every
+/// collected file's logical path and content hash (in order). Equal digests
+/// mean equal entries.
+pub fn inputs_digest(config: &Config, files: &[HashedFile]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"prepared-v1\0");
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(env!("ASSETPUB_SOURCE_DIGEST").as_bytes());
+    let mut settings = format!(
+        "\0{:?}\0{}\0{}\0{}\0{}\0{:?}\0{}\0",
+        Layout::for_config(config),
+        config.rewrite,
+        config.rewrite_strict,
+        config.rewrite_js_imports,
+        config.rewrite_html,
+        config.manifest_key,
+        config.django,
+    );
+    for r in &config.rules {
+        settings.push_str(&format!(
+            "{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0",
+            r.pattern,
+            r.fingerprint,
+            r.cache_control,
+            r.content_type,
+            r.compress,
+            r.content_disposition,
+            r.content_language,
+            r.metadata
+        ));
+    }
+    h.update(settings.as_bytes());
+    h.update(&(files.len() as u64).to_le_bytes());
+    for f in files {
+        h.update(f.source.logical.as_bytes());
+        h.update(b"\0");
+        h.update(f.blake3.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
 pub fn prepare(
     config: &Config,
     files: Vec<HashedFile>,

@@ -19,7 +19,8 @@ use crate::lock::Lock;
 use crate::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
 use crate::plan::{FileChange, Known, Plan, PlannedObject, plan};
 use crate::prepare::{self, Layout, Prepared, object_meta};
-use crate::state::KnownObject;
+use crate::report::Recording;
+use crate::state::{KnownObject, PreparedFrom};
 use crate::store::{
     Body, Condition, CopyJob, GetOutcome, NoObserver, ObjectMeta, PutOutcome, copy_all,
 };
@@ -78,8 +79,13 @@ pub struct StaticfilesReport {
 struct Computed {
     plan: Plan,
     remote: Remote,
+    /// The prepared files by logical path; empty when the entries were the
+    /// current deploy's (nothing to upload).
     files: HashMap<String, Arc<Prepared>>,
     hashed: usize,
+    /// What the entries were prepared from, to remember for the deploy
+    /// that serves them.
+    inputs: PreparedFrom,
 }
 
 async fn compute(ctx: &mut Context) -> Result<Computed> {
@@ -109,9 +115,43 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         &scanner,
         reporter.as_ref(),
     )?;
-    let prepared = prepare::prepare(&config, hashed, &ctx.state, reporter.as_ref())?;
+    let inputs = prepare::inputs_digest(&config, &hashed);
+    // The same inputs as the deploy the target serves: its entries are what
+    // preparing would make again, so the files are not read, rewritten or
+    // compressed, and there is nothing to compare.
+    let earlier = ctx
+        .state
+        .prepared_from(ctx.target.id)?
+        .filter(|p| p.inputs == inputs);
+    let mut remote = None;
+    if let Some(earlier) = earlier {
+        let mut r = ctx.remote_manifest().await?;
+        if let Some(m) = r.manifest.as_mut().filter(|m| m.deploy == earlier.deploy) {
+            for w in &earlier.warnings {
+                reporter.warn(w);
+            }
+            // Moved, not copied: for a large site the entries are most of
+            // the memory a run uses, and nothing after this reads them from
+            // the remote manifest (only its deploy id and ETag).
+            let files = std::mem::take(&mut m.files);
+            return Ok(Computed {
+                plan: Plan::unchanged(files, Layout::for_config(&config)),
+                remote: r,
+                files: HashMap::new(),
+                hashed: stats.hashed,
+                inputs: earlier,
+            });
+        }
+        remote = Some(r);
+    }
+    let recording = Recording::new(reporter.as_ref());
+    let prepared = prepare::prepare(&config, hashed, &ctx.state, &recording)?;
+    let warnings = recording.into_warnings();
     check_reserved_keys(&config, &prepared)?;
-    let remote = ctx.remote_manifest().await?;
+    let remote = match remote {
+        Some(r) => r,
+        None => ctx.remote_manifest().await?,
+    };
     let known = KnownInState {
         state: &ctx.state,
         target: ctx.target.id,
@@ -133,6 +173,23 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         return Err(e);
     }
     check_occupied(&plan)?;
+    let inputs = PreparedFrom {
+        inputs,
+        deploy: String::new(),
+        warnings,
+    };
+    if !plan.has_changes()
+        && let Some(m) = &remote.manifest
+    {
+        // The entries are the current deploy's.
+        ctx.state.record_prepared_from(
+            ctx.target.id,
+            &PreparedFrom {
+                deploy: m.deploy.clone(),
+                ..inputs.clone()
+            },
+        )?;
+    }
     let files = prepared
         .into_iter()
         .map(|p| (p.logical.clone(), Arc::new(p)))
@@ -142,6 +199,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         remote,
         files,
         hashed: stats.hashed,
+        inputs,
     })
 }
 
@@ -240,6 +298,7 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         remote,
         files,
         hashed,
+        inputs,
     } = compute(ctx).await?;
     let mut report = PublishReport {
         target: ctx.store.describe(),
@@ -311,6 +370,7 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         staticfiles.as_deref(),
         &lock,
         &mut report,
+        inputs,
     )
     .await;
     // The lock goes whatever happened: a failed run leaves the previous
@@ -385,6 +445,7 @@ async fn deploy(
     staticfiles: Option<&[u8]>,
     lock: &Lock,
     report: &mut PublishReport,
+    inputs: PreparedFrom,
 ) -> Result<Manifest> {
     let job = |o: &PlannedObject, confirm_first: bool| Job {
         object: o.clone(),
@@ -493,6 +554,13 @@ async fn deploy(
     )?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
     ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
+    ctx.state.record_prepared_from(
+        ctx.target.id,
+        &PreparedFrom {
+            deploy: manifest.deploy.clone(),
+            ..inputs
+        },
+    )?;
     report.deploy = Some(manifest.deploy.clone());
     // Local, after the switch: it names what is live, and a failure here
     // leaves the deploy live and is repaired by the next publish.

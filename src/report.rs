@@ -55,3 +55,51 @@ impl Reporter for CollectingReporter {
         }
     }
 }
+
+/// Passes everything on to another reporter and keeps the warnings, for
+/// work whose result is cached and whose warnings are said again when it is
+/// reused.
+pub struct Recording<'a> {
+    inner: &'a dyn Reporter,
+    pub warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl<'a> Recording<'a> {
+    pub fn new(inner: &'a dyn Reporter) -> Recording<'a> {
+        Recording {
+            inner,
+            warnings: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn into_warnings(self) -> Vec<String> {
+        self.warnings.into_inner().unwrap_or_default()
+    }
+}
+
+impl Reporter for Recording<'_> {
+    fn warn(&self, message: &str) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(message.to_string());
+        }
+        self.inner.warn(message);
+    }
+    fn note(&self, message: &str) {
+        self.inner.note(message);
+    }
+    fn info(&self, message: &str) {
+        self.inner.info(message);
+    }
+    fn phase_start(&self, phase: Phase, items: u64, bytes: u64) {
+        self.inner.phase_start(phase, items, bytes);
+    }
+    fn item_done(&self, phase: Phase, bytes: u64) {
+        self.inner.item_done(phase, bytes);
+    }
+    fn bytes_progress(&self, phase: Phase, bytes: u64) {
+        self.inner.bytes_progress(phase, bytes);
+    }
+    fn phase_end(&self, phase: Phase) {
+        self.inner.phase_end(phase);
+    }
+}

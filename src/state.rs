@@ -537,6 +537,43 @@ impl State {
     }
 }
 
+/// The inputs a target's deploy was prepared from (see `prepare::inputs_digest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedFrom {
+    pub inputs: String,
+    pub deploy: String,
+    pub warnings: Vec<String>,
+}
+
+impl State {
+    pub fn prepared_from(&self, target: i64) -> Result<Option<PreparedFrom>> {
+        self.cached("SELECT inputs, deploy, warnings FROM prepared WHERE target_id = ?1")?
+            .query_row(params![target], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
+            })
+            .optional()
+            .map(|row| {
+                row.map(|(inputs, deploy, warnings)| PreparedFrom {
+                    inputs,
+                    deploy,
+                    // Unreadable warnings only lose the repetition.
+                    warnings: serde_json::from_str(&warnings).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_prepared_from(&self, target: i64, p: &PreparedFrom) -> Result<()> {
+        let warnings = serde_json::to_string(&p.warnings).expect("strings serialize");
+        self.cached(
+            "INSERT OR REPLACE INTO prepared (target_id, inputs, deploy, warnings) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![target, p.inputs, p.deploy, warnings])
+        .map(drop)
+        .map_err(|e| self.err(e))
+    }
+}
+
 /// Writes grouped into one transaction; see `State::batch`.
 pub struct Batch<'a> {
     tx: rusqlite::Transaction<'a>,
