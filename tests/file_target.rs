@@ -764,3 +764,49 @@ fn regression_a_stable_file_named_like_the_manifest_overwrote_it() {
     p.write("site/about.html", "changed");
     p.json(&["publish"]);
 }
+
+#[test]
+fn a_no_op_reuses_the_served_entries_only_while_nothing_that_shapes_them_changed() {
+    let p = Project::new();
+    // A reference to a file that is not collected: preparing warns about it.
+    p.write(
+        "site/css/extra.css",
+        "a { background: url(missing.png); }\n",
+    );
+    p.age_sources();
+    let first = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    // The second run takes its entries from the served deploy, and still
+    // says what preparing them said.
+    p.cmd()
+        .arg("publish")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no changes"))
+        .stderr(predicate::str::contains("missing.png"));
+    // A rule alone (same bytes): new headers, so a new deploy.
+    p.config(
+        "[source]\ndirs = [\"site\"]\n[[rules]]\nmatch = \"**/*.css\"\ncache_control = \"public, max-age=60\"\n",
+    );
+    assert!(
+        p.json(&["publish"])["deploy"].is_string(),
+        "a rule change deploys"
+    );
+    assert_eq!(
+        p.manifest()["files"]["css/app.css"]["cache_control"],
+        "public, max-age=60"
+    );
+    // Served deploy moved by a rollback: the same tree is a change again.
+    p.json(&["rollback", &first]);
+    let out = p.json(&["publish"]);
+    assert_eq!(out["changed"], true, "{out}");
+    assert_eq!(
+        p.manifest()["files"]["css/app.css"]["cache_control"],
+        "public, max-age=60"
+    );
+    p.cmd()
+        .arg("publish")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no changes"));
+    p.cmd().arg("verify").assert().success();
+}
