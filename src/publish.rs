@@ -370,13 +370,19 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         staticfiles.as_deref(),
         &lock,
         &mut report,
-        inputs,
     )
     .await;
     // The lock goes whatever happened: a failed run leaves the previous
     // deploy serving and must not block the next one.
     let released = lock.release().await;
     let live = result?;
+    ctx.state.record_prepared_from(
+        ctx.target.id,
+        &PreparedFrom {
+            deploy: live.deploy.clone(),
+            ..inputs
+        },
+    )?;
     if let Err(e) = released {
         ctx.reporter
             .warn(&format!("could not release the deploy lock: {e}"));
@@ -445,7 +451,6 @@ async fn deploy(
     staticfiles: Option<&[u8]>,
     lock: &Lock,
     report: &mut PublishReport,
-    inputs: PreparedFrom,
 ) -> Result<Manifest> {
     let job = |o: &PlannedObject, confirm_first: bool| Job {
         object: o.clone(),
@@ -554,13 +559,6 @@ async fn deploy(
     )?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
     ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
-    ctx.state.record_prepared_from(
-        ctx.target.id,
-        &PreparedFrom {
-            deploy: manifest.deploy.clone(),
-            ..inputs
-        },
-    )?;
     report.deploy = Some(manifest.deploy.clone());
     // Local, after the switch: it names what is live, and a failure here
     // leaves the deploy live and is repaired by the next publish.
