@@ -201,7 +201,7 @@ pub fn references(
         }
     }
     if !problems.is_empty() {
-        problems.push("hint: `[rewrite] strict = true` makes these errors; collect the files or fix the references".into());
+        problems.push("hint: these are errors under `[rewrite] strict = true`; collect the files or fix the references (without strict they are warnings)".into());
         return Err(Error::Validation(problems));
     }
     Ok(out)

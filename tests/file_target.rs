@@ -605,6 +605,7 @@ fn json_documents_have_stable_fields() {
     assert_eq!(v["problems"], serde_json::json!([]));
     let n = p.json(&["nginx-config"]);
     assert_eq!(fields(&n), ["nginx_config"]);
+    assert_eq!(fields(&Project::empty().json(&["init"])), ["config"]);
     // The README lists the same names.
     let readme = include_str!("../README.md");
     let section = &readme[readme
@@ -809,4 +810,137 @@ fn a_no_op_reuses_the_served_entries_only_while_nothing_that_shapes_them_changed
         .success()
         .stdout(predicate::str::contains("no changes"));
     p.cmd().arg("verify").assert().success();
+}
+
+#[test]
+fn include_and_exclude_globs_choose_what_is_collected() {
+    let p = Project::new();
+    p.write_bytes("site/design/logo.psd", &pseudo_random(500, 9));
+    p.write("site/drafts/next.html", "<p>draft</p>");
+    p.write("site/.well-known/security.txt", "Contact: x\n");
+    p.write("site/.git/config", "[core]\n");
+    p.config(
+        r#"[source]
+dirs = ["site"]
+include = ["**/*", ".well-known/**"]
+exclude = ["**/*.psd", "drafts/**", "**/*.map"]
+"#,
+    );
+    p.json(&["publish"]);
+    let m = p.manifest();
+    let files: Vec<&str> = m["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    for gone in ["design/logo.psd", "drafts/next.html", "js/app.js.map"] {
+        assert!(!files.contains(&gone), "{gone} is excluded: {files:?}");
+    }
+    assert!(files.contains(&".well-known/security.txt"), "{files:?}");
+    assert!(!files.iter().any(|f| f.starts_with(".git")), "{files:?}");
+    assert!(files.contains(&"css/app.css") && files.contains(&"index.html"));
+    // Only what `include` names.
+    p.config("[source]\ndirs = [\"site\"]\ninclude = [\"**/*.html\"]\n");
+    p.json(&["publish"]);
+    let m = p.manifest();
+    let files: Vec<&str> = m["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(files, ["about.html", "drafts/next.html", "index.html"]);
+}
+
+#[test]
+fn diff_is_plan_and_init_speaks_json() {
+    let p = Project::new();
+    p.json(&["publish"]);
+    p.write("site/about.html", "<p>about, again</p>");
+    let plan = p.cmd().arg("plan").output().unwrap();
+    let diff = p.cmd().arg("diff").output().unwrap();
+    assert!(plan.status.success() && diff.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("about.html"));
+    p.cmd().args(["diff", "--exit-code"]).assert().code(1);
+
+    let q = Project::empty();
+    let out = q.json(&["init"]);
+    let written = out["config"].as_str().expect("init --json names the file");
+    assert!(written.ends_with("publish.toml"), "{out}");
+    assert!(q.path("publish.toml").is_file());
+}
+
+#[test]
+fn progress_is_a_plain_line_without_a_terminal_and_quiet_silences_it() {
+    let p = Project::new();
+    // Without a terminal the line comes every few seconds, and at the end
+    // of each phase with -v.
+    let out = p.cmd().args(["publish", "-v"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.contains(" files, ") && l.contains("/s)")),
+        "{err}"
+    );
+    assert!(!err.contains('\r') && !err.contains("\x1b["), "{err}");
+    p.write("site/about.html", "<p>about, again</p>");
+    let out = p.cmd().args(["publish", "-v", "-q"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn deploys_carry_the_commit_and_run_of_gitlab_and_of_any_ci() {
+    let p = Project::new();
+    p.cmd()
+        .arg("publish")
+        .env("CI_COMMIT_SHA", "feedface")
+        .env("CI_JOB_URL", "https://gitlab.example/site/-/jobs/77")
+        .assert()
+        .success();
+    let m = p.manifest();
+    assert_eq!(m["commit"], "feedface");
+    assert_eq!(m["ci_run"], "https://gitlab.example/site/-/jobs/77");
+    p.write("site/about.html", "<p>about, again</p>");
+    p.cmd()
+        .arg("publish")
+        .env("ASSETPUB_COMMIT", "c0ffee")
+        .env("ASSETPUB_CI_RUN", "jenkins #12")
+        .assert()
+        .success();
+    let m = p.manifest();
+    assert_eq!(m["commit"], "c0ffee");
+    assert_eq!(m["ci_run"], "jenkins #12");
+    let h = p.json(&["history"]);
+    let newest = &h["deploys"][0];
+    assert!(
+        newest.to_string().contains("c0ffee"),
+        "history shows the commit: {newest}"
+    );
+}
+
+#[test]
+fn plan_appends_a_step_summary_too() {
+    let p = Project::new();
+    p.json(&["publish"]);
+    p.write("site/about.html", "<p>about, again</p>");
+    let summary = p.path("summary.md");
+    std::fs::write(&summary, "# earlier step\n").unwrap();
+    p.cmd()
+        .arg("plan")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .assert()
+        .success();
+    let text = String::from_utf8(p.read("summary.md")).unwrap();
+    assert!(text.starts_with("# earlier step\n"), "appended: {text}");
+    assert!(
+        text.contains("assetpub plan") && text.contains("about.html"),
+        "{text}"
+    );
 }
