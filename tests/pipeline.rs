@@ -763,3 +763,85 @@ fn the_example_site_loads_every_image_and_font_through_nginx() {
         assert!(loaded.contains(&format!("/{k}")), "{k}");
     }
 }
+
+#[test]
+fn strict_rewriting_refuses_a_reference_to_an_uncollected_file_before_writing() {
+    let p = Project::new();
+    p.write(
+        "site/css/extra.css",
+        "a { background: url(../img/missing.png); }\n",
+    );
+    p.config("[source]\ndirs = [\"site\"]\n[rewrite]\nstrict = true\n");
+    p.cmd().arg("publish").assert().code(3).stderr(
+        predicate::str::contains("css/extra.css")
+            .and(predicate::str::contains("missing.png"))
+            .and(predicate::str::contains("strict")),
+    );
+    assert!(!p.path("published").exists(), "nothing written");
+    // Without strict: a warning naming both files, and the reference left
+    // as written.
+    p.config("[source]\ndirs = [\"site\"]\n");
+    p.cmd().arg("publish").assert().success().stderr(
+        predicate::str::contains("warning:")
+            .and(predicate::str::contains("css/extra.css"))
+            .and(predicate::str::contains("missing.png")),
+    );
+    let m = p.manifest();
+    assert!(published_text(&p, key(&m, "css/extra.css")).contains("url(../img/missing.png)"));
+}
+
+#[test]
+fn js_imports_are_rewritten_and_ordered_only_when_asked_for() {
+    let p = Project::new();
+    p.write("site/js/util.js", "export const x = 1;\n");
+    p.write("site/js/lazy.js", "export default 2;\n");
+    p.write(
+        "site/js/main.js",
+        "import { x } from \"./util.js\";\nexport { x } from './util.js';\nconst l = import(\"./lazy.js\");\n",
+    );
+    // Off by default: left as written.
+    p.json(&["publish"]);
+    let m = p.manifest();
+    let main = published_text(&p, key(&m, "js/main.js"));
+    assert!(
+        main.contains("\"./util.js\"") && main.contains("\"./lazy.js\""),
+        "{main}"
+    );
+
+    p.config("[source]\ndirs = [\"site\"]\n[rewrite]\njs_imports = true\n");
+    p.json(&["publish"]);
+    let m = p.manifest();
+    let util = file_name(key(&m, "js/util.js")).to_string();
+    let lazy = file_name(key(&m, "js/lazy.js")).to_string();
+    let main = published_text(&p, key(&m, "js/main.js"));
+    assert_eq!(
+        main,
+        format!(
+            "import {{ x }} from \"./{util}\";\nexport {{ x }} from './{util}';\nconst l = import(\"./{lazy}\");\n"
+        )
+    );
+    // A changed import changes the key of the module that imports it.
+    let main_key = key(&m, "js/main.js").to_string();
+    p.write("site/js/util.js", "export const x = 3;\n");
+    p.json(&["publish"]);
+    let m = p.manifest();
+    assert_ne!(key(&m, "js/main.js"), main_key);
+    assert!(published_text(&p, key(&m, "js/main.js")).contains(file_name(key(&m, "js/util.js"))));
+}
+
+#[test]
+fn a_rule_can_turn_compression_off() {
+    let p = Project::new();
+    let css = "body { color: red; }\n".repeat(200);
+    p.write("site/css/app.css", &css);
+    p.write("site/css/other.css", &css.replace("red", "blue"));
+    p.config("[source]\ndirs = [\"site\"]\n[[rules]]\nmatch = \"css/app.css\"\ncompress = false\n");
+    p.json(&["publish"]);
+    let m = p.manifest();
+    let app = key(&m, "css/app.css").to_string();
+    let other = key(&m, "css/other.css").to_string();
+    assert!(p.path(&format!("published/{other}.gz")).is_file());
+    assert!(p.path(&format!("published/{other}.br")).is_file());
+    assert!(!p.path(&format!("published/{app}.gz")).exists());
+    assert!(!p.path(&format!("published/{app}.br")).exists());
+}
