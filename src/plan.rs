@@ -34,6 +34,11 @@ pub struct PlannedObject {
     /// For stable copies: the immutable object they are copied from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_of: Option<String>,
+    /// The key already holds this file's content in another representation
+    /// (another `Content-Encoding`) or with other headers: it is written
+    /// over, where a new immutable object is only created.
+    #[serde(skip)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +173,11 @@ pub fn plan(
                 bytes,
                 reason,
                 copy_of: o.copy_of.clone(),
+                replace: false,
+            };
+            let replacing = |o: &ObjectRef| PlannedObject {
+                replace: true,
+                ..planned(o, Reason::Headers)
             };
             if o.stable {
                 if reason.is_some() {
@@ -185,6 +195,14 @@ pub fn plan(
                 }
             };
             match present.get(&o.key) {
+                // Same content, another encoding at the key (the target's
+                // `encoding` changed): other bytes, so a copy with new
+                // headers would not do.
+                Some((before, variant))
+                    if before.blake3 == entry.blake3 && *variant != o.variant =>
+                {
+                    plan.uploads.push(replacing(&o));
+                }
                 Some((before, variant)) if before.blake3 == entry.blake3 => {
                     // The same entry makes the same headers: no digests to
                     // compare for the files of a deploy that did not change.
@@ -199,9 +217,12 @@ pub fn plan(
                 Some(_) => occupied(&mut plan),
                 None => match known.known(&o.key) {
                     Some(k) if k.blake3 != entry.blake3 => occupied(&mut plan),
-                    Some(k) if !headers_matter || k.meta == digest() => {
+                    Some(k) if k.size == bytes && (!headers_matter || k.meta == digest()) => {
                         plan.confirm.push(planned(&o, Reason::Restored));
                     }
+                    // This content, but another representation or other
+                    // headers: `If-None-Match` would keep what is there.
+                    Some(_) => plan.uploads.push(replacing(&o)),
                     _ => plan
                         .uploads
                         .push(planned(&o, reason.unwrap_or(Reason::Restored))),
@@ -395,6 +416,38 @@ mod tests {
         assert_eq!(p.occupied.len(), 1);
         let p = plan(kept("aaaaaaaaaaaa11"), LAYOUT, None, &known, true);
         assert!(p.occupied.is_empty());
+    }
+
+    #[test]
+    fn this_content_in_another_form_at_a_key_is_written_over() {
+        // The state DB knows the key with this content but other headers
+        // (or another encoding): If-None-Match would keep them.
+        let next = files();
+        let known: HashMap<String, KnownObject> = [(
+            "a.aaaaaaaaaaaa.css".to_string(),
+            KnownObject {
+                blake3: "aaaaaaaaaaaa11".into(),
+                size: 100,
+                meta: "other headers".into(),
+            },
+        )]
+        .into();
+        let p = plan(next, LAYOUT, None, &known, true);
+        let a = p
+            .uploads
+            .iter()
+            .find(|u| u.key == "a.aaaaaaaaaaaa.css")
+            .unwrap();
+        assert!(a.replace, "{a:?}");
+        let index = p
+            .uploads
+            .iter()
+            .find(|u| u.key != "a.aaaaaaaaaaaa.css")
+            .unwrap();
+        assert!(!index.replace, "a new object is only created");
+        // Without headers that matter (a directory), the same bytes are there.
+        let p = plan(files(), LAYOUT, None, &known, false);
+        assert_eq!(p.confirm.len(), 1);
     }
 
     #[test]

@@ -145,20 +145,27 @@ async fn upload_one(
     js_imports: bool,
 ) -> Result<Done> {
     let o = &job.object;
+    let mut condition = if o.replace {
+        Condition::None
+    } else {
+        Condition::IfAbsent
+    };
     if job.confirm_first
         && let Some(head) = store.head(&o.key).await?
-        && head.size == o.bytes
     {
-        return Ok(Done::AlreadyThere);
+        if head.size == o.bytes {
+            return Ok(Done::AlreadyThere);
+        }
+        // This content in another representation: `If-None-Match` would
+        // keep it.
+        condition = Condition::None;
     }
     let body = body_for(&job.file, o.variant, js_imports).await?;
     let meta = object_meta(&job.file.entry, o.variant, false);
     let observer = ProgressObserver(reporter);
     // Fingerprinted objects never change: a 412 means it is already there.
-    match store
-        .put(&o.key, body, &meta, Condition::IfAbsent, &observer)
-        .await?
-    {
+    // (Unless replacing, which sends no condition.)
+    match store.put(&o.key, body, &meta, condition, &observer).await? {
         crate::store::PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
         crate::store::PutOutcome::PreconditionFailed => Ok(Done::AlreadyThere),
     }

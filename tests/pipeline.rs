@@ -318,7 +318,7 @@ fn real_builds_are_rewritten_exactly_where_django_rewrites_them() {
         .stdout(predicate::str::contains("ok:"));
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(data)
         .read_to_end(&mut out)
@@ -326,7 +326,7 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn unbrotli(data: &[u8]) -> Vec<u8> {
+pub fn unbrotli(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     brotli::Decompressor::new(data, 4096)
         .read_to_end(&mut out)

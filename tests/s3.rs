@@ -654,12 +654,11 @@ fn wrong_credentials_are_named_and_never_printed() {
     assert!(site.s3.head(&site.key("manifest.json")).is_none());
 }
 
-#[test]
-fn header_rules_are_stored_and_a_rule_change_alone_is_reapplied_by_copy() {
-    let site = S3Site::new(S3Server::garage(), "rules");
+fn header_rules(kind: Kind) {
+    let site = S3Site::new(server(kind), "rules");
     site.p.age_sources();
     site.json(&["publish"]);
-    let rules = "[[rules]]\nmatch = \"**/*.png\"\ncache_control = \"public, max-age=600\"\ncontent_disposition = \"inline\"\n[rules.metadata]\nteam = \"web\"\n";
+    let rules = "[[rules]]\nmatch = \"**/*.png\"\ncache_control = \"public, max-age=600\"\ncontent_disposition = \"inline\"\ncontent_language = \"en\"\n[rules.metadata]\nteam = \"web\"\n";
     site.configure(&format!("[source]\ndirs = [\"site\"]\n{rules}"), "");
     site.proxy.reset_counts();
     let out = site.json(&["publish"]);
@@ -675,8 +674,123 @@ fn header_rules_are_stored_and_a_rule_change_alone_is_reapplied_by_copy() {
     let stat = site.s3.head(&site.key(logo)).unwrap();
     assert_eq!(stat.cache_control.as_deref(), Some("public, max-age=600"));
     assert_eq!(stat.content_disposition.as_deref(), Some("inline"));
+    assert_eq!(stat.content_language.as_deref(), Some("en"));
     assert_eq!(stat.metadata.get("team").map(String::as_str), Some("web"));
     site.assert_manifest_consistent();
+}
+
+#[test]
+fn header_rules_are_stored_and_a_rule_change_alone_is_reapplied_by_copy_on_garage() {
+    header_rules(Kind::Garage);
+}
+
+#[test]
+fn header_rules_are_stored_and_a_rule_change_alone_is_reapplied_by_copy_on_moto() {
+    header_rules(Kind::Moto);
+}
+
+/// `encoding` decides what the object at each key holds, with the matching
+/// `Content-Encoding`; `sidecars` adds `.gz` and `.br` objects beside it.
+fn encodings(kind: Kind) {
+    let p = Project::new();
+    let css = "body { color: red; margin: 0 auto; }\n".repeat(100);
+    p.write("site/css/app.css", &css);
+    let page = format!("<!doctype html>{}", "<p>text</p>\n".repeat(60));
+    p.write("site/index.html", &page);
+    let site = S3Site::with_project(server(kind), "encodings", p, "encoding = \"gzip\"");
+    site.json(&["publish"]);
+    let m = site.manifest();
+    let app = m["files"]["css/app.css"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stat = site.s3.head(&site.key(&app)).unwrap();
+    assert_eq!(stat.content_encoding.as_deref(), Some("gzip"));
+    assert_eq!(
+        stat.content_type.as_deref(),
+        Some("text/css; charset=utf-8")
+    );
+    let body = site.s3.get(&site.key(&app)).unwrap();
+    assert_eq!(crate::pipeline::gunzip(&body), css.as_bytes());
+    let index = site.s3.head(&site.key("index.html")).unwrap();
+    assert_eq!(index.content_encoding.as_deref(), Some("gzip"));
+    assert_eq!(
+        crate::pipeline::gunzip(&site.s3.get(&site.key("index.html")).unwrap()),
+        page.as_bytes()
+    );
+    // Random bytes do not compress: stored as they are, no Content-Encoding.
+    let logo = m["files"]["img/logo.png"]["key"].as_str().unwrap();
+    let logo = site.s3.head(&site.key(logo)).unwrap();
+    assert_eq!(logo.content_encoding, None);
+    assert_eq!(logo.size, 2000);
+    assert!(
+        site.s3.head(&site.key(&format!("{app}.gz"))).is_none(),
+        "no sidecars unless asked"
+    );
+
+    // Brotli in the object, and both sidecars.
+    site.configure(
+        "[source]\ndirs = [\"site\"]\n",
+        "encoding = \"br\"\nsidecars = true",
+    );
+    site.json(&["publish"]);
+    let stat = site.s3.head(&site.key(&app)).unwrap();
+    assert_eq!(stat.content_encoding.as_deref(), Some("br"));
+    assert_eq!(
+        crate::pipeline::unbrotli(&site.s3.get(&site.key(&app)).unwrap()),
+        css.as_bytes()
+    );
+    // The other encoding beside it; the object's own is not repeated.
+    for key in [app.as_str(), "index.html"] {
+        let k = site.key(&format!("{key}.gz"));
+        let stat = site.s3.head(&k).unwrap_or_else(|| panic!("{k} missing"));
+        assert_eq!(stat.content_encoding.as_deref(), Some("gzip"), "{k}");
+        let want = if key == "index.html" {
+            page.as_bytes()
+        } else {
+            css.as_bytes()
+        };
+        assert_eq!(
+            crate::pipeline::gunzip(&site.s3.get(&k).unwrap()),
+            want,
+            "{k}"
+        );
+        assert!(site.s3.head(&site.key(&format!("{key}.br"))).is_none());
+    }
+    assert_eq!(
+        crate::pipeline::unbrotli(&site.s3.get(&site.key("index.html")).unwrap()),
+        page.as_bytes()
+    );
+    // And back to plain objects with both sidecars.
+    site.configure(
+        "[source]\ndirs = [\"site\"]\n",
+        "encoding = \"identity\"\nsidecars = true",
+    );
+    site.json(&["publish"]);
+    assert_eq!(site.s3.get(&site.key(&app)).unwrap(), css.as_bytes());
+    assert_eq!(
+        site.s3.head(&site.key(&app)).unwrap().content_encoding,
+        None
+    );
+    assert_eq!(
+        site.s3.get(&site.key("index.html")).unwrap(),
+        page.as_bytes()
+    );
+    let br = site.s3.get(&site.key(&format!("{app}.br"))).unwrap();
+    assert_eq!(crate::pipeline::unbrotli(&br), css.as_bytes());
+    site.assert_manifest_consistent();
+    let v = site.run(&["verify"]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}
+
+#[test]
+fn encodings_and_sidecars_on_moto() {
+    encodings(Kind::Moto);
+}
+
+#[test]
+fn encodings_and_sidecars_on_garage() {
+    encodings(Kind::Garage);
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub struct Stat {
     pub cache_control: Option<String>,
     pub content_encoding: Option<String>,
     pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -72,6 +73,7 @@ impl S3Client {
                 cache_control: o.cache_control().map(String::from),
                 content_encoding: o.content_encoding().map(String::from),
                 content_disposition: o.content_disposition().map(String::from),
+                content_language: o.content_language().map(String::from),
                 metadata: o
                     .metadata()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
