@@ -25,6 +25,16 @@ pub struct Remote {
     pub etag: Option<String>,
 }
 
+/// What [`Context::served_manifest`] found.
+pub enum Served {
+    /// The target still serves the manifest the state DB holds, of `deploy`.
+    Unchanged {
+        deploy: String,
+        etag: Option<String>,
+    },
+    Fetched(Remote),
+}
+
 impl Context {
     pub async fn open(config: Config, reporter: Arc<dyn Reporter>) -> Result<Context> {
         let state = State::open(&config.state_path, reporter.as_ref())?;
@@ -47,12 +57,27 @@ impl Context {
     /// seen it before. A state DB behind the target (another machine
     /// deployed since) is brought up to date from it.
     pub async fn remote_manifest(&mut self) -> Result<Remote> {
+        match self.fetch_manifest(false).await? {
+            Served::Fetched(r) => Ok(r),
+            Served::Unchanged { .. } => unreachable!("only asked for with head_only"),
+        }
+    }
+
+    /// Which deploy the target serves, for a caller that needs the
+    /// manifest's entries only if it changed: when the target still serves
+    /// the manifest the state DB holds (a conditional GET answered 304), its
+    /// deploy is known without reading or parsing the entries.
+    pub async fn served_manifest(&mut self) -> Result<Served> {
+        self.fetch_manifest(true).await
+    }
+
+    async fn fetch_manifest(&mut self, head_only: bool) -> Result<Served> {
         let key = self.config.manifest_key.clone();
         let cached_etag = self
             .target
-            .manifest_json
-            .as_ref()
-            .and(self.target.manifest_etag.clone());
+            .manifest_etag
+            .clone()
+            .filter(|_| self.target.has_manifest_json);
         let outcome = self.store.get(&key, cached_etag.as_deref()).await?;
         let what = format!("`{key}` at {}", self.store.describe());
         // None: the state DB already holds the target's manifest as it is.
@@ -63,11 +88,17 @@ impl Context {
                 None
             }
             GetOutcome::NotModified => {
-                let json = self
-                    .target
-                    .manifest_json
-                    .as_deref()
-                    .expect("a conditional GET needs a cached copy");
+                // The manifest the state DB holds, and with it the deploy
+                // it names (both are remembered together).
+                if head_only && let Some(deploy) = self.target.current_deploy.clone() {
+                    return Ok(Served::Unchanged {
+                        deploy,
+                        etag: cached_etag,
+                    });
+                }
+                let json = self.state.manifest_json(self.target.id)?.ok_or_else(|| {
+                    Error::Runtime("the state DB lost its copy of the manifest".into())
+                })?;
                 Some(Manifest::parse(json.as_bytes(), &what)?)
             }
             GetOutcome::Found(f) => {
@@ -108,7 +139,7 @@ impl Context {
             // site) on every run is wasted work.
             None => cached_etag,
         };
-        Ok(Remote { manifest, etag })
+        Ok(Served::Fetched(Remote { manifest, etag }))
     }
 
     pub fn remember(
@@ -120,7 +151,7 @@ impl Context {
         self.state
             .set_remote_manifest(self.target.id, etag, json, deploy)?;
         self.target.manifest_etag = etag.map(String::from);
-        self.target.manifest_json = json.map(String::from);
+        self.target.has_manifest_json = json.is_some();
         self.target.current_deploy = deploy.map(String::from);
         Ok(())
     }

@@ -264,8 +264,12 @@ pub fn fingerprinted_name(logical: &str, blake3: &str) -> String {
 }
 
 /// `20261123T200135Z-3f2a9c`: sorts by time, then names the content.
-pub fn deploy_id(now: chrono::DateTime<chrono::Utc>, files: &BTreeMap<String, Entry>) -> String {
-    let digest = blake3::hash(&serde_json::to_vec(files).expect("entries serialize"));
+/// A deploy's id: its time, then a digest of everything else the manifest
+/// says (its `deploy` field aside): the entries, the layout, the parent and
+/// the millisecond it was made. Two deploys made within one second, even of
+/// the same files (after a rollback, or with another encoding), differ.
+pub fn deploy_id(now: chrono::DateTime<chrono::Utc>, manifest: &Manifest) -> String {
+    let digest = blake3::hash(&serde_json::to_vec(manifest).expect("manifest serializes"));
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &digest.to_hex()[..6])
 }
 
@@ -309,13 +313,30 @@ mod tests {
 
     #[test]
     fn deploy_ids_sort_by_time() {
-        let files = BTreeMap::new();
         let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T20:01:35Z")
             .unwrap()
             .to_utc();
-        let id = deploy_id(t, &files);
+        let mut m = Manifest {
+            version: FORMAT_VERSION,
+            deploy: String::new(),
+            parent: None,
+            created: "2026-11-23T20:01:35.120Z".into(),
+            commit: None,
+            ci_run: None,
+            sidecars: false,
+            encoding: "identity".into(),
+            files: BTreeMap::new(),
+        };
+        let id = deploy_id(t, &m);
         assert!(id.starts_with("20261123T200135Z-"), "{id}");
         assert_eq!(id.len(), "20261123T200135Z-3f2a9c".len());
+        // The same files in the same second, in another layout or after
+        // another parent: another deploy.
+        m.encoding = "gzip".into();
+        assert_ne!(deploy_id(t, &m), id);
+        m.encoding = "identity".into();
+        m.parent = Some("20261123T200134Z-aaaaaa".into());
+        assert_ne!(deploy_id(t, &m), id);
     }
 
     fn entry(key: &str, object: Option<&str>) -> Entry {

@@ -77,11 +77,12 @@ impl Plan {
         !self.changes.is_empty() || !self.removed.is_empty() || !self.uploads.is_empty()
     }
 
-    /// The plan of a deploy whose entries are the current manifest's own:
-    /// what `plan` finds for them, without comparing them one by one.
-    pub fn unchanged(files: BTreeMap<String, Entry>, layout: Layout) -> Plan {
+    /// The plan of a deploy whose `count` entries are the current
+    /// manifest's own: what `plan` finds for them, without comparing them one
+    /// by one. `files` may be left empty when nothing needs the entries.
+    pub fn unchanged(files: BTreeMap<String, Entry>, count: usize, layout: Layout) -> Plan {
         Plan {
-            unchanged: files.len(),
+            unchanged: count,
             files,
             layout,
             uploads: Vec::new(),
@@ -93,6 +94,11 @@ impl Plan {
             removed_stable_keys: Vec::new(),
             occupied: Vec::new(),
         }
+    }
+
+    /// How many files the deploy has: each is unchanged or a change.
+    pub fn file_count(&self) -> usize {
+        self.unchanged + self.changes.len()
     }
 
     pub fn upload_bytes(&self) -> u64 {

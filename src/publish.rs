@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::cdn::Invalidation;
 use crate::collect;
 use crate::config::{Config, Fingerprint};
-use crate::context::{Context, Remote, deploy_record};
+use crate::context::{Context, Remote, Served, deploy_record};
 use crate::django;
 use crate::error::{Error, Result};
 use crate::hash;
@@ -86,6 +86,8 @@ struct Computed {
     /// What the entries were prepared from, to remember for the deploy
     /// that serves them.
     inputs: PreparedFrom,
+    /// The deploy the target serves.
+    parent: Option<String>,
 }
 
 async fn compute(ctx: &mut Context) -> Result<Computed> {
@@ -125,24 +127,55 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         .filter(|p| p.inputs == inputs);
     let mut remote = None;
     if let Some(earlier) = earlier {
-        let mut r = ctx.remote_manifest().await?;
-        if let Some(m) = r.manifest.as_mut().filter(|m| m.deploy == earlier.deploy) {
+        // Django's staticfiles.json is made from the entries; nothing else
+        // on this path needs them.
+        let served = if config.django {
+            Served::Fetched(ctx.remote_manifest().await?)
+        } else {
+            ctx.served_manifest().await?
+        };
+        let reuse = |plan: Plan, remote: Remote, deploy: String| {
             for w in &earlier.warnings {
                 reporter.warn(w);
             }
-            // Moved, not copied: for a large site the entries are most of
-            // the memory a run uses, and nothing after this reads them from
-            // the remote manifest (only its deploy id and ETag).
-            let files = std::mem::take(&mut m.files);
-            return Ok(Computed {
-                plan: Plan::unchanged(files, Layout::for_config(&config)),
-                remote: r,
+            Computed {
+                plan,
+                remote,
+                parent: Some(deploy),
                 files: HashMap::new(),
                 hashed: stats.hashed,
-                inputs: earlier,
-            });
+                inputs: earlier.clone(),
+            }
+        };
+        let layout = Layout::for_config(&config);
+        match served {
+            Served::Unchanged { deploy, etag } if deploy == earlier.deploy => {
+                let remote = Remote {
+                    manifest: None,
+                    etag,
+                };
+                let plan = Plan::unchanged(BTreeMap::new(), hashed.len(), layout);
+                return Ok(reuse(plan, remote, deploy));
+            }
+            Served::Fetched(mut r)
+                if r.manifest
+                    .as_ref()
+                    .is_some_and(|m| m.deploy == earlier.deploy) =>
+            {
+                // Moved, not copied: for a large site the entries are most
+                // of the memory a run uses, and nothing after this reads
+                // them from the remote manifest.
+                let m = r.manifest.as_mut().expect("checked above");
+                let files = std::mem::take(&mut m.files);
+                let deploy = m.deploy.clone();
+                let plan = Plan::unchanged(files, hashed.len(), layout);
+                return Ok(reuse(plan, r, deploy));
+            }
+            Served::Fetched(r) => remote = Some(r),
+            // Another deploy than the one these entries were made for:
+            // compared in full below.
+            Served::Unchanged { .. } => {}
         }
-        remote = Some(r);
     }
     let recording = Recording::new(reporter.as_ref());
     let prepared = prepare::prepare(&config, hashed, &ctx.state, &recording)?;
@@ -196,6 +229,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         .collect();
     Ok(Computed {
         plan,
+        parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
         remote,
         files,
         hashed: stats.hashed,
@@ -299,14 +333,15 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         files,
         hashed,
         inputs,
+        parent,
     } = compute(ctx).await?;
     let mut report = PublishReport {
         target: ctx.store.describe(),
         dry_run: opts.dry_run,
         changed: plan.has_changes(),
         deploy: None,
-        parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
-        files: plan.files.len(),
+        parent,
+        files: plan.file_count(),
         unchanged: plan.unchanged,
         upload_bytes: plan.upload_bytes(),
         uploads: plan.uploads.clone(),
@@ -478,9 +513,9 @@ async fn deploy(
     copy_all(&ctx.store, header_updates, ctx.config.target.concurrency).await?;
 
     let now = chrono::Utc::now();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         version: FORMAT_VERSION,
-        deploy: deploy_id(now, &plan.files),
+        deploy: String::new(),
         parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
         // Milliseconds, so deploys made within one second still sort.
         created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -490,6 +525,7 @@ async fn deploy(
         encoding: plan.layout.encoding.name().to_string(),
         files: plan.files.clone(),
     };
+    manifest.deploy = deploy_id(now, &manifest);
     let mut json = manifest.to_json();
     let deploy_key = Manifest::deploy_key(&manifest.deploy);
     let written = ctx

@@ -30,7 +30,9 @@ pub struct TargetInfo {
     pub id: i64,
     pub conditional_writes: Option<bool>,
     pub manifest_etag: Option<String>,
-    pub manifest_json: Option<String>,
+    /// Whether the state DB holds the manifest as last seen (read with
+    /// [`State::manifest_json`] when needed: megabytes for a large site).
+    pub has_manifest_json: bool,
     pub current_deploy: Option<String>,
 }
 
@@ -290,14 +292,14 @@ impl State {
             .map_err(|e| self.err(e))?;
         self.conn
             .query_row(
-                "SELECT id, conditional_writes, manifest_etag, manifest_json, current_deploy FROM targets WHERE url = ?1",
+                "SELECT id, conditional_writes, manifest_etag, manifest_json IS NOT NULL, current_deploy FROM targets WHERE url = ?1",
                 params![url],
                 |r| {
                     Ok(TargetInfo {
                         id: r.get(0)?,
                         conditional_writes: r.get(1)?,
                         manifest_etag: r.get(2)?,
-                        manifest_json: r.get(3)?,
+                        has_manifest_json: r.get(3)?,
                         current_deploy: r.get(4)?,
                     })
                 },
@@ -312,6 +314,17 @@ impl State {
                 params![target, enforced],
             )
             .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The manifest as last seen, if the state DB holds it.
+    pub fn manifest_json(&self, target: i64) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT manifest_json FROM targets WHERE id = ?1",
+                params![target],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
     }
 
