@@ -200,3 +200,77 @@ fn pruning_a_long_history_on_s3_never_breaks_a_kept_deploy() {
     assert!(site.s3.get(&site.key("foreign.0123456789ab.css")).is_some());
     assert!(site.s3.get(&site.key("uploads/user.png")).is_some());
 }
+
+#[test]
+fn prune_takes_keep_and_min_age_from_publish_toml() {
+    let p = Project::new();
+    let ms = five_deploys(&p);
+    // The defaults (keep 10, 7 days) delete nothing here.
+    let out = p.json(&["prune", "--dry-run"]);
+    assert_eq!(out["deleted_deploys"], serde_json::json!([]));
+    p.config("[source]\ndirs = [\"site\"]\n[prune]\nkeep = 2\nmin_age = \"0s\"\n");
+    let out = p.json(&["prune"]);
+    let deleted: Vec<String> = serde_json::from_value(out["deleted_deploys"].clone()).unwrap();
+    let mut oldest: Vec<String> = ms[..3]
+        .iter()
+        .map(|m| m["deploy"].as_str().unwrap().to_string())
+        .collect();
+    let mut deleted_sorted = deleted.clone();
+    deleted_sorted.sort();
+    oldest.sort();
+    assert_eq!(deleted_sorted, oldest, "{out}");
+    // Flags win over the file.
+    p.config("[source]\ndirs = [\"site\"]\n[prune]\nkeep = 1\nmin_age = \"30d\"\n");
+    let out = p.json(&["prune", "--min-age", "0s", "--dry-run"]);
+    assert_eq!(
+        out["deleted_deploys"],
+        serde_json::json!([ms[3]["deploy"].as_str().unwrap()])
+    );
+}
+
+#[test]
+fn prune_holds_the_deploy_lock() {
+    let p = Project::new();
+    five_deploys(&p);
+    p.write(
+        "published/.assetpub/lock",
+        r#"{"owner":"ci","host":"runner-9","pid":42,"command":"publish","created":"2026-01-01T00:00:00Z","expires":"2999-01-01T00:00:00Z"}"#,
+    );
+    let before = snapshot(&p.path("published"));
+    p.cmd()
+        .args(["prune", "--keep", "1", "--min-age", "0s"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("runner-9"));
+    assert_eq!(snapshot(&p.path("published")), before, "nothing deleted");
+    // Its own lock is gone when it is done.
+    std::fs::remove_file(p.path("published/.assetpub/lock")).unwrap();
+    p.json(&["prune", "--keep", "1", "--min-age", "0s"]);
+    assert!(!p.path("published/.assetpub/lock").exists());
+}
+
+#[test]
+fn an_interrupted_runs_object_younger_than_min_age_is_kept() {
+    let p = Project::new();
+    p.json(&["publish"]);
+    let bytes = b"fresh orphan bytes".to_vec();
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let key = format!("img/orphan.{}.png", &hash[..12]);
+    p.write_bytes(&format!("published/{key}"), &bytes);
+    // A run may be uploading it right now: kept under the 7-day default.
+    let out = p.json(&["prune"]);
+    assert_eq!(out["deleted_objects"], serde_json::json!([]));
+    assert!(p.path(&format!("published/{key}")).exists());
+    let out = p.json(&["prune", "--min-age", "1h"]);
+    assert_eq!(out["deleted_objects"], serde_json::json!([]));
+    // Once old enough, it goes.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(p.path(&format!("published/{key}")))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let out = p.json(&["prune", "--min-age", "1h"]);
+    assert_eq!(out["deleted_objects"], serde_json::json!([key]));
+}

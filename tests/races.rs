@@ -184,3 +184,94 @@ fn a_run_whose_lock_was_broken_never_switches_the_manifest() {
     // nothing is left held.
     assert!(fast.s3.head(&fast.key(".assetpub/lock")).is_none());
 }
+
+/// Waits until `key` exists in the bucket, or panics after `secs`.
+fn wait_for_key(site: &S3Site, key: &str, secs: u64) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while site.s3.head(&site.key(key)).is_none() {
+        assert!(std::time::Instant::now() < until, "`{key}` never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_long_run_renews_its_lock_and_the_lock_says_who_holds_it() {
+    let sites = contenders(2, "renew", 0, "lock_ttl = \"3s\"\nconcurrency = 1");
+    let (a, b) = (&sites[0], &sites[1]);
+    for i in 0..12 {
+        a.p.write(&format!("site/page{i}.html"), &format!("<p>page {i}</p>"));
+    }
+    // Every object upload of A is slow: its run outlives the lock's TTL
+    // several times over.
+    a.proxy
+        .set_fault_matching("PUT", "/site/page", Fault::Delay { ms: 700 });
+    let mut child = a.cmd();
+    child.env("ASSETPUB_CI_RUN", "https://ci.example/run/7");
+    let child = child
+        .args(["publish", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_key(a, ".assetpub/lock", 30);
+    let read_lock = || -> serde_json::Value {
+        serde_json::from_slice(&a.s3.get(&a.key(".assetpub/lock")).expect("lock")).unwrap()
+    };
+    let first = read_lock();
+    assert_eq!(first["command"], "publish", "{first}");
+    assert_eq!(first["ci_run"], "https://ci.example/run/7", "{first}");
+    assert_eq!(first["pid"], child.id(), "{first}");
+    for field in ["owner", "host", "created", "expires"] {
+        assert!(
+            first[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field}: {first}"
+        );
+    }
+    // Past the TTL: renewed, not stale, so another run is refused.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let later = read_lock();
+    assert!(
+        later["expires"].as_str() > first["expires"].as_str(),
+        "renewed: {first} then {later}"
+    );
+    let out = b.run(&["publish"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lock is held by"), "{}", stderr(&out));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(a.s3.head(&a.key(".assetpub/lock")).is_none(), "released");
+    assert_eq!(a.manifest()["deploy"], deploy_of(&out).as_str());
+    a.assert_manifest_consistent();
+}
+
+#[test]
+fn a_manifest_changed_behind_a_runs_back_exits_4_naming_the_winner() {
+    let sites = contenders(1, "moved", 0, "concurrency = 1");
+    let a = &sites[0];
+    a.json(&["publish"]);
+    for i in 0..6 {
+        a.p.write(&format!("site/page{i}.html"), &format!("<p>page {i}</p>"));
+    }
+    a.proxy
+        .set_fault_matching("PUT", "/site/page", Fault::Delay { ms: 500 });
+    let child = spawn(a, &["publish"]);
+    wait_for_key(a, ".assetpub/lock", 30);
+    // Another deploy switches the site meanwhile, without the lock (an
+    // older tool, a hand upload): a whole manifest of its own.
+    let mut other = a.manifest();
+    other["deploy"] = "20991231T235959Z-0ther0".into();
+    let other = serde_json::to_vec(&other).unwrap();
+    a.s3.put(&a.key("manifest.json"), &other, "application/json");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("changed by another deploy") && err.contains("20991231T235959Z-0ther0"),
+        "{err}"
+    );
+    assert_eq!(
+        a.s3.get(&a.key("manifest.json")).unwrap(),
+        other,
+        "the winner's manifest is left as it is"
+    );
+}
