@@ -226,6 +226,17 @@ fn lifecycle(kind: Kind) {
         "no-op made {:?}",
         site.proxy.requests()
     );
+    // The GET of the manifest is conditional on the ETag last seen, so an
+    // unchanged manifest costs a 304 and no body.
+    let heads = site.proxy.request_heads();
+    let get = heads
+        .iter()
+        .find(|h| h.starts_with("GET ") && h.contains("manifest.json"))
+        .expect("the no-op reads the manifest");
+    assert!(
+        get.to_ascii_lowercase().contains("\r\nif-none-match: "),
+        "{get}"
+    );
     assert_eq!(site.manifest()["deploy"], d1.as_str());
 
     // One image changes: that object and nothing else is uploaded.
@@ -816,4 +827,42 @@ fn objects_get_no_public_acl_unless_configured() {
         .to_string();
     let grantees = site.s3.grantees(&site.key(&key));
     assert!(grantees.iter().any(|g| g == ALL_USERS), "{grantees:?}");
+}
+
+#[test]
+fn django_staticfiles_json_follows_publish_and_rollback_on_s3() {
+    let site = S3Site::new(S3Server::moto(), "django");
+    let source = "[source]\ndirs = [\"site\"]\n[manifest]\ndjango = true\n";
+    site.configure(source, "");
+    site.json(&["publish"]);
+    let paths = |site: &S3Site| -> serde_json::Value {
+        let bytes = site
+            .s3
+            .get(&site.key("staticfiles.json"))
+            .expect("staticfiles.json at the target");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["version"], "1.1");
+        v["paths"].clone()
+    };
+    let m1 = site.manifest();
+    let first = paths(&site);
+    for (logical, e) in m1["files"].as_object().unwrap() {
+        assert_eq!(first[logical], e["key"], "{logical}");
+    }
+    let stat = site.s3.head(&site.key("staticfiles.json")).unwrap();
+    assert_eq!(stat.content_type.as_deref(), Some("application/json"));
+    let manifest_stat = site.s3.head(&site.key("manifest.json")).unwrap();
+    assert_eq!(stat.cache_control, manifest_stat.cache_control);
+
+    site.p.write("site/css/app.css", "body { color: teal; }\n");
+    site.json(&["publish"]);
+    let second = paths(&site);
+    assert_ne!(second["css/app.css"], first["css/app.css"]);
+    assert_eq!(
+        second["css/app.css"],
+        site.manifest()["files"]["css/app.css"]["key"]
+    );
+    let out = site.json(&["rollback"]);
+    assert_eq!(out["staticfiles"], true, "{out}");
+    assert_eq!(paths(&site), first);
 }

@@ -75,6 +75,8 @@ impl Armed {
 struct Log {
     counts: BTreeMap<String, u64>,
     requests: Vec<(String, String)>,
+    /// Each request's head as sent (request line and headers).
+    heads: Vec<String>,
 }
 
 struct Shared {
@@ -117,6 +119,8 @@ impl Shared {
             *log.counts.entry(head.method.clone()).or_insert(0) += 1;
             log.requests
                 .push((head.method.clone(), head.target.clone()));
+            log.heads
+                .push(String::from_utf8_lossy(&head.raw).into_owned());
         }
         let forward = Action::Forward {
             delay_ms: 0,
@@ -260,6 +264,12 @@ impl Proxy {
         *self.shared.log.lock().unwrap() = Log::default();
         self.shared.body_bytes.store(0, Ordering::SeqCst);
         self.shared.connections.store(0, Ordering::SeqCst);
+    }
+
+    /// The head (request line and headers) of every request seen, in
+    /// arrival order.
+    pub fn request_heads(&self) -> Vec<String> {
+        self.shared.log.lock().unwrap().heads.clone()
     }
 
     /// (method, path and query) of every request seen, in arrival order.
