@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, TargetUrl};
 use crate::error::{Error, Result};
 use crate::report::Reporter;
 
@@ -23,6 +23,7 @@ pub struct SourceFile {
 pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFile>> {
     let mut problems = Vec::new();
     let mut files: BTreeMap<String, SourceFile> = BTreeMap::new();
+    let own = own_paths(config);
     for dir in &config.sources {
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
@@ -48,7 +49,15 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
                 continue;
             }
         };
-        walk(config, dir, &root, &mut files, &mut problems, reporter);
+        walk(
+            config,
+            dir,
+            &root,
+            &own,
+            &mut files,
+            &mut problems,
+            reporter,
+        );
     }
     if problems.is_empty() && files.is_empty() {
         let dirs: Vec<_> = config
@@ -67,10 +76,39 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
     Ok(files.into_values().collect())
 }
 
+/// What assetpub itself writes, wherever it sits: the directory target and
+/// the state DB with its journal files. Never collected, even from inside a
+/// source dir (`dirs = ["."]`), or each run would publish the last one's
+/// output. Canonical paths; the target only once it exists.
+fn own_paths(config: &Config) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let TargetUrl::Dir(d) = &config.target.url
+        && let Ok(c) = d.canonicalize()
+    {
+        out.push(c);
+    }
+    let state = &config.state_path;
+    if let Some(name) = state.file_name() {
+        let parent = match state.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Ok(p) = parent.canonicalize() {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut n = name.to_os_string();
+                n.push(suffix);
+                out.push(p.join(n));
+            }
+        }
+    }
+    out
+}
+
 fn walk(
     config: &Config,
     dir: &Path,
     root: &Path,
+    own: &[PathBuf],
     files: &mut BTreeMap<String, SourceFile>,
     problems: &mut Vec<String>,
     reporter: &dyn Reporter,
@@ -86,9 +124,27 @@ fn walk(
         .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
         .into_iter()
         .filter_entry(|e| {
+            if e.depth() == 0 {
+                return true;
+            }
+            // Nothing is followed through symlinks, so the path below the
+            // canonical root is canonical too.
+            if !own.is_empty()
+                && let Ok(rel) = e.path().strip_prefix(dir)
+                && own.contains(&root.join(rel))
+            {
+                if e.file_type().is_dir() {
+                    reporter.warn(&format!(
+                        "`{}` is the target directory, inside source dir `{}`: not collected",
+                        e.path().display(),
+                        dir.display()
+                    ));
+                }
+                return false;
+            }
             // Hidden directories (.git, .cache ...) are not walked unless an
             // include pattern names something inside them.
-            if e.depth() == 0 || !e.file_type().is_dir() {
+            if !e.file_type().is_dir() {
                 return true;
             }
             let hidden = e.file_name().to_str().is_some_and(|n| n.starts_with('.'));

@@ -947,3 +947,32 @@ fn plan_appends_a_step_summary_too() {
         "{text}"
     );
 }
+
+#[test]
+fn the_target_directory_and_state_db_inside_a_source_dir_are_never_collected() {
+    let p = Project::new();
+    p.config("[source]\ndirs = [\".\"]\n[target]\nurl = \"file://./out\"\n");
+    let state = p.path("state.db");
+    let state = state.to_str().unwrap();
+    p.cmd()
+        .args(["publish", "--state", state])
+        .assert()
+        .success();
+    // The second run sees its first run's output and its own state DB in
+    // the source dir: neither is published, so nothing changed.
+    p.cmd()
+        .args(["publish", "--state", state])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no changes"))
+        .stderr(predicate::str::contains("is the target directory"));
+    let m: serde_json::Value = serde_json::from_slice(&p.read("out/manifest.json")).unwrap();
+    let files: Vec<&String> = m["files"].as_object().unwrap().keys().collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.starts_with("out/") && !f.starts_with("state.db")),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| *f == "site/index.html"), "{files:?}");
+}
