@@ -76,8 +76,9 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
     Ok(files.into_values().collect())
 }
 
-/// What assetpub itself writes, wherever it sits: the directory target and
-/// the state DB with its journal files. Never collected, even from inside a
+/// What assetpub itself writes, wherever it sits: the directory target,
+/// Django's local `staticfiles.json`, and the state DB with its journal
+/// files. Never collected, even from inside a
 /// source dir (`dirs = ["."]`), or each run would publish the last one's
 /// output. Canonical paths; the target only once it exists.
 fn own_paths(config: &Config) -> Vec<PathBuf> {
@@ -86,6 +87,18 @@ fn own_paths(config: &Config) -> Vec<PathBuf> {
         && let Ok(c) = d.canonicalize()
     {
         out.push(c);
+    }
+    // Django's local staticfiles.json, when it is written into the build.
+    if let Some(local) = &config.django_local
+        && let Some(name) = local.file_name()
+    {
+        let parent = match local.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Ok(p) = parent.canonicalize() {
+            out.push(p.join(name));
+        }
     }
     let state = &config.state_path;
     if let Some(name) = state.file_name() {

@@ -34,9 +34,8 @@ pub struct PlannedObject {
     /// For stable copies: the immutable object they are copied from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_of: Option<String>,
-    /// The key already holds this file's content in another representation
-    /// (another `Content-Encoding`) or with other headers: it is written
-    /// over, where a new immutable object is only created.
+    /// The key already holds these very bytes, with other headers: they are
+    /// written over, where a new immutable object is only created.
     #[serde(skip)]
     pub replace: bool,
 }
@@ -201,14 +200,6 @@ pub fn plan(
                 }
             };
             match present.get(&o.key) {
-                // Same content, another encoding at the key (the target's
-                // `encoding` changed): other bytes, so a copy with new
-                // headers would not do.
-                Some((before, variant))
-                    if before.blake3 == entry.blake3 && *variant != o.variant =>
-                {
-                    plan.uploads.push(replacing(&o));
-                }
                 Some((before, variant)) if before.blake3 == entry.blake3 => {
                     // The same entry makes the same headers: no digests to
                     // compare for the files of a deploy that did not change.
@@ -226,9 +217,10 @@ pub fn plan(
                     Some(k) if k.size == bytes && (!headers_matter || k.meta == digest()) => {
                         plan.confirm.push(planned(&o, Reason::Restored));
                     }
-                    // This content, but another representation or other
-                    // headers: `If-None-Match` would keep what is there.
-                    Some(_) => plan.uploads.push(replacing(&o)),
+                    // The same bytes with other headers (a rule changed since
+                    // it was written): `If-None-Match` would keep the old
+                    // ones, so the same bytes are written over.
+                    Some(k) if k.size == bytes => plan.uploads.push(replacing(&o)),
                     _ => plan
                         .uploads
                         .push(planned(&o, reason.unwrap_or(Reason::Restored))),
@@ -425,9 +417,9 @@ mod tests {
     }
 
     #[test]
-    fn this_content_in_another_form_at_a_key_is_written_over() {
-        // The state DB knows the key with this content but other headers
-        // (or another encoding): If-None-Match would keep them.
+    fn the_same_bytes_with_other_headers_are_written_over() {
+        // The state DB knows the key with these bytes but other headers:
+        // If-None-Match would keep them.
         let next = files();
         let known: HashMap<String, KnownObject> = [(
             "a.aaaaaaaaaaaa.css".to_string(),
@@ -454,6 +446,11 @@ mod tests {
         // Without headers that matter (a directory), the same bytes are there.
         let p = plan(files(), LAYOUT, None, &known, false);
         assert_eq!(p.confirm.len(), 1);
+        // Another size is not these bytes: never written over.
+        let mut other = known.clone();
+        other.get_mut("a.aaaaaaaaaaaa.css").unwrap().size = 99;
+        let p = plan(files(), LAYOUT, None, &other, true);
+        assert!(p.uploads.iter().all(|u| !u.replace), "{:?}", p.uploads);
     }
 
     #[test]

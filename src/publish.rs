@@ -185,6 +185,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         Some(r) => r,
         None => ctx.remote_manifest().await?,
     };
+    check_same_encoding(ctx, &config, remote.manifest.as_ref())?;
     let known = KnownInState {
         state: &ctx.state,
         target: ctx.target.id,
@@ -235,6 +236,28 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         hashed: stats.hashed,
         inputs,
     })
+}
+
+/// Refuses to change what the objects of a target hold (`[target]
+/// encoding`): a fingerprinted key names one file's bytes, and its object is
+/// cached for a year. Holding them in another encoding under the same key
+/// would swap the bytes under cached URLs and break rollback, which copies
+/// earlier deploys' objects with their own headers. A new prefix starts
+/// afresh.
+fn check_same_encoding(ctx: &Context, config: &Config, current: Option<&Manifest>) -> Result<()> {
+    let Some(m) = current else { return Ok(()) };
+    let wanted = Layout::for_config(config).encoding;
+    if m.object_encoding() == wanted {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "`[target] encoding` is `{}`, but the objects of {} hold `{}` (deploy {}); changing it would put other bytes under keys that browsers and CDNs cache for a year, and break rollback\nhint: publish to a new prefix or bucket for the new encoding, or set `encoding = \"{}\"` again",
+        wanted.name(),
+        ctx.store.describe(),
+        m.object_encoding().name(),
+        m.deploy,
+        m.object_encoding().name()
+    )))
 }
 
 /// Refuses new bytes for an immutable key the target already holds: the

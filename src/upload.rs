@@ -67,7 +67,9 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
             // Recorded before the request too: if the process dies while
             // it is in flight, the object may have landed, and the rerun
             // checks for it with a HEAD instead of sending it again.
-            if !job.confirm_first {
+            // Not for a rewrite of headers: recorded early, an interrupted
+            // one would look done (same size) to the next run.
+            if !job.confirm_first && !job.object.replace {
                 record(ctx, &job)?;
             }
             let store = ctx.store.clone();
@@ -145,21 +147,18 @@ async fn upload_one(
     js_imports: bool,
 ) -> Result<Done> {
     let o = &job.object;
-    let mut condition = if o.replace {
+    if job.confirm_first
+        && let Some(head) = store.head(&o.key).await?
+        && head.size == o.bytes
+    {
+        return Ok(Done::AlreadyThere);
+    }
+    // Same bytes, new headers: written over. Anything else only created.
+    let condition = if o.replace {
         Condition::None
     } else {
         Condition::IfAbsent
     };
-    if job.confirm_first
-        && let Some(head) = store.head(&o.key).await?
-    {
-        if head.size == o.bytes {
-            return Ok(Done::AlreadyThere);
-        }
-        // This content in another representation: `If-None-Match` would
-        // keep it.
-        condition = Condition::None;
-    }
     let body = body_for(&job.file, o.variant, js_imports).await?;
     let meta = object_meta(&job.file.entry, o.variant, false);
     let observer = ProgressObserver(reporter);

@@ -976,3 +976,19 @@ fn the_target_directory_and_state_db_inside_a_source_dir_are_never_collected() {
     );
     assert!(files.iter().any(|f| *f == "site/index.html"), "{files:?}");
 }
+
+#[test]
+fn a_local_staticfiles_json_written_into_the_build_is_not_collected() {
+    let p = Project::new();
+    p.config(
+        "[source]\ndirs = [\"site\"]\n[manifest]\ndjango = true\nlocal = \"site/staticfiles.json\"\n",
+    );
+    p.json(&["publish"]);
+    assert!(p.path("site/staticfiles.json").is_file());
+    p.cmd()
+        .arg("publish")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no changes"));
+    assert!(p.manifest()["files"]["staticfiles.json"].is_null());
+}

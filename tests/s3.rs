@@ -702,19 +702,27 @@ fn header_rules_are_stored_and_a_rule_change_alone_is_reapplied_by_copy_on_moto(
 
 /// `encoding` decides what the object at each key holds, with the matching
 /// `Content-Encoding`; `sidecars` adds `.gz` and `.br` objects beside it.
+/// Changing `encoding` for a target that has deploys is refused: it would
+/// put other bytes under keys cached for a year, and break rollback.
 fn encodings(kind: Kind) {
-    let p = Project::new();
     let css = "body { color: red; margin: 0 auto; }\n".repeat(100);
-    p.write("site/css/app.css", &css);
     let page = format!("<!doctype html>{}", "<p>text</p>\n".repeat(60));
-    p.write("site/index.html", &page);
-    let site = S3Site::with_project(server(kind), "encodings", p, "encoding = \"gzip\"");
-    site.json(&["publish"]);
+    let make = |name: &str, target: &str| {
+        let p = Project::new();
+        p.write("site/css/app.css", &css);
+        p.write("site/index.html", &page);
+        let site = S3Site::with_project(server(kind), name, p, target);
+        site.json(&["publish"]);
+        let key = site.manifest()["files"]["css/app.css"]["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (site, key)
+    };
+
+    // gzip in the object.
+    let (site, app) = make("enc-gzip", "encoding = \"gzip\"");
     let m = site.manifest();
-    let app = m["files"]["css/app.css"]["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let stat = site.s3.head(&site.key(&app)).unwrap();
     assert_eq!(stat.content_encoding.as_deref(), Some("gzip"));
     assert_eq!(
@@ -738,20 +746,32 @@ fn encodings(kind: Kind) {
         site.s3.head(&site.key(&format!("{app}.gz"))).is_none(),
         "no sidecars unless asked"
     );
+    // Switching the same target to brotli: refused before anything is sent.
+    site.configure("[source]\ndirs = [\"site\"]\n", "encoding = \"br\"");
+    site.proxy.reset_counts();
+    for cmd in ["plan", "publish"] {
+        let out = site.run(&[cmd]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("`[target] encoding` is `br`")
+                && stderr(&out).contains("hold `gzip`"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(site.proxy.count("PUT"), 0, "{:?}", site.proxy.requests());
+    assert_eq!(site.s3.get(&site.key(&app)).unwrap(), body);
+    assert_eq!(site.manifest(), m);
 
-    // Brotli in the object, and both sidecars.
-    site.configure(
-        "[source]\ndirs = [\"site\"]\n",
-        "encoding = \"br\"\nsidecars = true",
-    );
-    site.json(&["publish"]);
+    // Brotli in the object, and the other encoding beside it; the object's
+    // own is not repeated.
+    let (site, app) = make("enc-br", "encoding = \"br\"\nsidecars = true");
     let stat = site.s3.head(&site.key(&app)).unwrap();
     assert_eq!(stat.content_encoding.as_deref(), Some("br"));
     assert_eq!(
         crate::pipeline::unbrotli(&site.s3.get(&site.key(&app)).unwrap()),
         css.as_bytes()
     );
-    // The other encoding beside it; the object's own is not repeated.
     for key in [app.as_str(), "index.html"] {
         let k = site.key(&format!("{key}.gz"));
         let stat = site.s3.head(&k).unwrap_or_else(|| panic!("{k} missing"));
@@ -772,12 +792,11 @@ fn encodings(kind: Kind) {
         crate::pipeline::unbrotli(&site.s3.get(&site.key("index.html")).unwrap()),
         page.as_bytes()
     );
-    // And back to plain objects with both sidecars.
-    site.configure(
-        "[source]\ndirs = [\"site\"]\n",
-        "encoding = \"identity\"\nsidecars = true",
-    );
-    site.json(&["publish"]);
+    let v = site.run(&["verify"]);
+    assert!(v.status.success(), "{}", stderr(&v));
+
+    // Plain objects with both sidecars.
+    let (site, app) = make("enc-id", "encoding = \"identity\"\nsidecars = true");
     assert_eq!(site.s3.get(&site.key(&app)).unwrap(), css.as_bytes());
     assert_eq!(
         site.s3.head(&site.key(&app)).unwrap().content_encoding,
@@ -789,6 +808,8 @@ fn encodings(kind: Kind) {
     );
     let br = site.s3.get(&site.key(&format!("{app}.br"))).unwrap();
     assert_eq!(crate::pipeline::unbrotli(&br), css.as_bytes());
+    let gz = site.s3.get(&site.key(&format!("{app}.gz"))).unwrap();
+    assert_eq!(crate::pipeline::gunzip(&gz), css.as_bytes());
     site.assert_manifest_consistent();
     let v = site.run(&["verify"]);
     assert!(v.status.success(), "{}", stderr(&v));
