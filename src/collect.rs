@@ -78,9 +78,8 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
 
 /// What assetpub itself writes, wherever it sits: the directory target,
 /// Django's local `staticfiles.json`, and the state DB with its journal
-/// files. Never collected, even from inside a
-/// source dir (`dirs = ["."]`), or each run would publish the last one's
-/// output. Canonical paths; the target only once it exists.
+/// files. Never collected, even from inside a source dir (`dirs = ["."]`),
+/// or each run would publish the last one's output. Canonical paths; the target only once it exists.
 fn own_paths(config: &Config) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let TargetUrl::Dir(d) = &config.target.url
@@ -89,32 +88,37 @@ fn own_paths(config: &Config) -> Vec<PathBuf> {
         out.push(c);
     }
     // Django's local staticfiles.json, when it is written into the build.
-    if let Some(local) = &config.django_local
-        && let Some(name) = local.file_name()
-    {
-        let parent = match local.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Ok(p) = parent.canonicalize() {
-            out.push(p.join(name));
-        }
+    if let Some(local) = &config.django_local {
+        out.extend(canonical_siblings(local, &[""]));
     }
-    let state = &config.state_path;
-    if let Some(name) = state.file_name() {
-        let parent = match state.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Ok(p) = parent.canonicalize() {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut n = name.to_os_string();
-                n.push(suffix);
-                out.push(p.join(n));
-            }
-        }
-    }
+    out.extend(canonical_siblings(
+        &config.state_path,
+        &["", "-wal", "-shm", "-journal"],
+    ));
     out
+}
+
+/// `path` with each suffix appended to its file name, in its canonical
+/// parent directory (the files themselves need not exist yet).
+fn canonical_siblings(path: &Path, suffixes: &[&str]) -> Vec<PathBuf> {
+    let Some(name) = path.file_name() else {
+        return Vec::new();
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(parent) = parent.canonicalize() else {
+        return Vec::new();
+    };
+    suffixes
+        .iter()
+        .map(|suffix| {
+            let mut n = name.to_os_string();
+            n.push(suffix);
+            parent.join(n)
+        })
+        .collect()
 }
 
 fn walk(

@@ -139,19 +139,7 @@ pub fn plan(
         }
     }
     let current_files = current.map(|m| &m.files);
-    let mut plan = Plan {
-        files: BTreeMap::new(),
-        layout,
-        uploads: Vec::new(),
-        confirm: Vec::new(),
-        header_updates: Vec::new(),
-        stable: Vec::new(),
-        changes: Vec::new(),
-        removed: Vec::new(),
-        removed_stable_keys: Vec::new(),
-        occupied: Vec::new(),
-        unchanged: 0,
-    };
+    let mut plan = Plan::unchanged(BTreeMap::new(), 0, layout);
     let same_layout = current
         .is_some_and(|m| m.sidecars == layout.sidecars && m.object_encoding() == layout.encoding);
     for (logical, entry) in &files {
