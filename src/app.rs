@@ -8,7 +8,7 @@ use crate::cli::{Cli, Command};
 use crate::config::{Config, Overrides, STARTER};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::publish::PublishOptions;
+use crate::publish::{PublishOptions, Walk};
 use crate::report::Reporter;
 
 /// What a command produced.
@@ -60,13 +60,16 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
     match &cli.command {
         Command::Init { force } => init(cli, *force),
         Command::Plan { exit_code } => {
-            let mut ctx = Context::open(load_config(cli)?, reporter).await?;
+            let config = load_config(cli)?;
+            let walk = Walk::start(&config, reporter.clone());
+            let mut ctx = Context::open(config, reporter).await?;
             let report = crate::publish::publish(
                 &mut ctx,
                 &PublishOptions {
                     dry_run: true,
                     break_lock: false,
                 },
+                walk,
             )
             .await?;
             step_summary(&report.markdown("plan"));
@@ -80,13 +83,16 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             dry_run,
             break_lock,
         } => {
-            let mut ctx = Context::open(load_config(cli)?, reporter).await?;
+            let config = load_config(cli)?;
+            let walk = Walk::start(&config, reporter.clone());
+            let mut ctx = Context::open(config, reporter).await?;
             let report = crate::publish::publish(
                 &mut ctx,
                 &PublishOptions {
                     dry_run: *dry_run,
                     break_lock: *break_lock,
                 },
+                walk,
             )
             .await?;
             step_summary(&report.markdown(if *dry_run {

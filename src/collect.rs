@@ -2,7 +2,7 @@
 //! validating every file and reporting all problems at once.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::config::{Config, TargetUrl};
 use crate::error::{Error, Result};
@@ -93,7 +93,7 @@ fn own_paths(config: &Config) -> Vec<PathBuf> {
     }
     out.extend(canonical_siblings(
         &config.state_path,
-        &["", "-wal", "-shm", "-journal"],
+        &["", "-wal", "-shm", "-journal", "-verified"],
     ));
     out
 }
@@ -121,6 +121,46 @@ fn canonical_siblings(path: &Path, suffixes: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What the walk found at one path, applied in path order afterwards so
+/// that problems and warnings come out the same on every run.
+enum Found {
+    File(SourceFile),
+    Problem(PathBuf, String),
+    Warning(PathBuf, String),
+}
+
+impl Found {
+    fn path(&self) -> &Path {
+        match self {
+            Found::File(f) => &f.path,
+            Found::Problem(p, _) | Found::Warning(p, _) => p,
+        }
+    }
+}
+
+/// What every directory visit needs, shared by the walker's threads.
+struct Walk<'a> {
+    config: &'a Config,
+    dir: &'a Path,
+    root: &'a Path,
+    own: &'a [PathBuf],
+    /// The file names of `own`: only an entry with one of them can be one.
+    own_names: Vec<&'a std::ffi::OsStr>,
+    found: std::sync::Mutex<Vec<Found>>,
+}
+
+/// Where a visited directory sits below its source dir: its logical path
+/// (`None` if some name on the way is not UTF-8), and whether a name on the
+/// way is hidden.
+#[derive(Clone)]
+struct Below {
+    logical: Option<String>,
+    hidden: bool,
+}
+
+/// Walks one source dir into `files`. Directories are read in parallel and
+/// each file is `stat`ed relative to its open directory (no path lookup from
+/// the root per file): on a no-op run, walking the tree is most of the work.
 fn walk(
     config: &Config,
     dir: &Path,
@@ -130,194 +170,232 @@ fn walk(
     problems: &mut Vec<String>,
     reporter: &dyn Reporter,
 ) {
-    let hidden_wanted = |rel: &str| {
-        config.include_hidden.is_match(rel) || config.include_hidden.is_match(format!("{rel}/x"))
+    let w = Walk {
+        config,
+        dir,
+        root,
+        own,
+        own_names: own.iter().filter_map(|o| o.file_name()).collect(),
+        found: std::sync::Mutex::new(Vec::new()),
     };
-    let walker = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        // Siblings share their parent's path, so comparing whole paths
-        // orders them by name, without parsing each name out of its path
-        // on every comparison (which cost more than the rest of the walk).
-        .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
-        .into_iter()
-        .filter_entry(|e| {
-            if e.depth() == 0 {
-                return true;
+    let top = Below {
+        logical: Some(String::new()),
+        hidden: false,
+    };
+    rayon::scope(|s| visit(s, &w, dir.to_path_buf(), top));
+    let mut found = w.found.into_inner().unwrap_or_else(|p| p.into_inner());
+    found.sort_unstable_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
+    // Within one source dir, path order is logical order: the first dir's
+    // files go in already sorted.
+    let first = files.is_empty();
+    for f in found {
+        match f {
+            Found::Problem(_, p) => problems.push(p),
+            Found::Warning(_, m) => reporter.warn(&m),
+            Found::File(file) if first => {
+                files.insert(file.logical.clone(), file);
             }
-            // Nothing is followed through symlinks, so the path below the
-            // canonical root is canonical too.
-            if !own.is_empty()
-                && let Ok(rel) = e.path().strip_prefix(dir)
-                && own.contains(&root.join(rel))
-            {
-                if e.file_type().is_dir() {
+            Found::File(file) => {
+                if let Some(earlier) = files.get(&file.logical) {
                     reporter.warn(&format!(
-                        "`{}` is the target directory, inside source dir `{}`: not collected",
-                        e.path().display(),
-                        dir.display()
+                        "`{}` is shadowed by `{}` (an earlier source dir wins)",
+                        file.path.display(),
+                        earlier.path.display()
                     ));
-                }
-                return false;
-            }
-            // Hidden directories (.git, .cache ...) are not walked unless an
-            // include pattern names something inside them.
-            if !e.file_type().is_dir() {
-                return true;
-            }
-            let hidden = e.file_name().to_str().is_some_and(|n| n.starts_with('.'));
-            !hidden
-                || e.path()
-                    .strip_prefix(dir)
-                    .ok()
-                    .and_then(|r| r.to_str())
-                    .is_some_and(hidden_wanted)
-        });
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let path = e
-                    .path()
-                    .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
-                problems.push(format!(
-                    "`{path}` cannot be read: {}",
-                    e.io_error()
-                        .map_or_else(|| e.to_string(), |io| io.to_string())
-                ));
-                continue;
-            }
-        };
-        if entry.depth() == 0 || entry.file_type().is_dir() {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(rel) = path.strip_prefix(dir) else {
-            continue;
-        };
-        let Some(logical) = logical_name(rel) else {
-            problems.push(format!(
-                "`{}`: file name is not valid UTF-8; rename it (URLs need UTF-8 names)",
-                path.display()
-            ));
-            continue;
-        };
-        if logical.contains('\\') {
-            problems.push(format!(
-                "`{}`: file name contains a backslash, which is not portable in URLs",
-                path.display()
-            ));
-            continue;
-        }
-        let hidden = logical.split('/').any(|seg| seg.starts_with('.'));
-        if hidden && !config.include_hidden.is_match(&logical) {
-            continue;
-        }
-        if !config.include.is_match(&logical) || config.exclude.is_match(&logical) {
-            continue;
-        }
-        let meta = if entry.path_is_symlink() {
-            match std::fs::metadata(path) {
-                Err(e) if e.raw_os_error() == Some(40) => {
-                    problems.push(format!("`{}`: symlink loop", path.display()));
                     continue;
                 }
-                Err(e) => {
-                    problems.push(format!("`{}`: broken symlink: {e}", path.display()));
-                    continue;
-                }
-                Ok(m) => {
-                    let inside = path.canonicalize().is_ok_and(|t| t.starts_with(root));
-                    if !inside {
-                        problems.push(format!(
-                            "`{}`: symlink points outside its source dir `{}`; copy the file in instead",
-                            path.display(),
-                            dir.display()
-                        ));
-                        continue;
-                    }
-                    if m.is_dir() {
-                        reporter.warn(&format!(
-                            "`{}`: symlinked directory not followed",
-                            path.display()
-                        ));
-                        continue;
-                    }
-                    m
-                }
-            }
-        } else {
-            match entry.metadata() {
-                Ok(m) => m,
-                Err(e) => {
-                    problems.push(format!("`{}` cannot be read: {e}", path.display()));
-                    continue;
-                }
-            }
-        };
-        if !meta.is_file() {
-            reporter.warn(&format!(
-                "`{}`: not a regular file (a FIFO, socket or device); skipped",
-                path.display()
-            ));
-            continue;
-        }
-        if let Some(max) = config.max_file_size
-            && meta.len() > max
-        {
-            problems.push(format!(
-                "`{}`: {} is over `max_file_size` ({})",
-                path.display(),
-                crate::util::human_bytes(meta.len()),
-                crate::util::human_bytes(max)
-            ));
-            continue;
-        }
-        if let Some(allowed) = &config.allowed_extensions {
-            let ext = logical
-                .rsplit_once('.')
-                .map(|(_, e)| e.to_ascii_lowercase());
-            let ok = ext.as_ref().is_some_and(|e| {
-                allowed.iter().any(|a| a == e) && !logical.ends_with(&format!("/.{e}"))
-            });
-            if !ok {
-                problems.push(format!(
-                    "`{}`: extension {} is not in `allowed_extensions`",
-                    path.display(),
-                    ext.map_or_else(|| "(none)".to_string(), |e| format!("`.{e}`"))
-                ));
-                continue;
+                files.insert(file.logical.clone(), file);
             }
         }
-        if let Some(earlier) = files.get(&logical) {
-            reporter.warn(&format!(
-                "`{}` is shadowed by `{}` (an earlier source dir wins)",
-                path.display(),
-                earlier.path.display()
-            ));
-            continue;
-        }
-        files.insert(
-            logical.clone(),
-            SourceFile {
-                logical,
-                path: path.to_path_buf(),
-                size: meta.len(),
-                mtime_ns: mtime_ns(&meta),
-                inode: inode(&meta),
-            },
-        );
     }
 }
 
-fn logical_name(rel: &Path) -> Option<String> {
-    let mut parts = Vec::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_str()?),
-            _ => return None,
+fn visit<'s>(s: &rayon::Scope<'s>, w: &'s Walk<'s>, path: PathBuf, below: Below) {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&path) {
+        Ok(rd) => rd,
+        Err(e) => {
+            let msg = format!("`{}` cannot be read: {e}", path.display());
+            push(w, vec![Found::Problem(path, msg)]);
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = format!("`{}` cannot be read: {e}", path.display());
+                out.push(Found::Problem(path.clone(), msg));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let child = path.join(&name);
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = format!("`{}` cannot be read: {e}", child.display());
+                out.push(Found::Problem(child, msg));
+                continue;
+            }
+        };
+        // Nothing is followed through symlinks, so the path below the
+        // canonical root is canonical too.
+        if w.own_names.contains(&name.as_os_str())
+            && let Ok(rel) = child.strip_prefix(w.dir)
+            && w.own.contains(&w.root.join(rel))
+        {
+            if file_type.is_dir() {
+                let msg = format!(
+                    "`{}` is the target directory, inside source dir `{}`: not collected",
+                    child.display(),
+                    w.dir.display()
+                );
+                out.push(Found::Warning(child, msg));
+            }
+            continue;
+        }
+        let name = name.to_str();
+        let logical = match (&below.logical, name) {
+            (Some(dir), Some(name)) if dir.is_empty() => Some(name.to_string()),
+            (Some(dir), Some(name)) => Some(format!("{dir}/{name}")),
+            _ => None,
+        };
+        let hidden = below.hidden || name.is_some_and(|n| n.starts_with('.'));
+        if file_type.is_dir() {
+            // Hidden directories (.git, .cache ...) are not walked unless an
+            // include pattern names something inside them.
+            let wanted = !hidden
+                || logical.as_deref().is_some_and(|rel| {
+                    w.config.include_hidden.is_match(rel)
+                        || w.config.include_hidden.is_match(format!("{rel}/x"))
+                });
+            if wanted {
+                s.spawn(move |s| visit(s, w, child, Below { logical, hidden }));
+            }
+            continue;
+        }
+        let meta = if file_type.is_symlink() {
+            None
+        } else {
+            Some(entry.metadata())
+        };
+        if let Some(found) = examine(w, child, logical, hidden, meta) {
+            out.push(found);
         }
     }
-    Some(parts.join("/"))
+    push(w, out);
+}
+
+fn push(w: &Walk, mut found: Vec<Found>) {
+    if !found.is_empty() {
+        w.found
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&mut found);
+    }
+}
+
+/// One non-directory entry: `meta` is its own metadata, or `None` for a
+/// symlink (followed here, and only to a file inside the source dir).
+fn examine(
+    w: &Walk,
+    path: PathBuf,
+    logical: Option<String>,
+    hidden: bool,
+    meta: Option<std::io::Result<std::fs::Metadata>>,
+) -> Option<Found> {
+    let config = w.config;
+    let Some(logical) = logical else {
+        let msg = format!(
+            "`{}`: file name is not valid UTF-8; rename it (URLs need UTF-8 names)",
+            path.display()
+        );
+        return Some(Found::Problem(path, msg));
+    };
+    if logical.contains('\\') {
+        let msg = format!(
+            "`{}`: file name contains a backslash, which is not portable in URLs",
+            path.display()
+        );
+        return Some(Found::Problem(path, msg));
+    }
+    if hidden && !config.include_hidden.is_match(&logical) {
+        return None;
+    }
+    if !config.include_all && !config.include.is_match(&logical) {
+        return None;
+    }
+    if !config.exclude.is_empty() && config.exclude.is_match(&logical) {
+        return None;
+    }
+    let problem = |msg: String| Some(Found::Problem(path.clone(), msg));
+    let meta = match meta {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => return problem(format!("`{}` cannot be read: {e}", path.display())),
+        None => match std::fs::metadata(&path) {
+            Err(e) if e.raw_os_error() == Some(40) => {
+                return problem(format!("`{}`: symlink loop", path.display()));
+            }
+            Err(e) => {
+                return problem(format!("`{}`: broken symlink: {e}", path.display()));
+            }
+            Ok(m) => {
+                let inside = path.canonicalize().is_ok_and(|t| t.starts_with(w.root));
+                if !inside {
+                    return problem(format!(
+                        "`{}`: symlink points outside its source dir `{}`; copy the file in instead",
+                        path.display(),
+                        w.dir.display()
+                    ));
+                }
+                if m.is_dir() {
+                    let msg = format!("`{}`: symlinked directory not followed", path.display());
+                    return Some(Found::Warning(path, msg));
+                }
+                m
+            }
+        },
+    };
+    if !meta.is_file() {
+        let msg = format!(
+            "`{}`: not a regular file (a FIFO, socket or device); skipped",
+            path.display()
+        );
+        return Some(Found::Warning(path, msg));
+    }
+    if let Some(max) = config.max_file_size
+        && meta.len() > max
+    {
+        return problem(format!(
+            "`{}`: {} is over `max_file_size` ({})",
+            path.display(),
+            crate::util::human_bytes(meta.len()),
+            crate::util::human_bytes(max)
+        ));
+    }
+    if let Some(allowed) = &config.allowed_extensions {
+        let ext = logical
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase());
+        let ok = ext.as_ref().is_some_and(|e| {
+            allowed.iter().any(|a| a == e) && !logical.ends_with(&format!("/.{e}"))
+        });
+        if !ok {
+            return problem(format!(
+                "`{}`: extension {} is not in `allowed_extensions`",
+                path.display(),
+                ext.map_or_else(|| "(none)".to_string(), |e| format!("`.{e}`"))
+            ));
+        }
+    }
+    Some(Found::File(SourceFile {
+        logical,
+        size: meta.len(),
+        mtime_ns: mtime_ns(&meta),
+        inode: crate::util::inode(&meta),
+        path,
+    }))
 }
 
 pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
@@ -325,14 +403,4 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i64)
-}
-
-#[cfg(unix)]
-fn inode(meta: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode(_meta: &std::fs::Metadata) -> u64 {
-    0
 }

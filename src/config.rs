@@ -355,6 +355,8 @@ pub struct Config {
     pub base_dir: PathBuf,
     pub sources: Vec<PathBuf>,
     pub include: GlobSet,
+    /// `include` holds `**` (the default): every path matches.
+    pub include_all: bool,
     /// Include patterns that name hidden paths, which are otherwise skipped.
     pub include_hidden: GlobSet,
     pub exclude: GlobSet,
@@ -767,6 +769,7 @@ fn resolve(
         base_dir: base_dir.to_path_buf(),
         sources: raw.source.dirs.iter().map(|d| rel(d)).collect(),
         include: glob_set("[source] include", &include_patterns)?,
+        include_all: include_patterns.iter().any(|p| p == "**"),
         include_hidden: glob_set("[source] include", &hidden)?,
         exclude: glob_set("[source] exclude", &raw.source.exclude)?,
         max_file_size,

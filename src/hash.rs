@@ -26,6 +26,12 @@ const READ_CHUNK: u64 = 4 * 1024 * 1024;
 /// large files of a run would otherwise be hashed on one core.
 const PARALLEL_MIN: usize = 512 * 1024;
 
+/// Whether a file's stat vouches for its content: its mtime is far enough
+/// before the walk that a later write would have moved it.
+pub fn trusted(mtime_ns: i64, scan_start_ns: i64) -> bool {
+    scan_start_ns - mtime_ns > MTIME_GRANULARITY_NS
+}
+
 #[derive(Debug, Clone)]
 pub struct HashedFile {
     pub source: SourceFile,
@@ -99,7 +105,7 @@ pub fn hash_all(
                         mtime_ns: h.source.mtime_ns,
                         inode: h.source.inode,
                         blake3: h.blake3.clone(),
-                        trusted: scan_start_ns - h.source.mtime_ns > MTIME_GRANULARITY_NS,
+                        trusted: trusted(h.source.mtime_ns, scan_start_ns),
                     },
                 ));
                 done[i] = Some(h);

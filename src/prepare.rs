@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use crate::collect::SourceFile;
 use crate::compress::{self, Encoding};
 use crate::config::{Config, Fingerprint, IMMUTABLE, ObjectEncoding, TargetUrl};
 use crate::error::{Error, Result};
@@ -86,10 +87,53 @@ pub fn variant_of(e: Encoding) -> Variant {
 pub fn inputs_digest(config: &Config, files: &[HashedFile]) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"prepared-v1\0");
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(env!("ASSETPUB_SOURCE_DIGEST").as_bytes());
+    h.update(settings_digest_input(config).as_bytes());
+    h.update(&(files.len() as u64).to_le_bytes());
+    for f in files {
+        h.update(f.source.logical.as_bytes());
+        h.update(b"\0");
+        h.update(f.blake3.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// A digest of the settings and of what the walk saw of every file (name,
+/// path, size, mtime, inode), or `None` when a file changed too recently for
+/// its stat to vouch for its content (see `hash::trusted`). Two runs with
+/// the same key read the same bytes, so the second has the first one's
+/// `inputs_digest` without reading the stat cache or hashing.
+pub fn stat_key(config: &Config, files: &[SourceFile], scan_start_ns: i64) -> Option<String> {
+    if !files
+        .iter()
+        .all(|f| crate::hash::trusted(f.mtime_ns, scan_start_ns))
+    {
+        return None;
+    }
+    // One buffer hashed once: many small updates cost more than the hashing.
+    let mut buf = Vec::with_capacity(files.len() * 160);
+    buf.extend_from_slice(b"stat-v1\0");
+    buf.extend_from_slice(settings_digest_input(config).as_bytes());
+    buf.extend_from_slice(&(files.len() as u64).to_le_bytes());
+    for f in files {
+        buf.extend_from_slice(f.logical.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(f.path.as_os_str().as_encoded_bytes());
+        buf.push(0);
+        buf.extend_from_slice(&f.size.to_le_bytes());
+        buf.extend_from_slice(&f.mtime_ns.to_le_bytes());
+        buf.extend_from_slice(&f.inode.to_le_bytes());
+    }
+    let h = blake3::hash(&buf);
+    Some(h.to_hex().to_string())
+}
+
+/// Everything besides the files that decides the entries: this build of
+/// assetpub and the settings it reads.
+fn settings_digest_input(config: &Config) -> String {
     let mut settings = format!(
-        "\0{:?}\0{}\0{}\0{}\0{}\0{:?}\0{}\0",
+        "{}\0{}\0{:?}\0{}\0{}\0{}\0{}\0{:?}\0{}\0",
+        env!("CARGO_PKG_VERSION"),
+        env!("ASSETPUB_SOURCE_DIGEST"),
         Layout::for_config(config),
         config.rewrite,
         config.rewrite_strict,
@@ -111,14 +155,7 @@ pub fn inputs_digest(config: &Config, files: &[HashedFile]) -> String {
             r.metadata
         ));
     }
-    h.update(settings.as_bytes());
-    h.update(&(files.len() as u64).to_le_bytes());
-    for f in files {
-        h.update(f.source.logical.as_bytes());
-        h.update(b"\0");
-        h.update(f.blake3.as_bytes());
-    }
-    h.finalize().to_hex().to_string()
+    settings
 }
 
 pub fn prepare(

@@ -90,41 +90,72 @@ struct Computed {
     parent: Option<String>,
 }
 
-async fn compute(ctx: &mut Context) -> Result<Computed> {
-    let scan_start = crate::util::now_ns();
+/// The source dirs walked on a thread of their own, started before the
+/// state DB and the store are opened: on a run with nothing to do the walk
+/// is most of the work, and neither needs the other.
+pub struct Walk {
+    scan_start: i64,
+    handle: std::thread::JoinHandle<Result<Vec<collect::SourceFile>>>,
+}
+
+impl Walk {
+    pub fn start(config: &Config, reporter: Arc<dyn crate::report::Reporter>) -> Walk {
+        // Taken before any file is seen, so that a file written during the
+        // walk is not trusted by its stat (see `hash::trusted`).
+        let scan_start = crate::util::now_ns();
+        let config = config.clone();
+        let handle = std::thread::spawn(move || collect::collect(&config, reporter.as_ref()));
+        Walk { scan_start, handle }
+    }
+
+    fn finish(self) -> Result<Vec<collect::SourceFile>> {
+        self.handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
+    let scan_start = walk.scan_start;
     let config = ctx.config.clone();
     let reporter = ctx.reporter.clone();
+    let recorded = ctx.state.prepared_from(ctx.target.id)?;
     // The build is validated and hashed before anything remote is read, so
     // bad input fails fast and offline.
-    // The stat cache is read while the tree is walked: neither needs the
-    // other, and for a large site each takes a good part of a run.
-    let state = &mut ctx.state;
-    let (collected, cache) = std::thread::scope(|s| {
-        let cache = s.spawn(move || state.stat_cache());
-        let collected = collect::collect(&config, reporter.as_ref());
-        let cache = cache
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (collected, cache)
-    });
-    let collected = collected?;
-    let scanner = crate::fingerprint::Scanner::new(&config);
-    let (hashed, stats) = hash::hash_all(
-        collected,
-        cache?,
-        &mut ctx.state,
-        scan_start,
-        &scanner,
-        reporter.as_ref(),
-    )?;
-    let inputs = prepare::inputs_digest(&config, &hashed);
+    // When the last run left a stat key, this one most likely walks the same
+    // tree and needs neither the stat cache nor hashing. Otherwise the stat
+    // cache is read while the walk goes on: for a large site each takes a
+    // good part of a run.
+    let expect_same = recorded.as_ref().is_some_and(|p| p.stat_key.is_some());
+    let cache = if expect_same {
+        None
+    } else {
+        Some(ctx.state.stat_cache())
+    };
+    let collected = walk.finish()?;
+    let cache = cache.transpose()?;
+    let file_count = collected.len();
+    let stat_key = prepare::stat_key(&config, &collected, scan_start);
+    let same_tree = stat_key.is_some()
+        && recorded.as_ref().and_then(|p| p.stat_key.as_ref()) == stat_key.as_ref();
+    let mut tree = Some((collected, cache));
+    let mut hashed = None;
+    let mut hashed_count = 0;
+    let inputs = match &recorded {
+        Some(p) if same_tree => p.inputs.clone(),
+        _ => {
+            let (collected, cache) = tree.take().expect("not hashed yet");
+            let (h, n) = hash_tree(ctx, collected, cache, scan_start)?;
+            hashed_count = n;
+            let inputs = prepare::inputs_digest(&config, &h);
+            hashed = Some(h);
+            inputs
+        }
+    };
     // The same inputs as the deploy the target serves: its entries are what
     // preparing would make again, so the files are not read, rewritten or
     // compressed, and there is nothing to compare.
-    let earlier = ctx
-        .state
-        .prepared_from(ctx.target.id)?
-        .filter(|p| p.inputs == inputs);
+    let earlier = recorded.filter(|p| p.inputs == inputs);
     let mut remote = None;
     if let Some(earlier) = earlier {
         // Django's staticfiles.json is made from the entries; nothing else
@@ -134,6 +165,15 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         } else {
             ctx.served_manifest().await?
         };
+        let from = PreparedFrom {
+            stat_key: stat_key.clone(),
+            ..earlier.clone()
+        };
+        if stat_key.is_some() && stat_key != earlier.stat_key {
+            // The tree is now old enough to vouch for: the next run can
+            // skip the stat cache and hashing.
+            ctx.state.record_prepared_from(ctx.target.id, &from)?;
+        }
         let reuse = |plan: Plan, remote: Remote, deploy: String| {
             for w in &earlier.warnings {
                 reporter.warn(w);
@@ -143,8 +183,8 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
                 remote,
                 parent: Some(deploy),
                 files: HashMap::new(),
-                hashed: stats.hashed,
-                inputs: earlier.clone(),
+                hashed: hashed_count,
+                inputs: from.clone(),
             }
         };
         let layout = Layout::for_config(&config);
@@ -154,7 +194,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
                     manifest: None,
                     etag,
                 };
-                let plan = Plan::unchanged(BTreeMap::new(), hashed.len(), layout);
+                let plan = Plan::unchanged(BTreeMap::new(), file_count, layout);
                 return Ok(reuse(plan, remote, deploy));
             }
             Served::Fetched(mut r)
@@ -168,7 +208,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
                 let m = r.manifest.as_mut().expect("checked above");
                 let files = std::mem::take(&mut m.files);
                 let deploy = m.deploy.clone();
-                let plan = Plan::unchanged(files, hashed.len(), layout);
+                let plan = Plan::unchanged(files, file_count, layout);
                 return Ok(reuse(plan, r, deploy));
             }
             Served::Fetched(r) => remote = Some(r),
@@ -177,6 +217,18 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
             Served::Unchanged { .. } => {}
         }
     }
+    // Not hashed yet when the walk matched the stat key but the target has
+    // moved on: the entries are made afresh.
+    let (hashed, inputs) = match (hashed, tree) {
+        (Some(h), _) => (h, inputs),
+        (None, Some((collected, cache))) => {
+            let (h, n) = hash_tree(ctx, collected, cache, scan_start)?;
+            hashed_count = n;
+            let inputs = prepare::inputs_digest(&config, &h);
+            (h, inputs)
+        }
+        (None, None) => unreachable!("the tree is hashed or kept for hashing"),
+    };
     let recording = Recording::new(reporter.as_ref());
     let prepared = prepare::prepare(&config, hashed, &ctx.state, &recording)?;
     let warnings = recording.into_warnings();
@@ -211,6 +263,7 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         inputs,
         deploy: String::new(),
         warnings,
+        stat_key,
     };
     if !plan.has_changes()
         && let Some(m) = &remote.manifest
@@ -233,9 +286,35 @@ async fn compute(ctx: &mut Context) -> Result<Computed> {
         parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
         remote,
         files,
-        hashed: stats.hashed,
+        hashed: hashed_count,
         inputs,
     })
+}
+
+/// blake3 of every collected file the stat cache cannot vouch for; the
+/// cache is read here when the walk did not read it alongside. Returns the
+/// files and how many were hashed.
+fn hash_tree(
+    ctx: &mut Context,
+    collected: Vec<collect::SourceFile>,
+    cache: Option<HashMap<String, crate::state::StatEntry>>,
+    scan_start: i64,
+) -> Result<(Vec<hash::HashedFile>, usize)> {
+    let cache = match cache {
+        Some(c) => c,
+        None => ctx.state.stat_cache()?,
+    };
+    let scanner = crate::fingerprint::Scanner::new(&ctx.config);
+    let reporter = ctx.reporter.clone();
+    let (hashed, stats) = hash::hash_all(
+        collected,
+        cache,
+        &mut ctx.state,
+        scan_start,
+        &scanner,
+        reporter.as_ref(),
+    )?;
+    Ok((hashed, stats.hashed))
 }
 
 /// Refuses to change what the objects of a target hold (`[target]
@@ -348,7 +427,12 @@ impl Known for KnownInState<'_> {
     }
 }
 
-pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<PublishReport> {
+/// `walk` was started on the same config as `ctx` (see [`Walk::start`]).
+pub async fn publish(
+    ctx: &mut Context,
+    opts: &PublishOptions,
+    walk: Walk,
+) -> Result<PublishReport> {
     let started = Instant::now();
     let Computed {
         plan,
@@ -357,7 +441,7 @@ pub async fn publish(ctx: &mut Context, opts: &PublishOptions) -> Result<Publish
         hashed,
         inputs,
         parent,
-    } = compute(ctx).await?;
+    } = compute(ctx, walk).await?;
     let mut report = PublishReport {
         target: ctx.store.describe(),
         dry_run: opts.dry_run,

@@ -14,6 +14,11 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 pub struct State {
     conn: Connection,
     path: PathBuf,
+    /// The DB file's stamp (see [`file_stamp`]) as this run found it intact;
+    /// `None` for an in-memory DB.
+    verified: Option<String>,
+    /// An SQLite error was seen: the file is not vouched for at close.
+    failed: std::cell::Cell<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,14 +113,23 @@ impl State {
                 }),
             }
         };
+        // The integrity check reads the whole file. It is skipped while the
+        // file is exactly as a run that found it intact left it: a restored
+        // or copied file, or one a crash left with a pending WAL, is checked.
+        let stamp = file_stamp(path);
+        let vouched = stamp.is_some()
+            && !wal_pending(path)
+            && std::fs::read_to_string(verified_path(path)).ok() == stamp;
         let conn = Connection::open(path).map_err(classify)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(classify)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(classify)?;
-        if check != "ok" {
-            return Err(OpenError::Corrupt(check));
+        if !vouched {
+            let check: String = conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(classify)?;
+            if check != "ok" {
+                return Err(OpenError::Corrupt(check));
+            }
         }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(classify)?;
@@ -126,6 +140,8 @@ impl State {
         let mut state = State {
             conn,
             path: path.to_path_buf(),
+            verified: stamp.filter(|_| vouched),
+            failed: std::cell::Cell::new(false),
         };
         state.migrate().map_err(|e| match e {
             Error::State { ref message, .. } if message.contains("locked") => OpenError::Locked,
@@ -143,6 +159,8 @@ impl State {
         let mut state = State {
             conn,
             path: PathBuf::from(":memory:"),
+            verified: None,
+            failed: std::cell::Cell::new(false),
         };
         state.migrate()?;
         Ok(state)
@@ -153,6 +171,7 @@ impl State {
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
+        self.failed.set(true);
         Error::State {
             path: self.path.display().to_string(),
             message: e.to_string(),
@@ -556,21 +575,25 @@ pub struct PreparedFrom {
     pub inputs: String,
     pub deploy: String,
     pub warnings: Vec<String>,
+    /// `prepare::stat_key` of the tree the inputs were read from, when every
+    /// file in it was old enough to trust its stat.
+    pub stat_key: Option<String>,
 }
 
 impl State {
     pub fn prepared_from(&self, target: i64) -> Result<Option<PreparedFrom>> {
-        self.cached("SELECT inputs, deploy, warnings FROM prepared WHERE target_id = ?1")?
+        self.cached("SELECT inputs, deploy, warnings, stat_key FROM prepared WHERE target_id = ?1")?
             .query_row(params![target], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
             })
             .optional()
             .map(|row| {
-                row.map(|(inputs, deploy, warnings)| PreparedFrom {
+                row.map(|(inputs, deploy, warnings, stat_key)| PreparedFrom {
                     inputs,
                     deploy,
                     // Unreadable warnings only lose the repetition.
                     warnings: serde_json::from_str(&warnings).unwrap_or_default(),
+                    stat_key,
                 })
             })
             .map_err(|e| self.err(e))
@@ -579,9 +602,9 @@ impl State {
     pub fn record_prepared_from(&self, target: i64, p: &PreparedFrom) -> Result<()> {
         let warnings = serde_json::to_string(&p.warnings).expect("strings serialize");
         self.cached(
-            "INSERT OR REPLACE INTO prepared (target_id, inputs, deploy, warnings) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO prepared (target_id, inputs, deploy, warnings, stat_key) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![target, p.inputs, p.deploy, warnings])
+        .execute(params![target, p.inputs, p.deploy, warnings, p.stat_key])
         .map(drop)
         .map_err(|e| self.err(e))
     }
@@ -598,6 +621,55 @@ impl Batch<'_> {
         let state = self.state;
         self.tx.commit().map_err(|e| state.err(e))
     }
+}
+
+impl Drop for State {
+    /// Closes the DB and, when this run saw no SQLite error, records the
+    /// file's stamp so that the next open can skip the integrity check.
+    fn drop(&mut self) {
+        if self.path.as_os_str() == ":memory:" || self.failed.get() {
+            return;
+        }
+        let Ok(placeholder) = Connection::open_in_memory() else {
+            return;
+        };
+        // Closed by its last connection, SQLite checkpoints and removes the
+        // WAL, so the file's stamp is final.
+        if std::mem::replace(&mut self.conn, placeholder)
+            .close()
+            .is_err()
+            || wal_pending(&self.path)
+        {
+            return;
+        }
+        if let Some(stamp) = file_stamp(&self.path)
+            && self.verified.as_ref() != Some(&stamp)
+        {
+            let _ = std::fs::write(verified_path(&self.path), stamp);
+        }
+    }
+}
+
+/// Beside the DB: its stamp when last closed by a run that found it intact.
+pub fn verified_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-verified", path.display()))
+}
+
+/// Size, mtime and inode of the DB file.
+fn file_stamp(path: &Path) -> Option<String> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {} {}",
+        m.len(),
+        crate::collect::mtime_ns(&m),
+        crate::util::inode(&m)
+    ))
+}
+
+/// A WAL with frames in it: a run still has the DB open, or one ended
+/// without closing it.
+fn wal_pending(path: &Path) -> bool {
+    std::fs::metadata(format!("{}-wal", path.display())).is_ok_and(|m| m.len() > 0)
 }
 
 enum OpenError {
@@ -676,6 +748,56 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
             .collect();
         assert_eq!(aside.len(), 1, "the corrupt file is kept");
+    }
+
+    #[test]
+    fn a_clean_close_vouches_for_the_file_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let r = CollectingReporter::default();
+        let entries: Vec<_> = (0..2000)
+            .map(|i| {
+                (
+                    format!("/site/file-{i}.css"),
+                    StatEntry {
+                        size: i,
+                        mtime_ns: 1,
+                        inode: i,
+                        blake3: "ab".repeat(32),
+                        trusted: true,
+                    },
+                )
+            })
+            .collect();
+        {
+            let mut s = State::open(&path, &r).unwrap();
+            s.store_stats(&entries).unwrap();
+        }
+        let stamp = std::fs::read_to_string(verified_path(&path)).unwrap();
+        assert_eq!(Some(stamp.clone()), file_stamp(&path));
+        assert!(!wal_pending(&path), "closing checkpoints the WAL");
+        // Opened as vouched for, read only: the stamp stays.
+        {
+            let s = State::open(&path, &r).unwrap();
+            assert!(s.verified.is_some());
+            assert_eq!(s.stat_cache().unwrap().len(), 2000);
+        }
+        assert_eq!(
+            std::fs::read_to_string(verified_path(&path)).unwrap(),
+            stamp
+        );
+        // Changed behind its back (the same size): checked, found corrupt,
+        // moved aside.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let half = bytes.len() / 2;
+        bytes[half..].fill(0x55);
+        std::fs::write(&path, &bytes).unwrap();
+        let s = State::open(&path, &r).unwrap();
+        assert!(s.verified.is_none());
+        assert!(s.stat_cache().unwrap().is_empty(), "a new DB");
+        let warnings = r.warnings.lock().unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("corrupt"), "{warnings:?}");
     }
 
     #[test]

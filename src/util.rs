@@ -75,6 +75,16 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+#[cfg(unix)]
+pub fn inode(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+pub fn inode(_meta: &std::fs::Metadata) -> u64 {
+    0
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
