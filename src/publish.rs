@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -56,9 +56,24 @@ pub struct PublishReport {
     pub staticfiles: Option<StaticfilesReport>,
     pub hashed: usize,
     pub duration_ms: u64,
+    pub timings: Timings,
     /// What the CDN was told once the deploy was live (`null` without
     /// `[cdn]`, on a dry run, or when nothing changed).
     pub invalidation: Option<Invalidation>,
+}
+
+/// Where the time before any upload went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Walking and `stat`ing the source dirs (on a thread of its own, while
+    /// the state DB and the store are opened).
+    pub walk_ms: u64,
+    /// Reading and hashing the files the stat cache cannot vouch for, with
+    /// the stat cache itself when it was not read alongside the walk.
+    pub hash_ms: u64,
+    /// Rewriting references, fingerprinting and compressing; 0 when the
+    /// served deploy's entries were reused.
+    pub prepare_ms: u64,
 }
 
 /// What happens to Django's `staticfiles.json` (see django.rs).
@@ -83,6 +98,7 @@ struct Computed {
     /// current deploy's (nothing to upload).
     files: HashMap<String, Arc<Prepared>>,
     hashed: usize,
+    timings: Timings,
     /// What the entries were prepared from, to remember for the deploy
     /// that serves them.
     inputs: PreparedFrom,
@@ -95,7 +111,7 @@ struct Computed {
 /// is most of the work, and neither needs the other.
 pub struct Walk {
     scan_start: i64,
-    handle: std::thread::JoinHandle<Result<Vec<collect::SourceFile>>>,
+    handle: std::thread::JoinHandle<(Result<Vec<collect::SourceFile>>, Duration)>,
 }
 
 impl Walk {
@@ -104,11 +120,15 @@ impl Walk {
         // walk is not trusted by its stat (see `hash::trusted`).
         let scan_start = crate::util::now_ns();
         let config = config.clone();
-        let handle = std::thread::spawn(move || collect::collect(&config, reporter.as_ref()));
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let files = collect::collect(&config, reporter.as_ref());
+            (files, started.elapsed())
+        });
         Walk { scan_start, handle }
     }
 
-    fn finish(self) -> Result<Vec<collect::SourceFile>> {
+    fn finish(self) -> (Result<Vec<collect::SourceFile>>, Duration) {
         self.handle
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -132,8 +152,13 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     } else {
         Some(ctx.state.stat_cache())
     };
-    let collected = walk.finish()?;
+    let (collected, walked) = walk.finish();
+    let collected = collected?;
     let cache = cache.transpose()?;
+    let mut timings = Timings {
+        walk_ms: walked.as_millis() as u64,
+        ..Timings::default()
+    };
     let file_count = collected.len();
     let stat_key = prepare::stat_key(&config, &collected, scan_start);
     let same_tree = stat_key.is_some()
@@ -145,7 +170,9 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         Some(p) if same_tree => p.inputs.clone(),
         _ => {
             let (collected, cache) = tree.take().expect("not hashed yet");
+            let started = Instant::now();
             let (h, n) = hash_tree(ctx, collected, cache, scan_start)?;
+            timings.hash_ms = started.elapsed().as_millis() as u64;
             hashed_count = n;
             let inputs = prepare::inputs_digest(&config, &h);
             hashed = Some(h);
@@ -184,6 +211,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
                 parent: Some(deploy),
                 files: HashMap::new(),
                 hashed: hashed_count,
+                timings,
                 inputs: from.clone(),
             }
         };
@@ -222,7 +250,9 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     let (hashed, inputs) = match (hashed, tree) {
         (Some(h), _) => (h, inputs),
         (None, Some((collected, cache))) => {
+            let started = Instant::now();
             let (h, n) = hash_tree(ctx, collected, cache, scan_start)?;
+            timings.hash_ms = started.elapsed().as_millis() as u64;
             hashed_count = n;
             let inputs = prepare::inputs_digest(&config, &h);
             (h, inputs)
@@ -230,7 +260,9 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         (None, None) => unreachable!("the tree is hashed or kept for hashing"),
     };
     let recording = Recording::new(reporter.as_ref());
+    let started = Instant::now();
     let prepared = prepare::prepare(&config, hashed, &ctx.state, &recording)?;
+    timings.prepare_ms = started.elapsed().as_millis() as u64;
     let warnings = recording.into_warnings();
     check_reserved_keys(&config, &prepared)?;
     let remote = match remote {
@@ -287,6 +319,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         remote,
         files,
         hashed: hashed_count,
+        timings,
         inputs,
     })
 }
@@ -439,6 +472,7 @@ pub async fn publish(
         remote,
         files,
         hashed,
+        timings,
         inputs,
         parent,
     } = compute(ctx, walk).await?;
@@ -460,6 +494,7 @@ pub async fn publish(
         staticfiles: None,
         hashed,
         duration_ms: 0,
+        timings,
         invalidation: None,
     };
     let staticfiles = if ctx.config.django {

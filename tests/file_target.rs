@@ -535,6 +535,7 @@ fn json_documents_have_stable_fields() {
         "stable_keys",
         "staticfiles",
         "target",
+        "timings",
         "unchanged",
         "upload_bytes",
         "uploads",
@@ -542,6 +543,10 @@ fn json_documents_have_stable_fields() {
     let p = Project::new();
     let plan = p.json(&["plan"]);
     assert_eq!(fields(&plan), REPORT);
+    assert_eq!(
+        fields(&plan["timings"]),
+        ["hash_ms", "prepare_ms", "walk_ms"]
+    );
     assert_eq!(
         fields(&plan["uploads"][0]),
         ["bytes", "key", "logical", "reason"]
