@@ -35,6 +35,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -263,23 +264,41 @@ class Runner:
             f.write(" ".join(argv) + "\n")
         if self.proxy:
             self.proxy.reset()
-        capped = False
+        stopped = threading.Event()
+
+        def stop(p: subprocess.Popen) -> None:
+            stopped.set()
+            for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    return
+                if grace is None:
+                    return
+                deadline = time.monotonic() + grace
+                while time.monotonic() < deadline:
+                    if p.poll() is not None:
+                        return
+                    time.sleep(0.1)
+
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.monotonic()
             p = subprocess.Popen(["/usr/bin/time", "-v", "-o", str(time_path)] + argv, stdout=out, stderr=err, env=env,
                                  start_new_session=True, stdin=subprocess.DEVNULL)
-            try:
-                rc = p.wait(timeout=cap)
-            except subprocess.TimeoutExpired:
-                capped = True
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
-                rc = None
+            # A blocking wait, with the cap enforced from a timer thread:
+            # Popen.wait(timeout=...) polls with sleeps of up to 50 ms,
+            # which would add up to 50 ms to every short run.
+            timer = threading.Timer(cap, stop, args=(p,)) if cap else None
+            if timer:
+                timer.daemon = True
+                timer.start()
+            rc = p.wait()
             wall = time.monotonic() - t0
+            if timer:
+                timer.cancel()
+        capped = stopped.is_set()
+        if capped:
+            rc = None
         counts = self.proxy.reset() if self.proxy else {}
         rss = None
         try:
