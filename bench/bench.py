@@ -380,13 +380,13 @@ class Assetpub(Tool):
     def version(self):
         return first_line([self.ctx.args.assetpub, "--version"])
 
-    def config(self, bucket: str, site: Path) -> Path:
+    def config(self, bucket: str, site: Path, endpoint: str | None = None) -> Path:
         path = self.dir / ("%s.toml" % bucket)
         if self.file_mode:
             target = '[target]\nurl = "file://%s"\n' % (self.dir / ("%s.target" % bucket))
         else:
             target = ('[target]\nurl = "s3://%s"\nendpoint = "%s"\npath_style = true\nregion = "garage"\nconcurrency = %d\n'
-                      % (bucket, self.ctx.endpoint, CONCURRENCY))
+                      % (bucket, endpoint or self.ctx.endpoint, CONCURRENCY))
         path.write_text('[source]\ndirs = ["%s"]\n\n%s' % (site, target))
         return path
 
@@ -871,9 +871,15 @@ class Bench:
         if ap:
             ap_bucket = self.garage.bucket("ap-big")
             ap.prepare(ap_bucket, site, fresh_state=True)
-            log("  setup: assetpub cold publish of the large tree")
+            # Straight to Garage, like the peers' seeding below (the state DB
+            # knows a target by its bucket, not by the endpoint); the
+            # measured no-op goes through the proxy again.
+            log("  setup: assetpub cold publish of the large tree (direct to Garage, not counted)")
             argv, env = ap.sync(ap_bucket, site)
+            if not ap.file_mode:
+                ap.config(ap_bucket, site, endpoint="http://127.0.0.1:%d" % self.garage.s3_port)
             r = self.runner.run("s6-setup-assetpub", argv, env, a.big_setup_cap)
+            ap.config(ap_bucket, site)
             r["status"] = "ok" if r["exit"] == 0 else ("capped" if r["capped"] else "failed")
             if r["status"] == "failed":
                 r["error"] = tail(r["stderr"]) or tail(r["stdout"])
@@ -1199,9 +1205,11 @@ def render_markdown(res: dict, args) -> str:
         if sid == "6" and res.get("big_setup"):
             for k, r in res["big_setup"].items():
                 if k == "assetpub":
-                    notes.append("setup, assetpub cold publish: %s, %s requests (%s), exit %s" % (
-                        human_secs(r["wall_s"]), "{:,}".format(r["requests"].get("requests", 0)),
-                        fmt_counts(r["requests"].get("ops", {})), r["exit"]))
+                    ap_json = parse_assetpub_json(r.get("stdout", ""))
+                    notes.append("setup, assetpub cold publish (direct to Garage, not counted): %s, %s objects uploaded "
+                                 "and %s stable keys copied, exit %s" % (
+                                     human_secs(r["wall_s"]), "{:,}".format(ap_json.get("uploads_count", 0)),
+                                     "{:,}".format(ap_json.get("stable_keys_count", 0)), r["exit"]))
                 else:
                     notes.append("setup, rclone --checksum seeding the shared peer bucket (direct to Garage, not counted): "
                                  "%s, exit %s" % (human_secs(r["wall_s"]), r["exit"]))
