@@ -394,7 +394,7 @@ class Assetpub(Tool):
         return self.dir / ("%s.db" % bucket)
 
     def forget_state(self, bucket: str) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", "-verified"):
             p = Path(str(self.state(bucket)) + suffix)
             if p.exists():
                 p.unlink()
@@ -803,9 +803,8 @@ class Bench:
                     cfg.write_text('[source]\ndirs = ["%s"]\n[target]\nurl = "file://%s"\n' % (site, empty))
                 else:
                     cfg = ap.config(self.garage.bucket("hash-empty-%d" % rep), site)
-                db = self.work / "assetpub" / ("hash-%d.db" % rep)
-                for suffix in ("", "-wal", "-shm", "-verified"):
-                    Path(str(db) + suffix).unlink(missing_ok=True)
+                db = ap.state("hash-%d" % rep)
+                ap.forget_state("hash-%d" % rep)
                 r = hrunner.run("hash-assetpub-%d" % rep, [a.assetpub, "--config", str(cfg), "--state", str(db), "--json", "plan"],
                                 self.aws_env(), a.cap)
                 statuses.append("ok" if r["exit"] == 0 else "failed: " + (tail(r["stderr"]) or tail(r["stdout"])))

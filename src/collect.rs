@@ -185,27 +185,22 @@ fn walk(
     rayon::scope(|s| visit(s, &w, dir.to_path_buf(), top));
     let mut found = w.found.into_inner().unwrap_or_else(|p| p.into_inner());
     found.sort_unstable_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
-    // Within one source dir, path order is logical order: the first dir's
-    // files go in already sorted.
-    let first = files.is_empty();
     for f in found {
         match f {
             Found::Problem(_, p) => problems.push(p),
             Found::Warning(_, m) => reporter.warn(&m),
-            Found::File(file) if first => {
-                files.insert(file.logical.clone(), file);
-            }
-            Found::File(file) => {
-                if let Some(earlier) = files.get(&file.logical) {
+            Found::File(file) => match files.entry(file.logical.clone()) {
+                std::collections::btree_map::Entry::Occupied(earlier) => {
                     reporter.warn(&format!(
                         "`{}` is shadowed by `{}` (an earlier source dir wins)",
                         file.path.display(),
-                        earlier.path.display()
+                        earlier.get().path.display()
                     ));
-                    continue;
                 }
-                files.insert(file.logical.clone(), file);
-            }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(file);
+                }
+            },
         }
     }
 }
@@ -392,15 +387,8 @@ fn examine(
     Some(Found::File(SourceFile {
         logical,
         size: meta.len(),
-        mtime_ns: mtime_ns(&meta),
+        mtime_ns: crate::util::mtime_ns(&meta),
         inode: crate::util::inode(&meta),
         path,
     }))
-}
-
-pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64)
 }

@@ -169,12 +169,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     let inputs = match &recorded {
         Some(p) if same_tree => p.inputs.clone(),
         _ => {
-            let (collected, cache) = tree.take().expect("not hashed yet");
-            let started = Instant::now();
-            let (h, n) = hash_tree(ctx, collected, cache, scan_start)?;
-            timings.hash_ms = started.elapsed().as_millis() as u64;
-            hashed_count = n;
-            let inputs = prepare::inputs_digest(&config, &h);
+            let tree = tree.take().expect("not hashed yet");
+            let (h, inputs) = hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?;
             hashed = Some(h);
             inputs
         }
@@ -247,17 +243,12 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     }
     // Not hashed yet when the walk matched the stat key but the target has
     // moved on: the entries are made afresh.
-    let (hashed, inputs) = match (hashed, tree) {
-        (Some(h), _) => (h, inputs),
-        (None, Some((collected, cache))) => {
-            let started = Instant::now();
-            let (h, n) = hash_tree(ctx, collected, cache, scan_start)?;
-            timings.hash_ms = started.elapsed().as_millis() as u64;
-            hashed_count = n;
-            let inputs = prepare::inputs_digest(&config, &h);
-            (h, inputs)
+    let (hashed, inputs) = match hashed {
+        Some(h) => (h, inputs),
+        None => {
+            let tree = tree.take().expect("kept for hashing");
+            hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?
         }
-        (None, None) => unreachable!("the tree is hashed or kept for hashing"),
     };
     let recording = Recording::new(reporter.as_ref());
     let started = Instant::now();
@@ -324,22 +315,28 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     })
 }
 
-/// blake3 of every collected file the stat cache cannot vouch for; the
-/// cache is read here when the walk did not read it alongside. Returns the
-/// files and how many were hashed.
+/// blake3 of every collected file the stat cache cannot vouch for (the
+/// cache is read here when the walk did not read it alongside), and the
+/// inputs digest of the result. Counts the files hashed into `hashed` and
+/// the time taken into `timings`.
 fn hash_tree(
     ctx: &mut Context,
-    collected: Vec<collect::SourceFile>,
-    cache: Option<HashMap<String, crate::state::StatEntry>>,
+    (collected, cache): (
+        Vec<collect::SourceFile>,
+        Option<HashMap<String, crate::state::StatEntry>>,
+    ),
     scan_start: i64,
-) -> Result<(Vec<hash::HashedFile>, usize)> {
+    timings: &mut Timings,
+    hashed: &mut usize,
+) -> Result<(Vec<hash::HashedFile>, String)> {
+    let started = Instant::now();
     let cache = match cache {
         Some(c) => c,
         None => ctx.state.stat_cache()?,
     };
     let scanner = crate::fingerprint::Scanner::new(&ctx.config);
     let reporter = ctx.reporter.clone();
-    let (hashed, stats) = hash::hash_all(
+    let (files, stats) = hash::hash_all(
         collected,
         cache,
         &mut ctx.state,
@@ -347,7 +344,10 @@ fn hash_tree(
         &scanner,
         reporter.as_ref(),
     )?;
-    Ok((hashed, stats.hashed))
+    let inputs = prepare::inputs_digest(&ctx.config, &files);
+    timings.hash_ms = started.elapsed().as_millis() as u64;
+    *hashed = stats.hashed;
+    Ok((files, inputs))
 }
 
 /// Refuses to change what the objects of a target hold (`[target]

@@ -171,11 +171,7 @@ impl State {
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
-        self.failed.set(true);
-        Error::State {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        }
+        sql_error(&self.path, &self.failed, e)
     }
 
     /// A statement run once per file or object: parsed once per run.
@@ -194,11 +190,7 @@ impl State {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let path = self.path.display().to_string();
-        let err = |e: rusqlite::Error| Error::State {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let err = |e: rusqlite::Error| sql_error(&self.path, &self.failed, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -218,7 +210,7 @@ impl State {
         let newest = MIGRATIONS.last().map_or(0, |m| m.0);
         if applied > newest {
             return Err(Error::State {
-                path,
+                path: self.path.display().to_string(),
                 message: format!(
                     "written by a newer assetpub (schema {applied}, this one knows {newest}); upgrade assetpub or use another --state"
                 ),
@@ -272,11 +264,7 @@ impl State {
         if entries.is_empty() {
             return Ok(());
         }
-        let path = self.path.display().to_string();
-        let err = |e: rusqlite::Error| Error::State {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let err = |e: rusqlite::Error| sql_error(&self.path, &self.failed, e);
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut stmt = tx
@@ -426,11 +414,7 @@ impl State {
     }
 
     pub fn forget_objects(&mut self, target: i64, keys: &[String]) -> Result<()> {
-        let path = self.path.display().to_string();
-        let err = |e: rusqlite::Error| Error::State {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let err = |e: rusqlite::Error| sql_error(&self.path, &self.failed, e);
         let tx = self.conn.transaction().map_err(err)?;
         for k in keys {
             tx.execute(
@@ -650,6 +634,16 @@ impl Drop for State {
     }
 }
 
+/// An SQLite error as the run reports it. It also marks the run as failed,
+/// so that the file is not vouched for at close.
+fn sql_error(path: &Path, failed: &std::cell::Cell<bool>, e: rusqlite::Error) -> Error {
+    failed.set(true);
+    Error::State {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
 /// Beside the DB: its stamp when last closed by a run that found it intact.
 pub fn verified_path(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}-verified", path.display()))
@@ -661,7 +655,7 @@ fn file_stamp(path: &Path) -> Option<String> {
     Some(format!(
         "{} {} {}",
         m.len(),
-        crate::collect::mtime_ns(&m),
+        crate::util::mtime_ns(&m),
         crate::util::inode(&m)
     ))
 }

@@ -111,16 +111,22 @@ fn prune_respects_max_deletes_and_never_touches_foreign_keys() {
     p.cmd().arg("verify").assert().success();
 }
 
+/// Puts `bytes` into the directory target under a fingerprinted key no
+/// manifest names, as a run that never switched the manifest leaves it.
+fn write_orphan(p: &Project, bytes: &[u8]) -> String {
+    let hash = blake3::hash(bytes).to_hex().to_string();
+    let key = format!("img/orphan.{}.png", &hash[..12]);
+    p.write_bytes(&format!("published/{key}"), bytes);
+    key
+}
+
 #[test]
 fn prune_deletes_objects_of_interrupted_runs() {
     let p = Project::new();
     p.json(&["publish"]);
     // An object uploaded by a run that never switched the manifest, from a
     // machine whose state DB is gone.
-    let bytes = b"orphan bytes".to_vec();
-    let hash = blake3::hash(&bytes).to_hex().to_string();
-    let key = format!("img/orphan.{}.png", &hash[..12]);
-    p.write_bytes(&format!("published/{key}"), &bytes);
+    let key = write_orphan(&p, b"orphan bytes");
     let out = p.json(&["prune", "--min-age", "0s"]);
     assert_eq!(out["deleted_objects"], serde_json::json!([key]));
     assert!(!p.path(&format!("published/{key}")).exists());
@@ -253,10 +259,7 @@ fn prune_holds_the_deploy_lock() {
 fn an_interrupted_runs_object_younger_than_min_age_is_kept() {
     let p = Project::new();
     p.json(&["publish"]);
-    let bytes = b"fresh orphan bytes".to_vec();
-    let hash = blake3::hash(&bytes).to_hex().to_string();
-    let key = format!("img/orphan.{}.png", &hash[..12]);
-    p.write_bytes(&format!("published/{key}"), &bytes);
+    let key = write_orphan(&p, b"fresh orphan bytes");
     // A run may be uploading it right now: kept under the 7-day default.
     let out = p.json(&["prune"]);
     assert_eq!(out["deleted_objects"], serde_json::json!([]));
