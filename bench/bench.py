@@ -120,9 +120,10 @@ def human_secs(s: float | None) -> str:
 
 
 class Garage:
-    def __init__(self, work: Path, binary: str):
+    def __init__(self, work: Path, binary: str, db_engine: str = "lmdb"):
         self.dir = work / "garage"
         self.binary = binary
+        self.db_engine = db_engine
         self.proc = None
 
     def start(self) -> None:
@@ -136,7 +137,7 @@ class Garage:
         self.cfg.write_text(
             f'metadata_dir = "{self.dir}/meta"\n'
             f'data_dir = "{self.dir}/data"\n'
-            'db_engine = "sqlite"\n'
+            f'db_engine = "{self.db_engine}"\n'
             "replication_factor = 1\n"
             'compression_level = "none"\n'
             f'rpc_bind_addr = "127.0.0.1:{self.rpc_port}"\n'
@@ -648,7 +649,7 @@ class Bench:
         a = self.args
         self.results["started"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.results["loadavg_at_start"] = list(os.getloadavg())
-        self.garage = Garage(self.work, a.garage)
+        self.garage = Garage(self.work, a.garage, a.garage_db)
         self.proxy = None
         try:
             log("starting garage")
@@ -999,7 +1000,7 @@ class Bench:
         a = self.args
         self.results["config"] = {
             "quick": a.quick, "runs": a.runs, "big_runs": a.big_runs, "files": a.files, "big_files": a.big_files,
-            "seed": a.seed, "change_pct": a.change_pct, "concurrency": CONCURRENCY, "cap_s": a.cap, "big_cap_s": a.big_cap,
+            "seed": a.seed, "change_pct": a.change_pct, "concurrency": CONCURRENCY, "garage_db": a.garage_db, "cap_s": a.cap, "big_cap_s": a.big_cap,
             "repeat_max_secs": a.repeat_max_secs, "fresh_mtimes": a.fresh_mtimes, "assetpub_target": a.assetpub_target, "scenarios": a.scenarios,
             "tools": {k: {"label": t.label, "settings": t.settings} for k, t in self.tools.items()},
         }
@@ -1098,9 +1099,9 @@ def render_markdown(res: dict, args) -> str:
     for k, v in m.get("versions", {}).items():
         L.append("| %s | %s |" % (k, str(v).replace("|", "/")))
     L.append("")
-    L.append("Server: Garage, single node on 127.0.0.1 (sqlite metadata, no compression), behind the counting proxy; "
+    L.append("Server: Garage, single node on 127.0.0.1 (%s metadata, no compression), behind the counting proxy; "
              "every tool uses path-style requests through the proxy, concurrency %d where the tool has a setting. "
-             "Each tool publishes into its own buckets." % cfg.get("concurrency", CONCURRENCY))
+             "Each tool publishes into its own buckets." % (cfg.get("garage_db", "sqlite"), cfg.get("concurrency", CONCURRENCY)))
     L.append("")
     L.append("| tool | settings |")
     L.append("| --- | --- |")
@@ -1302,6 +1303,8 @@ def main(argv=None) -> int:
     ap.add_argument("--assetpub-target", choices=["s3", "file"], default="s3",
                     help="publish assetpub to the S3 server (default) or to a local directory (a plumbing check)")
     ap.add_argument("--garage", default=shutil.which("garage") or os.path.expanduser("~/.cargo/bin/garage"))
+    ap.add_argument("--garage-db", choices=["lmdb", "sqlite"], default="lmdb",
+                    help="Garage's metadata engine (default lmdb, Garage's own default)")
     ap.add_argument("--cap", type=float, default=900, help="seconds before any one run is stopped (default 900)")
     ap.add_argument("--big-cap", type=float, help="cap of a large-tree no-op run (default 180 s; 60 with --quick)")
     ap.add_argument("--big-setup-cap", type=float, default=900, help="cap of the large-tree setup publishes (default 900 s)")

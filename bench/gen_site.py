@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -410,6 +411,26 @@ def write(root: str, e: Entry, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+_SITE: tuple[Site, str, bool] | None = None
+
+
+def _write_chunk(chunk: list[Entry]) -> list[tuple[str, int]]:
+    """Writes (or, reusing, finds) these entries; their kinds and sizes."""
+    site, out, reuse = _SITE
+    done = []
+    for e in chunk:
+        if reuse:
+            try:
+                done.append((e.kind, os.stat(os.path.join(out, e.path)).st_size))
+                continue
+            except FileNotFoundError:
+                pass
+        data = site.content(e, 0)
+        write(out, e, data)
+        done.append((e.kind, len(data)))
+    return done
+
+
 def default_scale(files: int) -> float:
     return min(1.0, 40000 / files)
 
@@ -422,6 +443,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=None, help="size factor (default: min(1, 40000/files))")
     ap.add_argument("--mutate", type=float, metavar="PCT", help="rewrite PCT%% of the files of an existing tree")
     ap.add_argument("--round", type=int, default=1, help="which mutation (default 1)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes writing files (default: one per core)")
     ap.add_argument("--reuse", action="store_true", help="keep files already present with the expected size and stamp")
     ap.add_argument("--json", action="store_true", help="print a summary as JSON")
     args = ap.parse_args(argv)
@@ -466,23 +488,23 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     total = 0
     kinds: dict[str, list[int]] = {}
-    for e in entries:
-        if reuse:
-            try:
-                st = os.stat(os.path.join(args.out, e.path))
-                kinds.setdefault(e.kind, [0, 0])
-                kinds[e.kind][0] += 1
-                kinds[e.kind][1] += st.st_size
-                total += st.st_size
-                continue
-            except FileNotFoundError:
-                pass
-        data = site.content(e, 0)
-        write(args.out, e, data)
-        total += len(data)
-        kinds.setdefault(e.kind, [0, 0])
-        kinds[e.kind][0] += 1
-        kinds[e.kind][1] += len(data)
+    # Every file's content depends only on the seed and its own index, so
+    # the tree is the same whichever process writes which file.
+    global _SITE
+    _SITE = (site, args.out, reuse)
+    chunks = [entries[i:i + 500] for i in range(0, len(entries), 500)]
+    jobs = max(1, min(args.jobs, len(chunks)))
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            written = pool.map(_write_chunk, chunks)
+    else:
+        written = [_write_chunk(c) for c in chunks]
+    for part in written:
+        for kind, size in part:
+            kinds.setdefault(kind, [0, 0])
+            kinds[kind][0] += 1
+            kinds[kind][1] += size
+            total += size
     with open(stamp_file, "w") as f:
         f.write(stamp + "\n")
     summary = {"files": len(entries), "bytes": total, "scale": scale, "seed": args.seed,
