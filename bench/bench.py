@@ -641,7 +641,16 @@ class Bench:
         first = t["runs"][0]
         if first["status"] != "ok":
             return False
-        return first["wall_s"] <= self.args.repeat_max_secs
+        if first["wall_s"] > self.args.repeat_max_secs:
+            return False
+        # A peer far behind the fastest one does not change assetpub's ratio
+        # to the best peer: its first run stands.
+        if tool.key != "assetpub" and self.args.repeat_max_ratio:
+            peers = [p["runs"][0]["wall_s"] for k, p in self.results["scenarios"][str(sid)]["tools"].items()
+                     if k != "assetpub" and p.get("runs") and p["runs"][0].get("status") == "ok"]
+            if peers and first["wall_s"] > self.args.repeat_max_ratio * min(peers):
+                return False
+        return True
 
     # -- the scenarios ------------------------------------------------------
 
@@ -1001,7 +1010,7 @@ class Bench:
         self.results["config"] = {
             "quick": a.quick, "runs": a.runs, "big_runs": a.big_runs, "files": a.files, "big_files": a.big_files,
             "seed": a.seed, "change_pct": a.change_pct, "concurrency": CONCURRENCY, "garage_db": a.garage_db, "cap_s": a.cap, "big_cap_s": a.big_cap,
-            "repeat_max_secs": a.repeat_max_secs, "fresh_mtimes": a.fresh_mtimes, "assetpub_target": a.assetpub_target, "scenarios": a.scenarios,
+            "repeat_max_secs": a.repeat_max_secs, "repeat_max_ratio": a.repeat_max_ratio, "fresh_mtimes": a.fresh_mtimes, "assetpub_target": a.assetpub_target, "scenarios": a.scenarios,
             "tools": {k: {"label": t.label, "settings": t.settings} for k, t in self.tools.items()},
         }
         name = a.output or "latest"
@@ -1083,11 +1092,12 @@ def render_markdown(res: dict, args) -> str:
     elif big:
         L.append("Large tree: %s files, %s." % ("{:,}".format(big["files"]), human_bytes(big["bytes"])))
     L.append("")
-    L.append("Each cell: median wall time of up to %d run(s) (a tool whose first run takes over %d s is not repeated), the requests of the run "
+    L.append("Each cell: median wall time of up to %d run(s) (a tool whose first run takes over %d s, or a peer whose first run takes "
+             "over %g times the fastest peer's, is not repeated), the requests of the run "
              "nearest the median as counted by bench/countproxy.py, by HTTP method and by S3 operation, request body "
              "bytes sent, the most requests in flight at once, and peak RSS (`/usr/bin/time -v`). \"vs assetpub\" is the tool's time over assetpub's (above 1: "
              "slower than assetpub); \"assetpub ÷ best peer\" is assetpub's time over the fastest peer's (below 1: "
-             "assetpub is faster)." % (cfg.get("runs", 1), cfg.get("repeat_max_secs", 0)))
+             "assetpub is faster)." % (cfg.get("runs", 1), cfg.get("repeat_max_secs", 0), cfg.get("repeat_max_ratio", 0)))
     L.append("")
     L.append("## Machine and versions")
     L.append("")
@@ -1308,6 +1318,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cap", type=float, default=900, help="seconds before any one run is stopped (default 900)")
     ap.add_argument("--big-cap", type=float, help="cap of a large-tree no-op run (default 180 s; 60 with --quick)")
     ap.add_argument("--big-setup-cap", type=float, default=900, help="cap of the large-tree setup publishes (default 900 s)")
+    ap.add_argument("--repeat-max-ratio", type=float, default=2,
+                    help="a peer whose first run takes over this many times the fastest peer's is not repeated "
+                         "(default 2; 0 repeats every peer)")
     ap.add_argument("--repeat-max-secs", type=float, default=30,
                     help="a tool whose first run of a scenario takes longer is not repeated (default 30)")
     ap.add_argument("--budget", type=float, default=1140,
