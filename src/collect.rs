@@ -91,10 +91,9 @@ fn own_paths(config: &Config) -> Vec<PathBuf> {
     if let Some(local) = &config.django_local {
         out.extend(canonical_siblings(local, &[""]));
     }
-    out.extend(canonical_siblings(
-        &config.state_path,
-        &["", "-wal", "-shm", "-journal", "-verified"],
-    ));
+    let mut state_files = vec![""];
+    state_files.extend(crate::state::SIDE_FILES);
+    out.extend(canonical_siblings(&config.state_path, &state_files));
     out
 }
 

@@ -81,8 +81,7 @@ impl State {
                 std::fs::rename(path, &aside)
                     .map_err(|e| Error::io("cannot move aside corrupt state DB", path, e))?;
                 for suffix in ["-wal", "-shm"] {
-                    let side = PathBuf::from(format!("{}{suffix}", path.display()));
-                    let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
+                    let _ = std::fs::rename(beside(path, suffix), beside(&aside, suffix));
                 }
                 reporter.warn(&format!(
                     "state DB `{}` is corrupt ({why}); moved it to `{}` and started a new one, rebuilt from the target",
@@ -644,9 +643,20 @@ fn sql_error(path: &Path, failed: &std::cell::Cell<bool>, e: rusqlite::Error) ->
     }
 }
 
+/// The files kept beside the DB file, by the suffix added to its name:
+/// SQLite's journals, and the stamp of [`verified_path`].
+pub const SIDE_FILES: [&str; 4] = ["-wal", "-shm", "-journal", "-verified"];
+
+/// `path` with `suffix` added to its file name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Beside the DB: its stamp when last closed by a run that found it intact.
-pub fn verified_path(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}-verified", path.display()))
+fn verified_path(path: &Path) -> PathBuf {
+    beside(path, "-verified")
 }
 
 /// Size, mtime and inode of the DB file.
@@ -663,7 +673,7 @@ fn file_stamp(path: &Path) -> Option<String> {
 /// A WAL with frames in it: a run still has the DB open, or one ended
 /// without closing it.
 fn wal_pending(path: &Path) -> bool {
-    std::fs::metadata(format!("{}-wal", path.display())).is_ok_and(|m| m.len() > 0)
+    std::fs::metadata(beside(path, "-wal")).is_ok_and(|m| m.len() > 0)
 }
 
 enum OpenError {
@@ -674,7 +684,7 @@ enum OpenError {
 
 fn aside_name(path: &Path) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    PathBuf::from(format!("{}.corrupt-{stamp}", path.display()))
+    beside(path, &format!(".corrupt-{stamp}"))
 }
 
 #[cfg(test)]
