@@ -2,34 +2,25 @@
 //! S3-compatible store, or a directory nginx serves) under content-
 //! fingerprinted keys, uploading only what changed and switching the site in
 //! one conditional manifest write.
+//!
+//! The layers, lowest first; a module imports only from layers below it
+//! (`tests/layout.rs` holds the code to this):
+//! `error`, `util`, `mime`, `report`, `keys` → `store` → `state` → `rewrite`
+//! → `settings` → `remote` → `pipeline` → `integrations` → `commands`.
 
-pub mod app;
-pub mod cdn;
 pub mod cli;
-pub mod collect;
-pub mod compress;
-pub mod config;
-pub mod context;
-pub mod django;
+pub mod commands;
 pub mod error;
-pub mod fingerprint;
-pub mod hash;
-pub mod history;
-pub mod lock;
-pub mod manifest;
+pub mod integrations;
+pub mod keys;
 pub mod mime;
-pub mod nginx;
-pub mod plan;
-pub mod prepare;
-pub mod prune;
-pub mod publish;
+pub mod pipeline;
+pub mod remote;
 pub mod report;
 pub mod rewrite;
-pub mod rollback;
+pub mod settings;
 pub mod state;
 pub mod store;
-pub mod upload;
 pub mod util;
-pub mod verify;
 
 pub use error::{Error, Result};

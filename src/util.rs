@@ -92,6 +92,21 @@ pub fn inode(_meta: &std::fs::Metadata) -> u64 {
     0
 }
 
+/// Everything but unreserved characters and `/` percent-encoded: the
+/// `x-amz-copy-source` form, and the one CloudFront wants for paths.
+pub fn percent_encode_path(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

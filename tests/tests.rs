@@ -9,6 +9,7 @@ mod env;
 mod faults;
 mod file_target;
 mod hung_store;
+mod layout;
 mod nginx;
 mod pages;
 mod pipeline;

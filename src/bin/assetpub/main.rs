@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(assetpub::app::run(&cli, reporter.clone()));
+    let result = runtime.block_on(assetpub::commands::run(&cli, reporter.clone()));
     drop(reporter);
     match result {
         Ok(out) => {

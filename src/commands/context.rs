@@ -1,0 +1,219 @@
+//! What every command that talks to a target starts from: the resolved
+//! config, the state DB, the store, and the remote manifest.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::remote::manifest::Manifest;
+use crate::remote::switch::Remote;
+use crate::report::Reporter;
+use crate::settings::{Config, TargetUrl};
+use crate::state::{DeployRecord, State, TargetInfo};
+use crate::store::{GetOutcome, Store, fs::FsStore, s3};
+
+pub struct Context {
+    pub config: Config,
+    pub state: State,
+    pub store: Arc<Store>,
+    pub target: TargetInfo,
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// What [`Context::served_manifest`] found.
+pub enum Served {
+    /// The target still serves the manifest the state DB holds, of `deploy`.
+    Unchanged {
+        deploy: String,
+        etag: Option<String>,
+    },
+    Fetched(Remote),
+}
+
+impl Context {
+    pub async fn open(config: Config, reporter: Arc<dyn Reporter>) -> Result<Context> {
+        let state = State::open(&config.state_path, reporter.as_ref())?;
+        let store = connect(&config).await?;
+        let target = state.target(&config.target.url.to_string())?;
+        Ok(Context {
+            config,
+            state,
+            store: Arc::new(store),
+            target,
+            reporter,
+        })
+    }
+
+    pub fn target_url(&self) -> String {
+        self.config.target.url.to_string()
+    }
+
+    /// Reads `manifest.json`; one conditional request when the state DB has
+    /// seen it before. A state DB behind the target (another machine
+    /// deployed since) is brought up to date from it.
+    pub async fn remote_manifest(&mut self) -> Result<Remote> {
+        match self.fetch_manifest(false).await? {
+            Served::Fetched(r) => Ok(r),
+            Served::Unchanged { .. } => unreachable!("only asked for with head_only"),
+        }
+    }
+
+    /// Which deploy the target serves, for a caller that needs the
+    /// manifest's entries only if it changed: when the target still serves
+    /// the manifest the state DB holds (a conditional GET answered 304), its
+    /// deploy is known without reading or parsing the entries.
+    pub async fn served_manifest(&mut self) -> Result<Served> {
+        self.fetch_manifest(true).await
+    }
+
+    async fn fetch_manifest(&mut self, head_only: bool) -> Result<Served> {
+        let key = self.config.manifest_key.clone();
+        let cached_etag = self
+            .target
+            .manifest_etag
+            .clone()
+            .filter(|_| self.target.has_manifest_json);
+        let outcome = self.store.get(&key, cached_etag.as_deref()).await?;
+        let what = format!("`{key}` at {}", self.store.describe());
+        // None: the state DB already holds the target's manifest as it is.
+        let mut seen = None;
+        let manifest = match outcome {
+            GetOutcome::Missing => {
+                seen = Some((None, None));
+                None
+            }
+            GetOutcome::NotModified => {
+                // The manifest the state DB holds, and with it the deploy
+                // it names (both are remembered together).
+                if head_only && let Some(deploy) = self.target.current_deploy.clone() {
+                    return Ok(Served::Unchanged {
+                        deploy,
+                        etag: cached_etag,
+                    });
+                }
+                let json = self.state.manifest_json(self.target.id)?.ok_or_else(|| {
+                    Error::Runtime("the state DB lost its copy of the manifest".into())
+                })?;
+                Some(Manifest::parse(json.as_bytes(), &what)?)
+            }
+            GetOutcome::Found(f) => {
+                let m = Manifest::parse(&f.bytes, &what)?;
+                let json = String::from_utf8(f.bytes)
+                    .map_err(|_| Error::Store(format!("{what} is not UTF-8")))?;
+                seen = Some((f.etag, Some(json)));
+                Some(m)
+            }
+        };
+        let remote_deploy = manifest.as_ref().map(|m| m.deploy.clone());
+        if self.target.current_deploy.is_none() && remote_deploy.is_some() {
+            self.reporter.note(&format!(
+                "the state DB has no record of {}: starting from its manifest.json (deploy {})",
+                self.store.describe(),
+                remote_deploy.as_deref().unwrap_or_default()
+            ));
+        } else if self.target.current_deploy.is_some()
+            && self.target.current_deploy != remote_deploy
+        {
+            self.reporter.note(&format!(
+                "the state DB was behind {}: current deploy is {}, not {}; using the target's manifest",
+                self.store.describe(),
+                remote_deploy.as_deref().unwrap_or("(none)"),
+                self.target.current_deploy.as_deref().unwrap_or("(none)")
+            ));
+        }
+        if let Some(m) = &manifest {
+            self.state
+                .record_deploy(self.target.id, &deploy_record(m, None))?;
+        }
+        let etag = match seen {
+            Some((etag, json)) => {
+                self.remember(etag.as_deref(), json.as_deref(), remote_deploy.as_deref())?;
+                etag
+            }
+            // Already in the state DB: rewriting it (megabytes for a large
+            // site) on every run is wasted work.
+            None => cached_etag,
+        };
+        Ok(Served::Fetched(Remote { manifest, etag }))
+    }
+
+    pub fn remember(
+        &mut self,
+        etag: Option<&str>,
+        json: Option<&str>,
+        deploy: Option<&str>,
+    ) -> Result<()> {
+        self.state
+            .set_remote_manifest(self.target.id, etag, json, deploy)?;
+        self.target.manifest_etag = etag.map(String::from);
+        self.target.has_manifest_json = json.is_some();
+        self.target.current_deploy = deploy.map(String::from);
+        Ok(())
+    }
+
+    /// Whether the store enforces conditional writes, probed once per target
+    /// and remembered. Says so plainly when it does not.
+    pub async fn conditional_writes(&mut self) -> Result<bool> {
+        let enforced = match self.target.conditional_writes {
+            Some(e) => e,
+            None => {
+                let e = self.store.probe_conditional_writes().await?;
+                self.state.set_conditional_writes(self.target.id, e)?;
+                self.target.conditional_writes = Some(e);
+                e
+            }
+        };
+        if !enforced {
+            self.reporter.warn(&format!(
+                "{} does not enforce conditional writes: concurrent deploys to it are not protected (run one deploy at a time)",
+                self.store.describe()
+            ));
+        }
+        Ok(enforced)
+    }
+
+    /// Fetches one deploy's manifest from `.assetpub/deploys/`.
+    pub async fn deploy_manifest(&self, deploy: &str) -> Result<Option<Manifest>> {
+        if deploy.is_empty() || deploy.contains('/') || deploy.contains("..") {
+            return Ok(None);
+        }
+        let key = Manifest::deploy_key(deploy);
+        match self.store.get(&key, None).await? {
+            GetOutcome::Found(f) => Ok(Some(Manifest::parse(&f.bytes, &format!("`{key}`"))?)),
+            GetOutcome::Missing | GetOutcome::NotModified => Ok(None),
+        }
+    }
+}
+
+pub fn deploy_record(m: &Manifest, uploaded: Option<(u64, u64)>) -> DeployRecord {
+    let (uploaded, bytes) = uploaded.unwrap_or((0, 0));
+    DeployRecord {
+        id: m.deploy.clone(),
+        parent: m.parent.clone(),
+        created: m.created.clone(),
+        files: m.files.len() as u64,
+        uploaded,
+        bytes,
+        git_commit: m.commit.clone(),
+        ci_run: m.ci_run.clone(),
+    }
+}
+
+pub async fn connect(config: &Config) -> Result<Store> {
+    match &config.target.url {
+        TargetUrl::Dir(p) => Ok(Store::Fs(FsStore::new(p.clone()))),
+        TargetUrl::S3 { bucket, prefix } => Ok(Store::S3(
+            s3::S3Store::connect(s3::S3Settings {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                region: config.target.region.clone(),
+                endpoint: config.target.endpoint.clone(),
+                path_style: config.target.path_style,
+                profile: config.target.profile.clone(),
+                concurrency: config.target.concurrency,
+                public_read: config.target.public_read,
+                request_timeout: config.target.request_timeout,
+            })
+            .await?,
+        )),
+    }
+}

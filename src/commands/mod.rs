@@ -1,0 +1,187 @@
+//! One file a command: its options, the work, its report and the report's
+//! rendering. [`run`] resolves settings (flags > environment >
+//! publish.toml), calls the command, and returns what to print and the exit
+//! code.
+
+pub mod context;
+pub mod history;
+pub mod init;
+pub mod nginx_config;
+pub mod prune;
+pub mod publish;
+pub mod rollback;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command};
+use crate::commands::context::Context;
+use crate::commands::publish::{PublishOptions, Walk};
+use crate::error::{Error, Result};
+use crate::report::Reporter;
+use crate::settings::{Config, Overrides};
+
+/// What a command produced.
+pub struct Output {
+    pub human: String,
+    pub json: serde_json::Value,
+    pub exit_code: i32,
+    /// A failure after the command's work was done (the CDN could not be
+    /// told about a live deploy): printed after the output, and the exit
+    /// code is its.
+    pub error: Option<Error>,
+}
+
+impl Output {
+    /// Only the form that gets printed is made: for a large deploy either
+    /// one is a table or document of thousands of rows.
+    fn new<T: serde::Serialize>(cli: &Cli, value: &T, human: impl FnOnce() -> String) -> Output {
+        let (human, json) = if cli.json {
+            let json = serde_json::to_value(value).expect("reports serialize");
+            (String::new(), json)
+        } else {
+            (human(), serde_json::Value::Null)
+        };
+        Output {
+            human,
+            json,
+            exit_code: 0,
+            error: None,
+        }
+    }
+}
+
+pub fn config_path(cli: &Cli) -> PathBuf {
+    cli.config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("publish.toml"))
+}
+
+pub fn load_config(cli: &Cli) -> Result<Config> {
+    let overrides = Overrides {
+        target: cli.target.clone(),
+        state: cli.state.clone(),
+        env: cli.env.clone(),
+    };
+    Config::load(&config_path(cli), &overrides)
+}
+
+pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
+    match &cli.command {
+        Command::Init { force } => init::init(cli, *force),
+        Command::Plan { exit_code } => {
+            let config = load_config(cli)?;
+            let walk = Walk::start(&config, reporter.clone());
+            let mut ctx = Context::open(config, reporter).await?;
+            let report = crate::commands::publish::publish(
+                &mut ctx,
+                &PublishOptions {
+                    dry_run: true,
+                    break_lock: false,
+                },
+                walk,
+            )
+            .await?;
+            step_summary(&report.markdown("plan"));
+            let mut out = Output::new(cli, &report, || report.render_plan());
+            if *exit_code && report.changed {
+                out.exit_code = 1;
+            }
+            Ok(out)
+        }
+        Command::Publish {
+            dry_run,
+            break_lock,
+        } => {
+            let config = load_config(cli)?;
+            let walk = Walk::start(&config, reporter.clone());
+            let mut ctx = Context::open(config, reporter).await?;
+            let report = crate::commands::publish::publish(
+                &mut ctx,
+                &PublishOptions {
+                    dry_run: *dry_run,
+                    break_lock: *break_lock,
+                },
+                walk,
+            )
+            .await?;
+            step_summary(&report.markdown(if *dry_run {
+                "publish --dry-run"
+            } else {
+                "publish"
+            }));
+            let mut out = Output::new(cli, &report, || report.render_publish());
+            out.error = report.invalidation_failure();
+            Ok(out)
+        }
+        Command::History => {
+            let mut ctx = Context::open(load_config(cli)?, reporter).await?;
+            let h = crate::commands::history::history(&mut ctx).await?;
+            Ok(Output::new(cli, &h, || h.render()))
+        }
+        Command::Rollback { deploy, break_lock } => {
+            let mut ctx = Context::open(load_config(cli)?, reporter).await?;
+            let r = crate::commands::rollback::rollback(&mut ctx, deploy.as_deref(), *break_lock)
+                .await?;
+            let mut out = Output::new(cli, &r, || r.render());
+            out.error = r.invalidation_failure();
+            Ok(out)
+        }
+        Command::Prune {
+            keep,
+            min_age,
+            max_deletes,
+            dry_run,
+            break_lock,
+        } => {
+            let config = load_config(cli)?;
+            let min_age = match min_age {
+                Some(text) => crate::settings::parse_duration(text).ok_or_else(|| {
+                    Error::Config(format!(
+                        "invalid --min-age `{text}`: use a number with s, m, h, d or w, e.g. 7d"
+                    ))
+                })?,
+                None => config.prune_min_age,
+            };
+            let opts = crate::commands::prune::PruneOptions {
+                keep: keep.unwrap_or(config.prune_keep),
+                min_age,
+                max_deletes: *max_deletes,
+                dry_run: *dry_run,
+                break_lock: *break_lock,
+            };
+            let mut ctx = Context::open(config, reporter).await?;
+            let r = crate::commands::prune::prune(&mut ctx, &opts).await?;
+            Ok(Output::new(cli, &r, || r.render()))
+        }
+        Command::NginxConfig {
+            listen,
+            server_name,
+        } => nginx_config::nginx_config(&load_config(cli)?, listen, server_name),
+        Command::Verify => {
+            let mut ctx = Context::open(load_config(cli)?, reporter).await?;
+            let r = crate::commands::verify::verify(&mut ctx).await?;
+            let mut out = Output::new(cli, &r, || r.render());
+            if !r.ok() {
+                out.exit_code = 1;
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Appends to the GitHub Actions step summary when the runner provides one.
+fn step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(f, "{markdown}");
+    }
+}

@@ -1,0 +1,324 @@
+//! `prune`: delete what no kept deploy needs. Keeps the newest `keep`
+//! deploys, every deploy younger than `min_age` and the current one, and
+//! everything they reference; deletes only keys assetpub wrote (named by a
+//! deploy manifest, or a fingerprinted name whose hash matches the content),
+//! and only when older than `min_age`, so pages still cached in browsers and
+//! CDN edges never point at a deleted asset.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::commands::context::Context;
+use crate::error::{Error, Result};
+use crate::remote::lock::Lock;
+use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
+use crate::store::{GetOutcome, Listed, Store};
+
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    pub keep: usize,
+    pub min_age: Duration,
+    pub max_deletes: usize,
+    pub dry_run: bool,
+    pub break_lock: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub target: String,
+    pub dry_run: bool,
+    pub kept_deploys: Vec<String>,
+    pub deleted_deploys: Vec<String>,
+    pub deleted_objects: Vec<String>,
+    pub deleted_bytes: u64,
+    pub duration_ms: u64,
+}
+
+impl PruneReport {
+    pub fn render(&self) -> String {
+        let verb = if self.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        let mut out = String::new();
+        if self.dry_run {
+            for d in &self.deleted_deploys {
+                out.push_str(&format!("deploy  {d}\n"));
+            }
+            for k in &self.deleted_objects {
+                out.push_str(&format!("object  {k}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "{}: {verb} {} deploys and {} objects ({}); kept {} deploys\n",
+            self.target,
+            self.deleted_deploys.len(),
+            self.deleted_objects.len(),
+            crate::util::human_bytes(self.deleted_bytes),
+            self.kept_deploys.len()
+        ));
+        out
+    }
+}
+
+pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport> {
+    let started = Instant::now();
+    let remote = ctx.remote_manifest().await?;
+    let mut report = PruneReport {
+        target: ctx.store.describe(),
+        dry_run: opts.dry_run,
+        kept_deploys: Vec::new(),
+        deleted_deploys: Vec::new(),
+        deleted_objects: Vec::new(),
+        deleted_bytes: 0,
+        duration_ms: 0,
+    };
+    let Some(current) = remote.manifest else {
+        return Ok(report);
+    };
+    let lock = if opts.dry_run {
+        None
+    } else {
+        let enforced = ctx.conditional_writes().await?;
+        Some(
+            Lock::acquire(
+                ctx.store.clone(),
+                "prune",
+                ctx.config.target.lock_ttl,
+                enforced,
+                opts.break_lock,
+            )
+            .await?,
+        )
+    };
+    let result = select_and_delete(ctx, &current, opts, &mut report).await;
+    if let Some(lock) = lock {
+        let released = lock.release().await;
+        result?;
+        released?;
+    } else {
+        result?;
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+async fn select_and_delete(
+    ctx: &mut Context,
+    current: &Manifest,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let listing = ctx.store.list("").await?;
+    let deploy_ids: Vec<String> = listing
+        .iter()
+        .filter_map(|l| {
+            l.key
+                .strip_prefix(DEPLOYS_PREFIX)?
+                .strip_suffix(".json")
+                .map(String::from)
+        })
+        .collect();
+    let manifests = fetch_all(ctx.store.clone(), &deploy_ids).await?;
+    let now = chrono::Utc::now();
+    let age_of = |m: &Manifest| {
+        chrono::DateTime::parse_from_rfc3339(&m.created)
+            .map(|t| (now - t.to_utc()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::ZERO)
+    };
+    let mut by_age: Vec<&Manifest> = manifests.values().collect();
+    by_age.sort_by(|a, b| (&b.created, &b.deploy).cmp(&(&a.created, &a.deploy)));
+    let mut kept: BTreeSet<&str> = BTreeSet::new();
+    kept.insert(&current.deploy);
+    for (i, m) in by_age.iter().enumerate() {
+        if i < opts.keep || age_of(m) < opts.min_age {
+            kept.insert(&m.deploy);
+        }
+    }
+    // Everything a kept deploy (or the live manifest) needs stays.
+    let mut needed: BTreeSet<String> = current.objects().into_iter().map(|o| o.key).collect();
+    for m in manifests
+        .values()
+        .filter(|m| kept.contains(m.deploy.as_str()))
+    {
+        needed.extend(m.objects().into_iter().map(|o| o.key));
+    }
+    // Keys assetpub wrote: named by some deploy, or recorded by this machine.
+    let mut ours: HashMap<String, ()> = HashMap::new();
+    for m in manifests.values() {
+        for o in m.objects().into_iter().filter(|o| !o.stable) {
+            ours.insert(o.key, ());
+        }
+    }
+    for key in ctx.state.known_objects(ctx.target.id)?.into_keys() {
+        ours.insert(key, ());
+    }
+    let min_age_secs = opts.min_age.as_secs() as i64;
+    let old_enough = |l: &Listed| now.timestamp() - l.modified >= min_age_secs;
+    let reserved =
+        |k: &str| k == ctx.config.manifest_key || k == LOCK_KEY || k.starts_with(".assetpub/");
+    let mut candidates: Vec<&Listed> = Vec::new();
+    let mut unverified: Vec<&Listed> = Vec::new();
+    for l in &listing {
+        if reserved(&l.key) || needed.contains(&l.key) || !old_enough(l) {
+            continue;
+        }
+        if ours.contains_key(&l.key) {
+            candidates.push(l);
+        } else if fingerprint_of(&l.key).is_some() {
+            unverified.push(l);
+        }
+    }
+    // Objects of interrupted runs (uploaded, never in a manifest): deleted
+    // only when their content hash confirms the name is assetpub's.
+    for l in written_by_us(&ctx.store, &unverified).await? {
+        candidates.push(l);
+    }
+    let deleted_deploys: Vec<&Manifest> = by_age
+        .iter()
+        .copied()
+        .filter(|m| !kept.contains(m.deploy.as_str()) && age_of(m) >= opts.min_age)
+        .collect();
+    report.kept_deploys = kept.iter().map(|s| s.to_string()).collect();
+    report.deleted_deploys = deleted_deploys.iter().map(|m| m.deploy.clone()).collect();
+    report.deleted_objects = candidates.iter().map(|l| l.key.clone()).collect();
+    report.deleted_objects.sort();
+    report.deleted_bytes = candidates.iter().map(|l| l.size).sum();
+    let total = report.deleted_objects.len() + report.deleted_deploys.len();
+    if total > opts.max_deletes {
+        return Err(Error::Runtime(format!(
+            "prune would delete {total} keys at {}, more than --max-deletes {}; nothing was deleted\nhint: check `assetpub prune --dry-run`, then raise --max-deletes",
+            ctx.store.describe(),
+            opts.max_deletes
+        )));
+    }
+    if opts.dry_run || total == 0 {
+        return Ok(());
+    }
+    // Objects first: a deploy manifest is the record of what to delete,
+    // so it goes last and an interrupted prune can be rerun.
+    ctx.store.delete(&report.deleted_objects).await?;
+    ctx.state
+        .forget_objects(ctx.target.id, &report.deleted_objects)?;
+    let deploy_keys: Vec<String> = report
+        .deleted_deploys
+        .iter()
+        .map(|d| Manifest::deploy_key(d))
+        .collect();
+    ctx.store.delete(&deploy_keys).await
+}
+
+async fn fetch_all(
+    store: std::sync::Arc<Store>,
+    ids: &[String],
+) -> Result<HashMap<String, Manifest>> {
+    let mut set = JoinSet::new();
+    for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
+        let chunk = chunk.to_vec();
+        let store = store.clone();
+        set.spawn(async move {
+            let mut out = Vec::new();
+            for id in chunk {
+                let key = Manifest::deploy_key(&id);
+                if let GetOutcome::Found(f) = store.get(&key, None).await? {
+                    out.push(Manifest::parse(&f.bytes, &format!("`{key}`"))?);
+                }
+            }
+            Ok::<_, Error>(out)
+        });
+    }
+    let mut out = HashMap::new();
+    while let Some(r) = set.join_next().await {
+        for m in r.map_err(|e| Error::Runtime(format!("prune task failed: {e}")))?? {
+            out.insert(m.deploy.clone(), m);
+        }
+    }
+    Ok(out)
+}
+
+/// The 12 hex digits of a fingerprinted key (`name.<12 hex>.ext`, possibly
+/// with a `.gz`/`.br` sidecar suffix).
+pub fn fingerprint_of(key: &str) -> Option<&str> {
+    let base = key
+        .strip_suffix(".gz")
+        .or_else(|| key.strip_suffix(".br"))
+        .unwrap_or(key);
+    let name = base.rsplit('/').next()?;
+    let parts: Vec<&str> = name.split('.').collect();
+    let candidates = match parts.len() {
+        0 | 1 => return None,
+        2 => vec![parts[1]],
+        n => vec![parts[n - 2], parts[n - 1]],
+    };
+    candidates.into_iter().find(|p| {
+        p.len() == 12
+            && p.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    })
+}
+
+async fn written_by_us<'a>(
+    store: &std::sync::Arc<Store>,
+    listed: &[&'a Listed],
+) -> Result<Vec<&'a Listed>> {
+    let mut out = Vec::new();
+    for l in listed {
+        let Some(hash) = fingerprint_of(&l.key) else {
+            continue;
+        };
+        let ours = match store.as_ref() {
+            Store::Fs(_) => {
+                // Sidecars are judged with the object they encode.
+                let base = l
+                    .key
+                    .strip_suffix(".gz")
+                    .or_else(|| l.key.strip_suffix(".br"))
+                    .unwrap_or(&l.key);
+                match store.get(base, None).await? {
+                    GetOutcome::Found(f) => {
+                        crate::pipeline::hash::hash_bytes(&f.bytes).starts_with(hash)
+                    }
+                    _ => false,
+                }
+            }
+            Store::S3(_) => store
+                .head(&l.key)
+                .await?
+                .and_then(|h| h.meta.metadata.get("blake3").cloned())
+                .is_some_and(|b| b.starts_with(hash)),
+        };
+        if ours {
+            out.push(*l);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint_of;
+
+    #[test]
+    fn fingerprints_in_keys() {
+        assert_eq!(
+            fingerprint_of("css/app.3f2a9c1b7d4e.css"),
+            Some("3f2a9c1b7d4e")
+        );
+        assert_eq!(
+            fingerprint_of("css/app.3f2a9c1b7d4e.css.gz"),
+            Some("3f2a9c1b7d4e")
+        );
+        assert_eq!(fingerprint_of("LICENSE.3f2a9c1b7d4e"), Some("3f2a9c1b7d4e"));
+        assert_eq!(
+            fingerprint_of("app.js.3f2a9c1b7d4e.map"),
+            Some("3f2a9c1b7d4e")
+        );
+        assert_eq!(fingerprint_of("index.html"), None);
+        assert_eq!(fingerprint_of("assets/index-BxK3f9a1.js"), None);
+        assert_eq!(fingerprint_of("a.3F2A9C1B7D4E.css"), None);
+    }
+}

@@ -1,0 +1,1019 @@
+//! `plan` and `publish`: the pipeline of the design contract, from collecting
+//! the build to switching `manifest.json`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::commands::context::{Context, Served, deploy_record};
+use crate::error::{Error, Result};
+use crate::integrations::cdn::Invalidation;
+use crate::pipeline::collect;
+use crate::pipeline::hash;
+use crate::pipeline::plan::{FileChange, Known, Plan, PlannedObject, plan};
+use crate::pipeline::prepare::{self, Prepared};
+use crate::remote::django;
+use crate::remote::lock::Lock;
+use crate::remote::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
+use crate::remote::manifest::{Layout, manifest_meta, object_meta};
+use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
+use crate::report::Recording;
+use crate::settings::{Config, Fingerprint};
+use crate::state::{KnownObject, PreparedFrom};
+use crate::store::{Body, Condition, CopyJob, NoObserver, PutOutcome, copy_all};
+use crate::util::human_bytes;
+
+pub mod upload;
+
+use upload::Job;
+
+#[derive(Debug, Default, Clone)]
+pub struct PublishOptions {
+    pub dry_run: bool,
+    pub break_lock: bool,
+}
+
+/// What `plan` and `publish` report (`--json` prints it as is).
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub target: String,
+    pub dry_run: bool,
+    pub changed: bool,
+    pub deploy: Option<String>,
+    pub parent: Option<String>,
+    pub files: usize,
+    pub unchanged: usize,
+    pub uploads: Vec<PlannedObject>,
+    pub upload_bytes: u64,
+    /// Objects the store already had (known from an interrupted run).
+    pub already_there: u64,
+    pub header_updates: Vec<PlannedObject>,
+    pub stable_keys: Vec<PlannedObject>,
+    pub changes: Vec<FileChange>,
+    pub removed: Vec<String>,
+    /// Django's `staticfiles.json`, with `[manifest] django = true`
+    /// (`null` without).
+    pub staticfiles: Option<StaticfilesReport>,
+    pub hashed: usize,
+    pub duration_ms: u64,
+    pub timings: Timings,
+    /// What the CDN was told once the deploy was live (`null` without
+    /// `[cdn]`, on a dry run, or when nothing changed).
+    pub invalidation: Option<Invalidation>,
+}
+
+/// Where the time before any upload went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Walking and `stat`ing the source dirs (on a thread of its own, while
+    /// the state DB and the store are opened).
+    pub walk_ms: u64,
+    /// Reading and hashing the files the stat cache cannot vouch for, with
+    /// the stat cache itself when it was not read alongside the walk.
+    pub hash_ms: u64,
+    /// Rewriting references, fingerprinting and compressing; 0 when the
+    /// served deploy's entries were reused.
+    pub prepare_ms: u64,
+}
+
+/// What happens to Django's `staticfiles.json` (see django.rs).
+#[derive(Debug, Clone, Serialize)]
+pub struct StaticfilesReport {
+    /// Its key at the target.
+    pub key: String,
+    /// How many logical paths it maps.
+    pub paths: usize,
+    /// Whether the target's copy is written (would be, in a dry run); false
+    /// when it already holds these paths.
+    pub write: bool,
+    /// The local copy of `[manifest] local` (`null` without).
+    pub local: Option<String>,
+    pub write_local: bool,
+}
+
+struct Computed {
+    plan: Plan,
+    remote: Remote,
+    /// The prepared files by logical path; empty when the entries were the
+    /// current deploy's (nothing to upload).
+    files: HashMap<String, Arc<Prepared>>,
+    hashed: usize,
+    timings: Timings,
+    /// What the entries were prepared from, to remember for the deploy
+    /// that serves them.
+    inputs: PreparedFrom,
+    /// The deploy the target serves.
+    parent: Option<String>,
+}
+
+/// The source dirs walked on a thread of their own, started before the
+/// state DB and the store are opened: on a run with nothing to do the walk
+/// is most of the work, and neither needs the other.
+pub struct Walk {
+    scan_start: i64,
+    handle: std::thread::JoinHandle<(Result<Vec<collect::SourceFile>>, Duration)>,
+}
+
+impl Walk {
+    pub fn start(config: &Config, reporter: Arc<dyn crate::report::Reporter>) -> Walk {
+        // Taken before any file is seen, so that a file written during the
+        // walk is not trusted by its stat (see `hash::trusted`).
+        let scan_start = crate::util::now_ns();
+        let config = config.clone();
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let files = collect::collect(&config, reporter.as_ref());
+            (files, started.elapsed())
+        });
+        Walk { scan_start, handle }
+    }
+
+    fn finish(self) -> (Result<Vec<collect::SourceFile>>, Duration) {
+        self.handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
+    let scan_start = walk.scan_start;
+    let config = ctx.config.clone();
+    let reporter = ctx.reporter.clone();
+    let recorded = ctx.state.prepared_from(ctx.target.id)?;
+    // The build is validated and hashed before anything remote is read, so
+    // bad input fails fast and offline.
+    // When the last run left a stat key, this one most likely walks the same
+    // tree and needs neither the stat cache nor hashing. Otherwise the stat
+    // cache is read while the walk goes on: for a large site each takes a
+    // good part of a run.
+    let expect_same = recorded.as_ref().is_some_and(|p| p.stat_key.is_some());
+    let cache = if expect_same {
+        None
+    } else {
+        Some(ctx.state.stat_cache())
+    };
+    let (collected, walked) = walk.finish();
+    let collected = collected?;
+    let cache = cache.transpose()?;
+    let mut timings = Timings {
+        walk_ms: walked.as_millis() as u64,
+        ..Timings::default()
+    };
+    let file_count = collected.len();
+    let stat_key = prepare::stat_key(&config, &collected, scan_start);
+    let same_tree = stat_key.is_some()
+        && recorded.as_ref().and_then(|p| p.stat_key.as_ref()) == stat_key.as_ref();
+    let mut tree = Some((collected, cache));
+    let mut hashed = None;
+    let mut hashed_count = 0;
+    let inputs = match &recorded {
+        Some(p) if same_tree => p.inputs.clone(),
+        _ => {
+            let tree = tree.take().expect("not hashed yet");
+            let (h, inputs) = hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?;
+            hashed = Some(h);
+            inputs
+        }
+    };
+    // The same inputs as the deploy the target serves: its entries are what
+    // preparing would make again, so the files are not read, rewritten or
+    // compressed, and there is nothing to compare.
+    let earlier = recorded.filter(|p| p.inputs == inputs);
+    let mut remote = None;
+    if let Some(earlier) = earlier {
+        // Django's staticfiles.json is made from the entries; nothing else
+        // on this path needs them.
+        let served = if config.django {
+            Served::Fetched(ctx.remote_manifest().await?)
+        } else {
+            ctx.served_manifest().await?
+        };
+        let from = PreparedFrom {
+            stat_key: stat_key.clone(),
+            ..earlier.clone()
+        };
+        if stat_key.is_some() && stat_key != earlier.stat_key {
+            // The tree is now old enough to vouch for: the next run can
+            // skip the stat cache and hashing.
+            ctx.state.record_prepared_from(ctx.target.id, &from)?;
+        }
+        let reuse = |plan: Plan, remote: Remote, deploy: String| {
+            for w in &earlier.warnings {
+                reporter.warn(w);
+            }
+            Computed {
+                plan,
+                remote,
+                parent: Some(deploy),
+                files: HashMap::new(),
+                hashed: hashed_count,
+                timings,
+                inputs: from.clone(),
+            }
+        };
+        let layout = Layout::for_config(&config);
+        match served {
+            Served::Unchanged { deploy, etag } if deploy == earlier.deploy => {
+                let remote = Remote {
+                    manifest: None,
+                    etag,
+                };
+                let plan = Plan::unchanged(BTreeMap::new(), file_count, layout);
+                return Ok(reuse(plan, remote, deploy));
+            }
+            Served::Fetched(mut r)
+                if r.manifest
+                    .as_ref()
+                    .is_some_and(|m| m.deploy == earlier.deploy) =>
+            {
+                // Moved, not copied: for a large site the entries are most
+                // of the memory a run uses, and nothing after this reads
+                // them from the remote manifest.
+                let m = r.manifest.as_mut().expect("checked above");
+                let files = std::mem::take(&mut m.files);
+                let deploy = m.deploy.clone();
+                let plan = Plan::unchanged(files, file_count, layout);
+                return Ok(reuse(plan, r, deploy));
+            }
+            Served::Fetched(r) => remote = Some(r),
+            // Another deploy than the one these entries were made for:
+            // compared in full below.
+            Served::Unchanged { .. } => {}
+        }
+    }
+    // Not hashed yet when the walk matched the stat key but the target has
+    // moved on: the entries are made afresh.
+    let (hashed, inputs) = match hashed {
+        Some(h) => (h, inputs),
+        None => {
+            let tree = tree.take().expect("kept for hashing");
+            hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?
+        }
+    };
+    let recording = Recording::new(reporter.as_ref());
+    let started = Instant::now();
+    let prepared = prepare::prepare(&config, hashed, &ctx.state, &recording)?;
+    timings.prepare_ms = started.elapsed().as_millis() as u64;
+    let warnings = recording.into_warnings();
+    check_reserved_keys(&config, &prepared)?;
+    let remote = match remote {
+        Some(r) => r,
+        None => ctx.remote_manifest().await?,
+    };
+    check_same_encoding(ctx, &config, remote.manifest.as_ref())?;
+    let known = KnownInState {
+        state: &ctx.state,
+        target: ctx.target.id,
+        any: ctx.state.has_objects(ctx.target.id)?,
+        error: RefCell::new(None),
+    };
+    let entries: BTreeMap<_, _> = prepared
+        .iter()
+        .map(|p| (p.logical.clone(), p.entry.clone()))
+        .collect();
+    let plan = plan(
+        entries,
+        Layout::for_config(&config),
+        remote.manifest.as_ref(),
+        &known,
+        config.is_s3(),
+    );
+    if let Some(e) = known.error.into_inner() {
+        return Err(e);
+    }
+    check_occupied(&plan)?;
+    let inputs = PreparedFrom {
+        inputs,
+        deploy: String::new(),
+        warnings,
+        stat_key,
+    };
+    if !plan.has_changes()
+        && let Some(m) = &remote.manifest
+    {
+        // The entries are the current deploy's.
+        ctx.state.record_prepared_from(
+            ctx.target.id,
+            &PreparedFrom {
+                deploy: m.deploy.clone(),
+                ..inputs.clone()
+            },
+        )?;
+    }
+    let files = prepared
+        .into_iter()
+        .map(|p| (p.logical.clone(), Arc::new(p)))
+        .collect();
+    Ok(Computed {
+        plan,
+        parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
+        remote,
+        files,
+        hashed: hashed_count,
+        timings,
+        inputs,
+    })
+}
+
+/// blake3 of every collected file the stat cache cannot vouch for (the
+/// cache is read here when the walk did not read it alongside), and the
+/// inputs digest of the result. Counts the files hashed into `hashed` and
+/// the time taken into `timings`.
+fn hash_tree(
+    ctx: &mut Context,
+    (collected, cache): (
+        Vec<collect::SourceFile>,
+        Option<HashMap<String, crate::state::StatEntry>>,
+    ),
+    scan_start: i64,
+    timings: &mut Timings,
+    hashed: &mut usize,
+) -> Result<(Vec<hash::HashedFile>, String)> {
+    let started = Instant::now();
+    let cache = match cache {
+        Some(c) => c,
+        None => ctx.state.stat_cache()?,
+    };
+    let scanner = crate::pipeline::scan::Scanner::new(&ctx.config);
+    let reporter = ctx.reporter.clone();
+    let (files, stats) = hash::hash_all(
+        collected,
+        cache,
+        &mut ctx.state,
+        scan_start,
+        &scanner,
+        reporter.as_ref(),
+    )?;
+    let inputs = prepare::inputs_digest(&ctx.config, &files);
+    timings.hash_ms = started.elapsed().as_millis() as u64;
+    *hashed = stats.hashed;
+    Ok((files, inputs))
+}
+
+/// Refuses to change what the objects of a target hold (`[target]
+/// encoding`): a fingerprinted key names one file's bytes, and its object is
+/// cached for a year. Holding them in another encoding under the same key
+/// would swap the bytes under cached URLs and break rollback, which copies
+/// earlier deploys' objects with their own headers. A new prefix starts
+/// afresh.
+fn check_same_encoding(ctx: &Context, config: &Config, current: Option<&Manifest>) -> Result<()> {
+    let Some(m) = current else { return Ok(()) };
+    let wanted = Layout::for_config(config).encoding;
+    if m.object_encoding() == wanted {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "`[target] encoding` is `{}`, but the objects of {} hold `{}` (deploy {}); changing it would put other bytes under keys that browsers and CDNs cache for a year, and break rollback\nhint: publish to a new prefix or bucket for the new encoding, or set `encoding = \"{}\"` again",
+        wanted.name(),
+        ctx.store.describe(),
+        m.object_encoding().name(),
+        m.deploy,
+        m.object_encoding().name()
+    )))
+}
+
+/// Refuses new bytes for an immutable key the target already holds: the
+/// upload would be skipped as "already there" (or, without conditional
+/// writes, replace an object cached for a year), and the deploy would name
+/// bytes its key does not serve.
+fn check_occupied(plan: &Plan) -> Result<()> {
+    if plan.occupied.is_empty() {
+        return Ok(());
+    }
+    let mut problems: Vec<String> = plan
+        .occupied
+        .iter()
+        .map(|(logical, key)| {
+            format!(
+                "`{logical}` has new content, but its key `{key}` is immutable and already holds other bytes at the target"
+            )
+        })
+        .collect();
+    problems.push(
+        "hint: a name kept by `fingerprint = \"keep\"` must change when the content does: rebuild so the bundler names it anew, or drop the `keep` rule for it; if only its references changed (assetpub rewrites them to fingerprinted names), publish what it references at stable names (`fingerprint = false`)".to_string(),
+    );
+    Err(Error::Validation(problems))
+}
+
+/// Refuses, before anything is uploaded, a file that would be published at
+/// a key assetpub writes itself: its stable copy would overwrite the
+/// manifest (or `staticfiles.json`, or a deploy record) and the next write
+/// of that key would overwrite the file.
+fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
+    let mut problems = Vec::new();
+    for p in files {
+        let keys = std::iter::once(&p.entry.key).chain(p.entry.object.as_ref());
+        for key in keys {
+            let what = if *key == config.manifest_key {
+                "assetpub's manifest (`[manifest] key`)"
+            } else if config.django && key == django::KEY {
+                "Django's staticfiles.json (`[manifest] django`)"
+            } else if key.starts_with(DEPLOYS_PREFIX)
+                || key == LOCK_KEY
+                || key.starts_with(".assetpub/")
+            {
+                "assetpub's own records"
+            } else {
+                continue;
+            };
+            let fix = match config.settings_for(&p.logical).fingerprint {
+                Fingerprint::Yes => "rename or exclude it",
+                Fingerprint::No | Fingerprint::Keep => {
+                    "let it be fingerprinted (drop the `fingerprint` rule for it), rename it, or exclude it"
+                }
+            };
+            problems.push(format!(
+                "`{}` would be published at `{key}`, the key of {what}: {fix}",
+                p.logical
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(problems))
+    }
+}
+
+/// The state DB's objects, read one at a time: a plan asks about few of
+/// them, and a large target has many.
+struct KnownInState<'a> {
+    state: &'a crate::state::State,
+    target: i64,
+    any: bool,
+    /// The first failed lookup, reported once planning is done.
+    error: RefCell<Option<Error>>,
+}
+
+impl Known for KnownInState<'_> {
+    fn known(&self, key: &str) -> Option<KnownObject> {
+        if !self.any {
+            return None;
+        }
+        match self.state.known_object(self.target, key) {
+            Ok(k) => k,
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
+    }
+}
+
+/// `walk` was started on the same config as `ctx` (see [`Walk::start`]).
+pub async fn publish(
+    ctx: &mut Context,
+    opts: &PublishOptions,
+    walk: Walk,
+) -> Result<PublishReport> {
+    let started = Instant::now();
+    let Computed {
+        plan,
+        remote,
+        files,
+        hashed,
+        timings,
+        inputs,
+        parent,
+    } = compute(ctx, walk).await?;
+    let mut report = PublishReport {
+        target: ctx.store.describe(),
+        dry_run: opts.dry_run,
+        changed: plan.has_changes(),
+        deploy: None,
+        parent,
+        files: plan.file_count(),
+        unchanged: plan.unchanged,
+        upload_bytes: plan.upload_bytes(),
+        uploads: plan.uploads.clone(),
+        already_there: 0,
+        header_updates: plan.header_updates.clone(),
+        stable_keys: plan.stable.clone(),
+        changes: plan.changes.clone(),
+        removed: plan.removed.clone(),
+        staticfiles: None,
+        hashed,
+        duration_ms: 0,
+        timings,
+        invalidation: None,
+    };
+    let staticfiles = if ctx.config.django {
+        let json = django::staticfiles_json(&plan.files);
+        // A deploy writes it anyway; otherwise it is written only when it
+        // does not hold the current deploy's paths (django was just turned
+        // on, or the copy was lost).
+        let write = plan.has_changes() || !django::remote_is_current(&ctx.store, &json).await?;
+        let local = ctx.config.django_local.clone();
+        let write_local = local
+            .as_deref()
+            .is_some_and(|p| plan.has_changes() || !django::local_is_current(p, &json));
+        report.staticfiles = Some(StaticfilesReport {
+            key: django::KEY.to_string(),
+            paths: plan.files.len(),
+            write,
+            local: local.map(|p| p.display().to_string()),
+            write_local,
+        });
+        report.changed |= write || write_local;
+        Some(json)
+    } else {
+        None
+    };
+    if opts.dry_run || !report.changed {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    if !plan.has_changes() {
+        let json = staticfiles.expect("only staticfiles.json can change without a plan change");
+        refresh_staticfiles(ctx, opts, &remote, &json, &report).await?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    let enforced = ctx.conditional_writes().await?;
+    let lock = Lock::acquire(
+        ctx.store.clone(),
+        "publish",
+        ctx.config.target.lock_ttl,
+        enforced,
+        opts.break_lock,
+    )
+    .await?;
+    let result = deploy(
+        ctx,
+        &plan,
+        &remote,
+        &files,
+        staticfiles.as_deref(),
+        &lock,
+        &mut report,
+    )
+    .await;
+    // The lock goes whatever happened: a failed run leaves the previous
+    // deploy serving and must not block the next one.
+    let released = lock.release().await;
+    let live = result?;
+    ctx.state.record_prepared_from(
+        ctx.target.id,
+        &PreparedFrom {
+            deploy: live.deploy.clone(),
+            ..inputs
+        },
+    )?;
+    if let Err(e) = released {
+        ctx.reporter
+            .warn(&format!("could not release the deploy lock: {e}"));
+    }
+    if let Some(cdn) = &ctx.config.cdn {
+        report.invalidation = Some(
+            crate::integrations::cdn::invalidate(
+                &ctx.config,
+                ctx.reporter.as_ref(),
+                cdn,
+                remote.manifest.as_ref(),
+                &live,
+            )
+            .await,
+        );
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Writes `staticfiles.json` for the deploy that is already current, when
+/// that is all there is to do.
+async fn refresh_staticfiles(
+    ctx: &mut Context,
+    opts: &PublishOptions,
+    remote: &Remote,
+    json: &[u8],
+    report: &PublishReport,
+) -> Result<()> {
+    let Some(sf) = &report.staticfiles else {
+        return Ok(());
+    };
+    if sf.write {
+        let enforced = ctx.conditional_writes().await?;
+        let lock = Lock::acquire(
+            ctx.store.clone(),
+            "publish",
+            ctx.config.target.lock_ttl,
+            enforced,
+            opts.break_lock,
+        )
+        .await?;
+        let result = async {
+            lock.check()?;
+            // Written for the deploy this run read, so only while it is
+            // still the current one.
+            ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
+            django::write_remote(&ctx.store, json).await
+        }
+        .await;
+        let released = lock.release().await;
+        result?;
+        if let Err(e) = released {
+            ctx.reporter
+                .warn(&format!("could not release the deploy lock: {e}"));
+        }
+    }
+    django::write_local_if_changed(ctx.config.django_local.as_deref(), json)
+}
+
+async fn deploy(
+    ctx: &mut Context,
+    plan: &Plan,
+    remote: &Remote,
+    files: &HashMap<String, Arc<Prepared>>,
+    staticfiles: Option<&[u8]>,
+    lock: &Lock,
+    report: &mut PublishReport,
+) -> Result<Manifest> {
+    let job = |o: &PlannedObject, confirm_first: bool| Job {
+        object: o.clone(),
+        file: files[&o.logical].clone(),
+        confirm_first,
+    };
+    let jobs: Vec<Job> = plan
+        .confirm
+        .iter()
+        .map(|o| job(o, true))
+        .chain(plan.uploads.iter().map(|o| job(o, false)))
+        .collect();
+    let stats = upload::upload_all(ctx, jobs).await?;
+    report.already_there = stats.already_there;
+
+    let header_updates = plan
+        .header_updates
+        .iter()
+        .map(|o| CopyJob {
+            from: o.key.clone(),
+            to: o.key.clone(),
+            meta: object_meta(&files[&o.logical].entry, o.variant, false),
+        })
+        .collect();
+    copy_all(&ctx.store, header_updates, ctx.config.target.concurrency).await?;
+
+    let now = chrono::Utc::now();
+    let mut manifest = Manifest {
+        version: FORMAT_VERSION,
+        deploy: String::new(),
+        parent: remote.manifest.as_ref().map(|m| m.deploy.clone()),
+        // Milliseconds, so deploys made within one second still sort.
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        commit: crate::util::git_commit(),
+        ci_run: crate::util::ci_run(),
+        sidecars: plan.layout.sidecars,
+        encoding: plan.layout.encoding.name().to_string(),
+        files: plan.files.clone(),
+    };
+    manifest.deploy = deploy_id(now, &manifest);
+    let mut json = manifest.to_json();
+    let deploy_key = Manifest::deploy_key(&manifest.deploy);
+    let written = ctx
+        .store
+        .put(
+            &deploy_key,
+            Body::Bytes(Arc::new(json.clone())),
+            &manifest_meta(),
+            Condition::IfAbsent,
+            &NoObserver,
+        )
+        .await?;
+    let manifest = if written == PutOutcome::PreconditionFailed {
+        // The same files with the same parent in the same second (a rollback
+        // then the same build again): that deploy exists, so it is reused.
+        let existing = ctx.deploy_manifest(&manifest.deploy).await?;
+        match existing {
+            Some(e) if e.same_content(&manifest) && e.parent == manifest.parent => {
+                json = e.to_json();
+                e
+            }
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "deploy `{}` already exists at {} with other content; publish again",
+                    manifest.deploy,
+                    ctx.store.describe()
+                )));
+            }
+        }
+    } else {
+        manifest
+    };
+
+    // Nothing the site serves by name changes until we know no other deploy
+    // moved the manifest since this run read it.
+    lock.check()?;
+    ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
+    let stable = plan
+        .stable
+        .iter()
+        .map(|o| CopyJob {
+            from: o.copy_of.clone().unwrap_or_else(|| o.key.clone()),
+            to: o.key.clone(),
+            meta: object_meta(&files[&o.logical].entry, o.variant, true),
+        })
+        .collect();
+    copy_all(&ctx.store, stable, ctx.config.target.concurrency).await?;
+    // Django resolves names through it, so it changes with the manifest: the
+    // last write before the switch.
+    if let Some(sf) = staticfiles {
+        django::write_remote(&ctx.store, sf).await?;
+    }
+    let etag = switch_manifest(&ctx.store, &ctx.config.manifest_key, remote, &json).await?;
+
+    for key in &plan.removed_stable_keys {
+        if let Err(e) = ctx.store.delete(std::slice::from_ref(key)).await {
+            ctx.reporter
+                .warn(&format!("could not delete `{key}` of a removed file: {e}"));
+        }
+    }
+    ctx.state.record_deploy(
+        ctx.target.id,
+        &deploy_record(
+            &manifest,
+            Some((report.uploads.len() as u64, report.upload_bytes)),
+        ),
+    )?;
+    let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
+    ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
+    report.deploy = Some(manifest.deploy.clone());
+    // Local, after the switch: it names what is live, and a failure here
+    // leaves the deploy live and is repaired by the next publish.
+    if let Some(sf) = staticfiles {
+        django::write_local_if_changed(ctx.config.django_local.as_deref(), sf)?;
+    }
+    Ok(manifest)
+}
+
+impl PublishReport {
+    /// The human-readable table of `plan` and `publish --dry-run`.
+    pub fn render_plan(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("target: {}\n", self.target));
+        if !self.changed {
+            out.push_str(&format!(
+                "no changes: {} files, current deploy {}\n",
+                self.files,
+                self.parent.as_deref().unwrap_or("(none)")
+            ));
+            return out;
+        }
+        if !self.uploads.is_empty() {
+            out.push_str("\nupload:\n");
+            out.push_str(&indent(&crate::util::table(
+                &["", "FILE", "KEY", "SIZE", "ALSO"],
+                &upload_rows(&self.uploads),
+            )));
+        }
+        if !self.header_updates.is_empty() {
+            out.push_str("\nnew headers (same bytes):\n");
+            for u in &self.header_updates {
+                out.push_str(&format!("  {}  {}\n", u.logical, u.key));
+            }
+        }
+        if !self.stable_keys.is_empty() {
+            out.push_str("\nstable keys:\n");
+            // Sidecars (`.gz`, `.br`) fold into their key's row.
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for s in &self.stable_keys {
+                let suffix = s.variant.sidecar_suffix();
+                let base = s.key.strip_suffix(suffix).filter(|_| !suffix.is_empty());
+                match base.and_then(|b| rows.iter_mut().find(|r| r[0] == b)) {
+                    Some(row) => {
+                        let also = &mut row[3];
+                        if !also.is_empty() {
+                            also.push_str(", ");
+                        }
+                        also.push_str(suffix);
+                    }
+                    None => rows.push(vec![
+                        s.key.clone(),
+                        "<-".to_string(),
+                        s.copy_of.clone().unwrap_or_default(),
+                        String::new(),
+                    ]),
+                }
+            }
+            out.push_str(&indent(&crate::util::table(
+                &["KEY", "", "COPY OF", "ALSO"],
+                &rows,
+            )));
+        }
+        if !self.removed.is_empty() {
+            out.push_str("\nremoved:\n");
+            for r in &self.removed {
+                out.push_str(&format!("  - {r}\n"));
+            }
+        }
+        if let Some(sf) = self
+            .staticfiles
+            .as_ref()
+            .filter(|s| s.write || s.write_local)
+        {
+            out.push_str(&format!(
+                "\nDjango staticfiles.json ({} paths):\n",
+                sf.paths
+            ));
+            if sf.write {
+                out.push_str(&format!("  {}\n", sf.key));
+            }
+            if let Some(local) = sf.local.as_ref().filter(|_| sf.write_local) {
+                out.push_str(&format!("  {local} (local copy)\n"));
+            }
+        }
+        out.push_str(&format!("\n{}\n", self.summary_line()));
+        out
+    }
+
+    pub fn summary_line(&self) -> String {
+        let new = self
+            .changes
+            .iter()
+            .filter(|c| c.reason == crate::pipeline::plan::Reason::New)
+            .count();
+        let changed = self
+            .changes
+            .iter()
+            .filter(|c| c.reason == crate::pipeline::plan::Reason::Changed)
+            .count();
+        let headers = self
+            .changes
+            .iter()
+            .filter(|c| c.reason == crate::pipeline::plan::Reason::Headers)
+            .count();
+        format!(
+            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys",
+            self.files,
+            self.removed.len(),
+            self.unchanged,
+            self.uploads.len(),
+            human_bytes(self.upload_bytes),
+            self.stable_keys.len()
+        )
+    }
+
+    /// What `publish` prints when done.
+    pub fn render_publish(&self) -> String {
+        if self.dry_run {
+            return format!("dry run: nothing was changed\n{}", self.render_plan());
+        }
+        if !self.changed {
+            return format!(
+                "no changes: {} files, current deploy {} at {}\n",
+                self.files,
+                self.parent.as_deref().unwrap_or("(none)"),
+                self.target
+            );
+        }
+        let Some(deploy) = &self.deploy else {
+            // Nothing but staticfiles.json was out of date.
+            return format!(
+                "no file changes: updated Django's staticfiles.json for the current deploy {} at {}\n",
+                self.parent.as_deref().unwrap_or("(none)"),
+                self.target
+            );
+        };
+        let mut out = format!("published {deploy} to {}\n", self.target);
+        out.push_str(&format!("  {}\n", self.summary_line()));
+        if let Some(sf) = &self.staticfiles {
+            out.push_str(&format!(
+                "  wrote Django's {} ({} paths){}\n",
+                sf.key,
+                sf.paths,
+                sf.local
+                    .as_ref()
+                    .map(|l| format!(" and its local copy {l}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if self.already_there > 0 {
+            out.push_str(&format!(
+                "  {} objects were already in place from an earlier run\n",
+                self.already_there
+            ));
+        }
+        out.push_str(&format!(
+            "  parent {}, {:.2}s\n",
+            self.parent.as_deref().unwrap_or("(none)"),
+            self.duration_ms as f64 / 1000.0
+        ));
+        if let Some(i) = &self.invalidation {
+            out.push_str(&format!("  {}\n", i.render()));
+        }
+        out
+    }
+
+    /// The error a failed CDN invalidation turns into; the deploy is live.
+    pub fn invalidation_failure(&self) -> Option<Error> {
+        self.invalidation
+            .as_ref()?
+            .failure(self.deploy.as_deref()?, &self.target)
+    }
+
+    /// The GitHub Actions step summary.
+    pub fn markdown(&self, command: &str) -> String {
+        let mut out = format!("### assetpub {command}: {}\n\n", self.target);
+        if !self.changed {
+            out.push_str(&format!(
+                "No changes ({} files, deploy `{}`).\n",
+                self.files,
+                self.parent.as_deref().unwrap_or("none")
+            ));
+            return out;
+        }
+        if let Some(d) = &self.deploy {
+            out.push_str(&format!(
+                "Deploy `{d}` (parent `{}`)\n\n",
+                self.parent.as_deref().unwrap_or("none")
+            ));
+        }
+        if let Some(i) = &self.invalidation {
+            out.push_str(&format!("{}\n\n", i.render()));
+        }
+        if let Some(sf) = self.staticfiles.as_ref().filter(|s| s.write) {
+            out.push_str(&format!("Django `{}`: {} paths\n\n", sf.key, sf.paths));
+        }
+        out.push_str("| files | new | changed | removed | unchanged | uploads | bytes |\n|---|---|---|---|---|---|---|\n");
+        let count = |r| self.changes.iter().filter(|c| c.reason == r).count();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n\n",
+            self.files,
+            count(crate::pipeline::plan::Reason::New),
+            count(crate::pipeline::plan::Reason::Changed),
+            self.removed.len(),
+            self.unchanged,
+            self.uploads.len(),
+            human_bytes(self.upload_bytes)
+        ));
+        let shown: Vec<_> = self.changes.iter().take(20).collect();
+        if !shown.is_empty() {
+            out.push_str("Changed files:\n\n");
+            for c in &shown {
+                out.push_str(&format!("- `{}` ({})\n", c.logical, reason(c.reason)));
+            }
+            if self.changes.len() > shown.len() {
+                out.push_str(&format!(
+                    "- ... and {} more\n",
+                    self.changes.len() - shown.len()
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// One row per object, its compressed variants folded into the last column.
+fn upload_rows(uploads: &[PlannedObject]) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut index: HashMap<(&str, String), usize> = HashMap::new();
+    for u in uploads {
+        let base = u
+            .key
+            .strip_suffix(u.variant.sidecar_suffix())
+            .unwrap_or(&u.key)
+            .to_string();
+        let slot = (u.logical.as_str(), base.clone());
+        match index.get(&slot) {
+            Some(&i) if u.variant != crate::remote::manifest::Variant::Identity => {
+                let also = &mut rows[i][4];
+                if !also.is_empty() {
+                    also.push_str(", ");
+                }
+                also.push_str(&format!(
+                    "{} {}",
+                    u.variant.sidecar_suffix(),
+                    human_bytes(u.bytes)
+                ));
+            }
+            _ => {
+                index.insert(slot, rows.len());
+                rows.push(vec![
+                    reason(u.reason),
+                    u.logical.clone(),
+                    base,
+                    human_bytes(u.bytes),
+                    String::new(),
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+fn reason(r: crate::pipeline::plan::Reason) -> String {
+    match r {
+        crate::pipeline::plan::Reason::New => "new",
+        crate::pipeline::plan::Reason::Changed => "changed",
+        crate::pipeline::plan::Reason::Headers => "headers",
+        crate::pipeline::plan::Reason::Restored => "restored",
+    }
+    .to_string()
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}

@@ -1,0 +1,230 @@
+//! `rollback [DEPLOY]`: make an earlier deploy current again, by server-side
+//! copies from its immutable objects and one conditional manifest write;
+//! never from the local build.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::commands::context::{Context, deploy_record};
+use crate::error::{Error, Result};
+use crate::integrations::cdn::Invalidation;
+use crate::remote::lock::Lock;
+use crate::remote::manifest::object_meta;
+use crate::remote::manifest::{Manifest, objects_for};
+use crate::remote::switch::{ensure_unmoved, switch_manifest};
+use crate::store::{CopyJob, copy_all};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    pub target: String,
+    pub from: String,
+    pub to: String,
+    pub changed: bool,
+    pub stable_keys: usize,
+    /// Whether Django's `staticfiles.json` was written for the restored deploy.
+    pub staticfiles: bool,
+    pub duration_ms: u64,
+    /// What the CDN was told once the restored deploy was live.
+    pub invalidation: Option<Invalidation>,
+}
+
+impl RollbackReport {
+    pub fn render(&self) -> String {
+        if !self.changed {
+            return format!(
+                "{} is already the current deploy at {}\n",
+                self.to, self.target
+            );
+        }
+        let mut out = format!(
+            "rolled back {} from {} to {}: {} stable keys restored{}, {:.2}s\n",
+            self.target,
+            self.from,
+            self.to,
+            self.stable_keys,
+            if self.staticfiles {
+                ", Django's staticfiles.json rewritten"
+            } else {
+                ""
+            },
+            self.duration_ms as f64 / 1000.0
+        );
+        if let Some(i) = &self.invalidation {
+            out.push_str(&format!("  {}\n", i.render()));
+        }
+        out
+    }
+
+    /// The error a failed CDN invalidation turns into; the rollback is live.
+    pub fn invalidation_failure(&self) -> Option<Error> {
+        self.invalidation.as_ref()?.failure(&self.to, &self.target)
+    }
+}
+
+pub async fn rollback(
+    ctx: &mut Context,
+    deploy: Option<&str>,
+    break_lock: bool,
+) -> Result<RollbackReport> {
+    let started = Instant::now();
+    let remote = ctx.remote_manifest().await?;
+    let Some(current) = remote.manifest.clone() else {
+        return Err(Error::Config(format!(
+            "nothing to roll back: there is no `{}` at {}",
+            ctx.config.manifest_key,
+            ctx.store.describe()
+        )));
+    };
+    let to = match deploy {
+        Some(d) => d.to_string(),
+        None => current.parent.clone().ok_or_else(|| {
+            Error::Config(format!(
+                "the current deploy `{}` has no parent to roll back to\nhint: name a deploy from `assetpub history`",
+                current.deploy
+            ))
+        })?,
+    };
+    let mut report = RollbackReport {
+        target: ctx.store.describe(),
+        from: current.deploy.clone(),
+        to: to.clone(),
+        changed: false,
+        stable_keys: 0,
+        staticfiles: false,
+        duration_ms: 0,
+        invalidation: None,
+    };
+    if to == current.deploy {
+        return Ok(report);
+    }
+    let target = ctx.deploy_manifest(&to).await?.ok_or_else(|| {
+        Error::Config(format!(
+            "unknown deploy `{to}` at {}\nhint: `assetpub history` lists the deploys that can be restored",
+            ctx.store.describe()
+        ))
+    })?;
+    check_restorable(ctx, &target).await?;
+
+    let enforced = ctx.conditional_writes().await?;
+    let lock = Lock::acquire(
+        ctx.store.clone(),
+        "rollback",
+        ctx.config.target.lock_ttl,
+        enforced,
+        break_lock,
+    )
+    .await?;
+    let result = switch(ctx, &remote, &current, &target, &lock).await;
+    let released = lock.release().await;
+    report.stable_keys = result?;
+    if let Err(e) = released {
+        ctx.reporter
+            .warn(&format!("could not release the deploy lock: {e}"));
+    }
+    report.changed = true;
+    report.staticfiles = ctx.config.django;
+    if let Some(cdn) = &ctx.config.cdn {
+        report.invalidation = Some(
+            crate::integrations::cdn::invalidate(
+                &ctx.config,
+                ctx.reporter.as_ref(),
+                cdn,
+                Some(&current),
+                &target,
+            )
+            .await,
+        );
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Refuses a deploy whose immutable objects are gone (pruned), naming them.
+async fn check_restorable(ctx: &Context, target: &Manifest) -> Result<()> {
+    let needed: Vec<String> = target
+        .objects()
+        .into_iter()
+        .filter(|o| !o.stable)
+        .map(|o| o.key)
+        .collect();
+    let missing =
+        crate::store::missing_keys(&ctx.store, ctx.config.target.concurrency, &needed).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<_> = missing.iter().take(10).map(|k| format!("  {k}")).collect();
+    let more = if missing.len() > shown.len() {
+        format!("\n  ... and {} more", missing.len() - shown.len())
+    } else {
+        String::new()
+    };
+    Err(Error::Input(format!(
+        "cannot roll back to `{}`: {} of the objects it needs are gone from {} (pruned?):\n{}{more}",
+        target.deploy,
+        missing.len(),
+        ctx.store.describe(),
+        shown.join("\n")
+    )))
+}
+
+async fn switch(
+    ctx: &mut Context,
+    remote: &crate::remote::switch::Remote,
+    current: &Manifest,
+    target: &Manifest,
+    lock: &Lock,
+) -> Result<usize> {
+    lock.check()?;
+    ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
+    let mut copies = Vec::new();
+    for (logical, entry) in &target.files {
+        if current.files.get(logical) == Some(entry) && current.sidecars == target.sidecars {
+            continue;
+        }
+        for o in objects_for(entry, target.sidecars, target.object_encoding()) {
+            if let Some(from) = o.copy_of {
+                copies.push(CopyJob {
+                    from,
+                    meta: object_meta(entry, o.variant, true),
+                    to: o.key,
+                });
+            }
+        }
+    }
+    let copied = copies.len();
+    copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?;
+    let staticfiles = ctx
+        .config
+        .django
+        .then(|| crate::remote::django::staticfiles_json(&target.files));
+    if let Some(sf) = &staticfiles {
+        crate::remote::django::write_remote(&ctx.store, sf).await?;
+    }
+    let json = target.to_json();
+    let etag = switch_manifest(&ctx.store, &ctx.config.manifest_key, remote, &json).await?;
+    // Stable keys of files the restored deploy does not have.
+    let stale: Vec<String> = current
+        .files
+        .iter()
+        .filter(|(logical, _)| !target.files.contains_key(*logical))
+        .flat_map(|(_, e)| objects_for(e, current.sidecars, current.object_encoding()))
+        .filter(|o| o.stable)
+        .map(|o| o.key)
+        .collect();
+    if !stale.is_empty()
+        && let Err(e) = ctx.store.delete(&stale).await
+    {
+        ctx.reporter.warn(&format!(
+            "could not delete stable keys of files the restored deploy lacks: {e}"
+        ));
+    }
+    ctx.state
+        .record_deploy(ctx.target.id, &deploy_record(target, None))?;
+    let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
+    ctx.remember(etag.as_deref(), Some(&text), Some(&target.deploy))?;
+    if let Some(sf) = &staticfiles {
+        crate::remote::django::write_local_if_changed(ctx.config.django_local.as_deref(), sf)?;
+    }
+    Ok(copied)
+}

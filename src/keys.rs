@@ -1,0 +1,60 @@
+//! What an object key may be, and the keys assetpub keeps for itself. The
+//! lowest layer: the stores, the settings and the manifest all check keys
+//! against these rules.
+
+use crate::error::{Error, Result};
+
+/// Where assetpub keeps what it needs on the target besides the site.
+pub const RESERVED_PREFIX: &str = ".assetpub/";
+/// Every deploy's manifest, as `<deploy>.json`.
+pub const DEPLOYS_PREFIX: &str = ".assetpub/deploys/";
+/// The deploy lock.
+pub const LOCK_KEY: &str = ".assetpub/lock";
+/// Django's `ManifestStaticFilesStorage` manifest, with `[manifest] django`.
+pub const STATICFILES_KEY: &str = "staticfiles.json";
+
+/// Every key the tool writes passes here: nothing may escape the target root.
+pub fn check_key(key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.contains('\\')
+        || key.contains('\0')
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        return Err(Error::Input(format!(
+            "refusing key `{key}`: keys must be relative paths without `.`, `..`, empty segments or backslashes"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_key;
+
+    #[test]
+    fn keys_cannot_escape_the_root() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "a\\b",
+            "./a",
+            "a/",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in [
+            "a",
+            "css/app.3f2a9c1b7d4e.css",
+            ".assetpub/lock",
+            "a b/ü.png",
+        ] {
+            assert!(check_key(good).is_ok(), "{good:?} refused");
+        }
+    }
+}

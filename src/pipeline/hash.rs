@@ -1,0 +1,215 @@
+//! blake3 of every collected file, in parallel, skipping files the stat cache
+//! says are unchanged. Text files that may hold references are scanned from
+//! the same bytes while they are in memory, so each file is read once.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::Read;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::pipeline::collect::SourceFile;
+use crate::pipeline::scan::{Ref, ScannedText, Scanner};
+use crate::report::{Phase, Reporter};
+use crate::state::{StatEntry, State};
+
+/// A file whose mtime is this close to the scan could still change without
+/// its mtime moving (coarse filesystem timestamps), so its cache entry is not
+/// trusted on the next run.
+const MTIME_GRANULARITY_NS: i64 = 2_000_000_000;
+
+/// Files up to this size are read in one go; larger ones in chunks of it.
+const READ_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// From this size blake3 splits one buffer across the thread pool: the last
+/// large files of a run would otherwise be hashed on one core.
+const PARALLEL_MIN: usize = 512 * 1024;
+
+/// Whether a file's stat vouches for its content: its mtime is far enough
+/// before the walk that a later write would have moved it.
+pub fn trusted(mtime_ns: i64, scan_start_ns: i64) -> bool {
+    scan_start_ns - mtime_ns > MTIME_GRANULARITY_NS
+}
+
+#[derive(Debug, Clone)]
+pub struct HashedFile {
+    pub source: SourceFile,
+    pub blake3: String,
+    /// References found in the bytes as hashed (None: not scanned in this
+    /// pass, because the stat cache knew the file or it is not a text the
+    /// scanner reads).
+    pub refs: Option<Vec<Ref>>,
+    /// The text as hashed, kept when it holds references to rewrite, so
+    /// rewriting neither reads nor scans the file again.
+    pub text: Option<ScannedText>,
+}
+
+pub struct HashStats {
+    pub hashed: usize,
+    pub cached: usize,
+}
+
+/// `cache` is the state DB's stat cache (`State::stat_cache`);
+/// `scan_start_ns` is the wall-clock time taken before the tree was walked.
+pub fn hash_all(
+    files: Vec<SourceFile>,
+    mut cache: HashMap<String, StatEntry>,
+    state: &mut State,
+    scan_start_ns: i64,
+    scanner: &Scanner,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<HashedFile>, HashStats)> {
+    let mut todo = Vec::new();
+    let mut done: Vec<Option<HashedFile>> = Vec::with_capacity(files.len());
+    for (i, f) in files.into_iter().enumerate() {
+        let hit = cache.remove(f.path.to_string_lossy().as_ref()).filter(|c| {
+            c.trusted && c.size == f.size && c.mtime_ns == f.mtime_ns && c.inode == f.inode
+        });
+        match hit {
+            Some(c) => done.push(Some(HashedFile {
+                blake3: c.blake3,
+                source: f,
+                refs: None,
+                text: None,
+            })),
+            None => {
+                done.push(None);
+                todo.push((i, f));
+            }
+        }
+    }
+    drop(cache);
+    let total_bytes: u64 = todo.iter().map(|(_, f)| f.size).sum();
+    reporter.phase_start(Phase::Hash, todo.len() as u64, total_bytes);
+    let results: Vec<(usize, std::result::Result<HashedFile, String>)> = todo
+        .into_par_iter()
+        .map(|(i, f)| {
+            let r = hash_source(f, scanner);
+            if let Ok(h) = &r {
+                reporter.item_done(Phase::Hash, h.source.size);
+            }
+            (i, r)
+        })
+        .collect();
+    reporter.phase_end(Phase::Hash);
+    let mut problems = Vec::new();
+    let mut fresh = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(h) => {
+                fresh.push((
+                    key(&h.source),
+                    StatEntry {
+                        size: h.source.size,
+                        mtime_ns: h.source.mtime_ns,
+                        inode: h.source.inode,
+                        blake3: h.blake3.clone(),
+                        trusted: trusted(h.source.mtime_ns, scan_start_ns),
+                    },
+                ));
+                done[i] = Some(h);
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(Error::Validation(problems));
+    }
+    let stats = HashStats {
+        hashed: fresh.len(),
+        cached: done.len() - fresh.len(),
+    };
+    state.store_stats(&fresh)?;
+    Ok((done.into_iter().flatten().collect(), stats))
+}
+
+fn key(f: &SourceFile) -> String {
+    f.path.to_string_lossy().into_owned()
+}
+
+fn hash_source(f: SourceFile, scanner: &Scanner) -> std::result::Result<HashedFile, String> {
+    let failed = |e: std::io::Error| format!("`{}` cannot be read: {e}", f.path.display());
+    if !scanner.wants(&f.logical) {
+        let blake3 = hash_file(&f.path).map_err(failed)?;
+        return Ok(HashedFile {
+            source: f,
+            blake3,
+            refs: None,
+            text: None,
+        });
+    }
+    let bytes = std::fs::read(&f.path).map_err(failed)?;
+    let blake3 = hash_bytes(&bytes);
+    let (refs, text) = scanner.scan(&f.logical, bytes);
+    Ok(HashedFile {
+        source: f,
+        blake3,
+        refs: Some(refs),
+        text,
+    })
+}
+
+thread_local! {
+    /// One read buffer per hashing thread, reused from file to file: a
+    /// fresh zeroed buffer per file cost as much as hashing small files.
+    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    // Taken out, not borrowed: while `update_rayon` waits, this thread may
+    // pick up another file's hashing.
+    let mut buf = BUFFER.take();
+    buf.clear();
+    buf.reserve_exact(READ_CHUNK as usize + 1);
+    let mut hasher = blake3::Hasher::new();
+    let result = loop {
+        buf.clear();
+        // read_to_end fills spare capacity without zeroing it first.
+        match (&mut file).take(READ_CHUNK).read_to_end(&mut buf) {
+            Ok(n) => {
+                update(&mut hasher, &buf);
+                if (n as u64) < READ_CHUNK {
+                    break Ok(hasher.finalize().to_hex().to_string());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    BUFFER.set(buf);
+    result
+}
+
+fn update(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    if bytes.len() >= PARALLEL_MIN {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
+    }
+}
+
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    update(&mut hasher, bytes);
+    hasher.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_reads_hash_like_one_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0, 1, 1000, PARALLEL_MIN + 7, READ_CHUNK as usize * 2 + 3] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let want = blake3::hash(&bytes).to_hex().to_string();
+            assert_eq!(hash_file(&path).unwrap(), want, "size {size}");
+            assert_eq!(hash_bytes(&bytes), want, "size {size}");
+        }
+    }
+}

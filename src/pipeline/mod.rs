@@ -1,0 +1,16 @@
+//! The stages a build goes through, in the order data moves:
+//! [`collect`] walks the source dirs, [`hash`] reads and hashes what the
+//! stat cache cannot vouch for (with [`scan`] reading each text file's
+//! references out of the bytes it holds), [`references`] finds what each text file
+//! names and orders them, [`prepare`] rewrites and names them, [`compress`]
+//! makes the encoded variants, [`plan`] compares the result with the served
+//! deploy. Sending what the plan says is missing is the publish command's
+//! (`commands/publish/upload.rs`).
+
+pub mod collect;
+pub mod compress;
+pub mod hash;
+pub mod plan;
+pub mod prepare;
+pub mod references;
+pub mod scan;

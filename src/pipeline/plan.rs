@@ -1,0 +1,459 @@
+//! What a publish would change: the new deploy's entries compared with the
+//! current remote manifest and the objects the state DB knows. Pure: no I/O.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::remote::manifest::{Entry, Manifest, ObjectRef, Variant, objects_for};
+use crate::remote::manifest::{Layout, meta_digest, object_meta};
+use crate::state::KnownObject;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// A logical file the current deploy does not have.
+    New,
+    /// A logical file whose content changed.
+    Changed,
+    /// Same bytes, new headers (a change of rules alone).
+    Headers,
+    /// Content seen before (an older deploy or an interrupted run) whose
+    /// object is missing from what the current deploy names.
+    Restored,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedObject {
+    pub logical: String,
+    pub key: String,
+    #[serde(skip)]
+    pub variant: Variant,
+    pub bytes: u64,
+    pub reason: Reason,
+    /// For stable copies: the immutable object they are copied from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<String>,
+    /// The key already holds these very bytes, with other headers: they are
+    /// written over, where a new immutable object is only created.
+    #[serde(skip)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub logical: String,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub files: BTreeMap<String, Entry>,
+    pub layout: Layout,
+    /// Objects to write.
+    pub uploads: Vec<PlannedObject>,
+    /// Objects the state DB says this target received (an interrupted run, an
+    /// older deploy): checked with one HEAD each and uploaded only if gone.
+    pub confirm: Vec<PlannedObject>,
+    /// Objects that exist with other headers: rewritten in place by a
+    /// server-side copy.
+    pub header_updates: Vec<PlannedObject>,
+    /// Stable keys to (re)write from their fingerprinted objects.
+    pub stable: Vec<PlannedObject>,
+    pub changes: Vec<FileChange>,
+    pub removed: Vec<String>,
+    /// Stable keys of removed files, deleted once the new manifest is live.
+    pub removed_stable_keys: Vec<String>,
+    /// Immutable keys the target already holds with other bytes, each with
+    /// its file: only a name kept by `fingerprint = "keep"` can get here,
+    /// and writing it would change an object browsers cache for a year.
+    pub occupied: Vec<(String, String)>,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty() || !self.removed.is_empty() || !self.uploads.is_empty()
+    }
+
+    /// The plan of a deploy whose `count` entries are the current
+    /// manifest's own: what `plan` finds for them, without comparing them one
+    /// by one. `files` may be left empty when nothing needs the entries.
+    pub fn unchanged(files: BTreeMap<String, Entry>, count: usize, layout: Layout) -> Plan {
+        Plan {
+            unchanged: count,
+            files,
+            layout,
+            uploads: Vec::new(),
+            confirm: Vec::new(),
+            header_updates: Vec::new(),
+            stable: Vec::new(),
+            changes: Vec::new(),
+            removed: Vec::new(),
+            removed_stable_keys: Vec::new(),
+            occupied: Vec::new(),
+        }
+    }
+
+    /// How many files the deploy has: each is unchanged or a change.
+    pub fn file_count(&self) -> usize {
+        self.unchanged + self.changes.len()
+    }
+
+    pub fn upload_bytes(&self) -> u64 {
+        self.uploads.iter().map(|u| u.bytes).sum()
+    }
+}
+
+/// The objects the state DB says the target received, asked only about
+/// objects the current deploy does not account for.
+pub trait Known {
+    fn known(&self, key: &str) -> Option<KnownObject>;
+}
+
+impl Known for HashMap<String, KnownObject> {
+    fn known(&self, key: &str) -> Option<KnownObject> {
+        self.get(key).cloned()
+    }
+}
+
+/// `headers_matter`: false for a directory target, where nginx derives the
+/// headers and only bytes are stored.
+pub fn plan(
+    files: BTreeMap<String, Entry>,
+    layout: Layout,
+    current: Option<&Manifest>,
+    known: &dyn Known,
+    headers_matter: bool,
+) -> Plan {
+    // What the current deploy guarantees is on the target: its objects, with
+    // the headers it wrote them with (the entry and variant they follow from).
+    let mut present: HashMap<String, (&Entry, Variant)> = HashMap::new();
+    if let Some(m) = current {
+        for entry in m.files.values() {
+            for o in objects_for(entry, m.sidecars, m.object_encoding()) {
+                if !o.stable {
+                    present.insert(o.key, (entry, o.variant));
+                }
+            }
+        }
+    }
+    let current_files = current.map(|m| &m.files);
+    let mut plan = Plan::unchanged(BTreeMap::new(), 0, layout);
+    let same_layout = current
+        .is_some_and(|m| m.sidecars == layout.sidecars && m.object_encoding() == layout.encoding);
+    for (logical, entry) in &files {
+        let before = current_files.and_then(|f| f.get(logical));
+        let reason = match before {
+            None => Some(Reason::New),
+            Some(b) if b.blake3 != entry.blake3 => Some(Reason::Changed),
+            Some(b) if b != entry || !same_layout => Some(Reason::Headers),
+            Some(_) => None,
+        };
+        match reason {
+            Some(r) => plan.changes.push(FileChange {
+                logical: logical.clone(),
+                reason: r,
+            }),
+            None => plan.unchanged += 1,
+        }
+        for o in objects_for(entry, layout.sidecars, layout.encoding) {
+            let bytes = size_of(entry, o.variant);
+            let planned = |o: &ObjectRef, reason: Reason| PlannedObject {
+                logical: logical.clone(),
+                key: o.key.clone(),
+                variant: o.variant,
+                bytes,
+                reason,
+                copy_of: o.copy_of.clone(),
+                replace: false,
+            };
+            let replacing = |o: &ObjectRef| PlannedObject {
+                replace: true,
+                ..planned(o, Reason::Headers)
+            };
+            if o.stable {
+                if reason.is_some() {
+                    plan.stable
+                        .push(planned(&o, reason.unwrap_or(Reason::Changed)));
+                }
+                continue;
+            }
+            let digest = || meta_digest(&object_meta(entry, o.variant, false));
+            // An immutable key that holds other bytes than this file's.
+            let occupied = |plan: &mut Plan| {
+                // One line per file: its sidecars are occupied alike.
+                if plan.occupied.last().is_none_or(|(l, _)| l != logical) {
+                    plan.occupied.push((logical.clone(), o.key.clone()));
+                }
+            };
+            match present.get(&o.key) {
+                Some((before, variant)) if before.blake3 == entry.blake3 => {
+                    // The same entry makes the same headers: no digests to
+                    // compare for the files of a deploy that did not change.
+                    let same = *before == entry && *variant == o.variant;
+                    if headers_matter
+                        && !same
+                        && meta_digest(&object_meta(before, *variant, false)) != digest()
+                    {
+                        plan.header_updates.push(planned(&o, Reason::Headers));
+                    }
+                }
+                Some(_) => occupied(&mut plan),
+                None => match known.known(&o.key) {
+                    Some(k) if k.blake3 != entry.blake3 => occupied(&mut plan),
+                    Some(k) if k.size == bytes && (!headers_matter || k.meta == digest()) => {
+                        plan.confirm.push(planned(&o, Reason::Restored));
+                    }
+                    // The same bytes with other headers (a rule changed since
+                    // it was written): `If-None-Match` would keep the old
+                    // ones, so the same bytes are written over.
+                    Some(k) if k.size == bytes => plan.uploads.push(replacing(&o)),
+                    _ => plan
+                        .uploads
+                        .push(planned(&o, reason.unwrap_or(Reason::Restored))),
+                },
+            }
+        }
+    }
+    if let Some(cur) = current_files {
+        for (logical, entry) in cur {
+            if !files.contains_key(logical) {
+                plan.removed.push(logical.clone());
+                if entry.is_stable() {
+                    let m = current.expect("current_files comes from current");
+                    plan.removed_stable_keys.extend(
+                        objects_for(entry, m.sidecars, m.object_encoding())
+                            .into_iter()
+                            .filter(|o| o.stable)
+                            .map(|o| o.key),
+                    );
+                }
+            }
+        }
+    }
+    plan.files = files;
+    plan
+}
+
+fn size_of(entry: &Entry, variant: Variant) -> u64 {
+    match variant {
+        Variant::Identity => entry.size,
+        v => entry.encodings.get(v.name()).copied().unwrap_or(entry.size),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, object: Option<&str>, hash: &str) -> Entry {
+        Entry {
+            key: key.into(),
+            object: object.map(Into::into),
+            blake3: hash.into(),
+            size: 100,
+            content_type: "text/css; charset=utf-8".into(),
+            cache_control: "public, max-age=31536000, immutable".into(),
+            encodings: BTreeMap::new(),
+            content_disposition: None,
+            content_language: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn manifest(files: &BTreeMap<String, Entry>) -> Manifest {
+        Manifest {
+            version: 1,
+            deploy: "d1".into(),
+            parent: None,
+            created: "c".into(),
+            commit: None,
+            ci_run: None,
+            sidecars: false,
+            encoding: "identity".into(),
+            files: files.clone(),
+        }
+    }
+
+    const LAYOUT: Layout = Layout {
+        sidecars: false,
+        encoding: Variant::Identity,
+    };
+
+    fn files() -> BTreeMap<String, Entry> {
+        [
+            (
+                "a.css".to_string(),
+                entry("a.aaaaaaaaaaaa.css", None, "aaaaaaaaaaaa11"),
+            ),
+            (
+                "index.html".to_string(),
+                entry(
+                    "index.html",
+                    Some("index.bbbbbbbbbbbb.html"),
+                    "bbbbbbbbbbbb22",
+                ),
+            ),
+        ]
+        .into()
+    }
+
+    fn no_known() -> HashMap<String, KnownObject> {
+        HashMap::new()
+    }
+
+    #[test]
+    fn first_deploy_uploads_everything() {
+        let p = plan(files(), LAYOUT, None, &no_known(), true);
+        assert!(p.has_changes());
+        let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
+        assert_eq!(keys, ["a.aaaaaaaaaaaa.css", "index.bbbbbbbbbbbb.html"]);
+        assert_eq!(p.stable.len(), 1);
+        assert_eq!(
+            p.stable[0].copy_of.as_deref(),
+            Some("index.bbbbbbbbbbbb.html")
+        );
+        assert_eq!(p.upload_bytes(), 200);
+        assert!(p.changes.iter().all(|c| c.reason == Reason::New));
+    }
+
+    #[test]
+    fn unchanged_tree_plans_nothing() {
+        let cur = manifest(&files());
+        let p = plan(files(), LAYOUT, Some(&cur), &no_known(), true);
+        assert!(!p.has_changes());
+        assert!(p.uploads.is_empty() && p.stable.is_empty() && p.confirm.is_empty());
+        assert_eq!(p.unchanged, 2);
+    }
+
+    #[test]
+    fn changed_removed_and_restored_files() {
+        let cur = manifest(&files());
+        let mut next = files();
+        next.remove("index.html");
+        next.insert(
+            "a.css".into(),
+            entry("a.cccccccccccc.css", None, "cccccccccccc33"),
+        );
+        next.insert(
+            "b.css".into(),
+            entry("b.dddddddddddd.css", None, "dddddddddddd44"),
+        );
+        let known: HashMap<String, KnownObject> = [(
+            "b.dddddddddddd.css".to_string(),
+            KnownObject {
+                blake3: "dddddddddddd44".into(),
+                size: 100,
+                meta: meta_digest(&object_meta(&next["b.css"], Variant::Identity, false)),
+            },
+        )]
+        .into();
+        let p = plan(next, LAYOUT, Some(&cur), &known, true);
+        assert_eq!(p.removed, ["index.html"]);
+        assert_eq!(p.removed_stable_keys, ["index.html"]);
+        assert_eq!(p.uploads.len(), 1);
+        assert_eq!(p.uploads[0].reason, Reason::Changed);
+        assert_eq!(
+            p.confirm.len(),
+            1,
+            "an object the state DB knows is confirmed, not uploaded"
+        );
+        assert_eq!(p.confirm[0].key, "b.dddddddddddd.css");
+    }
+
+    #[test]
+    fn new_bytes_at_a_key_that_holds_others_are_not_planned() {
+        // A name kept by `fingerprint = "keep"`, with new content.
+        let kept = |hash: &str| -> BTreeMap<String, Entry> {
+            [(
+                "assets/index-BxK3f9a1.js".to_string(),
+                entry("assets/index-BxK3f9a1.js", None, hash),
+            )]
+            .into()
+        };
+        let cur = manifest(&kept("aaaaaaaaaaaa11"));
+        let p = plan(
+            kept("bbbbbbbbbbbb22"),
+            LAYOUT,
+            Some(&cur),
+            &HashMap::new(),
+            true,
+        );
+        assert_eq!(
+            p.occupied,
+            [(
+                "assets/index-BxK3f9a1.js".to_string(),
+                "assets/index-BxK3f9a1.js".to_string()
+            )]
+        );
+        assert!(p.uploads.is_empty());
+        // The same from what the state DB knows of an earlier deploy.
+        let known: HashMap<String, KnownObject> = [(
+            "assets/index-BxK3f9a1.js".to_string(),
+            KnownObject {
+                blake3: "aaaaaaaaaaaa11".into(),
+                size: 100,
+                meta: String::new(),
+            },
+        )]
+        .into();
+        let p = plan(kept("bbbbbbbbbbbb22"), LAYOUT, None, &known, true);
+        assert_eq!(p.occupied.len(), 1);
+        let p = plan(kept("aaaaaaaaaaaa11"), LAYOUT, None, &known, true);
+        assert!(p.occupied.is_empty());
+    }
+
+    #[test]
+    fn the_same_bytes_with_other_headers_are_written_over() {
+        // The state DB knows the key with these bytes but other headers:
+        // If-None-Match would keep them.
+        let next = files();
+        let known: HashMap<String, KnownObject> = [(
+            "a.aaaaaaaaaaaa.css".to_string(),
+            KnownObject {
+                blake3: "aaaaaaaaaaaa11".into(),
+                size: 100,
+                meta: "other headers".into(),
+            },
+        )]
+        .into();
+        let p = plan(next, LAYOUT, None, &known, true);
+        let a = p
+            .uploads
+            .iter()
+            .find(|u| u.key == "a.aaaaaaaaaaaa.css")
+            .unwrap();
+        assert!(a.replace, "{a:?}");
+        let index = p
+            .uploads
+            .iter()
+            .find(|u| u.key != "a.aaaaaaaaaaaa.css")
+            .unwrap();
+        assert!(!index.replace, "a new object is only created");
+        // Without headers that matter (a directory), the same bytes are there.
+        let p = plan(files(), LAYOUT, None, &known, false);
+        assert_eq!(p.confirm.len(), 1);
+        // Another size is not these bytes: never written over.
+        let mut other = known.clone();
+        other.get_mut("a.aaaaaaaaaaaa.css").unwrap().size = 99;
+        let p = plan(files(), LAYOUT, None, &other, true);
+        assert!(p.uploads.iter().all(|u| !u.replace), "{:?}", p.uploads);
+    }
+
+    #[test]
+    fn a_change_of_headers_alone_is_a_change() {
+        let cur = manifest(&files());
+        let mut next = files();
+        next.get_mut("a.css").unwrap().cache_control = "public, max-age=60".into();
+        let p = plan(next.clone(), LAYOUT, Some(&cur), &no_known(), true);
+        assert!(p.has_changes());
+        assert!(p.uploads.is_empty());
+        assert_eq!(p.header_updates.len(), 1);
+        assert_eq!(p.changes[0].reason, Reason::Headers);
+        // A directory stores no headers: nothing to rewrite, but the manifest changes.
+        let p = plan(next, LAYOUT, Some(&cur), &no_known(), false);
+        assert!(p.header_updates.is_empty());
+        assert!(p.has_changes());
+    }
+}

@@ -1,0 +1,283 @@
+//! Reference rewriting across the collected set: which files reference
+//! which, the order that lets every file be named after the files it
+//! references, and the rewritten bytes and keys.
+//!
+//! A source map's `file` field points back at the script that references the
+//! map, a cycle no content hash can close. That back-reference is "weak": the
+//! map is named from its own content plus everything that decides the
+//! script's name except the map itself, so a map key still always holds the
+//! same bytes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::pipeline::hash::HashedFile;
+use crate::pipeline::scan::{Ref, Scanner, mode};
+use crate::report::Reporter;
+use crate::rewrite::{self, Syntax};
+use crate::settings::{Config, Fingerprint};
+use crate::state::State;
+
+/// Finds every file's references to other collected files. Files scanned
+/// as they were hashed, or whose content was scanned before, are not read
+/// again.
+pub fn references(
+    config: &Config,
+    files: &[HashedFile],
+    state: &State,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, Vec<Ref>>> {
+    let mut out = BTreeMap::new();
+    if !config.rewrite {
+        return Ok(out);
+    }
+    let scanner = Scanner::new(config);
+    let collected: BTreeSet<&str> = files.iter().map(|f| f.source.logical.as_str()).collect();
+    let mut cached = Vec::new();
+    let mut todo = Vec::new();
+    let mut fresh = Vec::new();
+    for f in files {
+        let Some(mode) = mode(
+            Syntax::for_path(&f.source.logical),
+            config.rewrite_js_imports,
+            config.rewrite_html,
+        ) else {
+            continue;
+        };
+        if let Some(refs) = &f.refs {
+            fresh.push((f, mode, refs.clone()));
+            continue;
+        }
+        match state.refs(&f.blake3, mode)? {
+            Some(json) => match serde_json::from_str::<Vec<Ref>>(&json) {
+                Ok(refs) => cached.push((f, refs)),
+                Err(_) => todo.push((f, mode)),
+            },
+            None => todo.push((f, mode)),
+        }
+    }
+    let scanned: Vec<(&HashedFile, &str, std::io::Result<Vec<Ref>>)> = todo
+        .par_iter()
+        .map(|&(f, mode)| {
+            let refs =
+                std::fs::read(&f.source.path).map(|bytes| scanner.scan(&f.source.logical, bytes).0);
+            (f, mode, refs)
+        })
+        .collect();
+    for (f, mode, r) in scanned {
+        let refs = r.map_err(|e| Error::io("cannot read", &f.source.path, e))?;
+        fresh.push((f, mode, refs));
+    }
+    let batch = state.batch()?;
+    for (f, mode, refs) in fresh {
+        state.record_refs(
+            &f.blake3,
+            mode,
+            &serde_json::to_string(&refs).expect("refs serialize"),
+        )?;
+        cached.push((f, refs));
+    }
+    batch.commit()?;
+    let mut problems = Vec::new();
+    for (f, refs) in cached {
+        let referrer = &f.source.logical;
+        let mut kept = Vec::new();
+        let mut warned = BTreeSet::new();
+        // The cache is keyed by content, and the same bytes can sit in
+        // another directory (a copy, a moved file): the URLs as written are
+        // the content's, what they point to is resolved here, every time.
+        let refs = refs
+            .into_iter()
+            .filter_map(|r| rewrite::target_of(referrer, &r.url).map(|target| Ref { target, ..r }));
+        for r in refs {
+            if r.target == *referrer {
+                continue;
+            }
+            if collected.contains(r.target.as_str()) {
+                // A file that keeps its name needs no rewriting and decides
+                // nothing about the referrer's key; as a dependency it would
+                // only make cycles of pages that link to each other.
+                if config.settings_for(&r.target).fingerprint == Fingerprint::Yes {
+                    kept.push(r);
+                }
+            } else if !r.url.starts_with('/') && warned.insert(r.target.clone()) {
+                let msg = format!(
+                    "`{referrer}` references `{}`, which is not collected; left as written",
+                    r.url
+                );
+                if config.rewrite_strict {
+                    problems.push(msg);
+                } else {
+                    reporter.warn(&msg);
+                }
+            }
+        }
+        if !kept.is_empty() {
+            out.insert(referrer.clone(), kept);
+        }
+    }
+    if !problems.is_empty() {
+        problems.push("hint: these are errors under `[rewrite] strict = true`; collect the files or fix the references (without strict they are warnings)".into());
+        return Err(Error::Validation(problems));
+    }
+    Ok(out)
+}
+
+/// The order to name files in: every file after the files it references.
+/// Weak references add the script's other dependencies before the map.
+/// A cycle of strong references is an error naming it.
+pub fn order(all: &[String], refs: &BTreeMap<String, Vec<Ref>>) -> Result<Vec<String>> {
+    let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for (from, rs) in refs {
+        for r in rs {
+            if r.weak {
+                // The map waits for what the script waits for, except itself.
+                for sr in refs.get(&r.target).into_iter().flatten() {
+                    if !sr.weak && sr.target != *from {
+                        deps.entry(from).or_default().insert(&sr.target);
+                    }
+                }
+            } else {
+                deps.entry(from).or_default().insert(&r.target);
+            }
+        }
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Active,
+        Done,
+    }
+    let mut marks: HashMap<&str, Mark> = HashMap::new();
+    let mut out = Vec::with_capacity(all.len());
+    for start in all {
+        if marks.contains_key(start.as_str()) {
+            continue;
+        }
+        // Iterative depth-first search: deep reference chains must not
+        // overflow the stack.
+        let mut stack: Vec<(&str, Vec<&str>)> = vec![(
+            start,
+            deps.get(start.as_str())
+                .map(|d| d.iter().copied().collect())
+                .unwrap_or_default(),
+        )];
+        marks.insert(start, Mark::Active);
+        while let Some((node, pending)) = stack.last_mut() {
+            match pending.pop() {
+                Some(next) => match marks.get(next) {
+                    Some(Mark::Done) => {}
+                    Some(Mark::Active) => {
+                        let at = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[at..].iter().map(|(n, _)| *n).collect();
+                        cycle.push(next);
+                        return Err(Error::Validation(vec![format!(
+                            "reference cycle: {}; files that reference each other cannot both be fingerprinted",
+                            cycle
+                                .iter()
+                                .map(|c| format!("`{c}`"))
+                                .collect::<Vec<_>>()
+                                .join(" -> ")
+                        )]));
+                    }
+                    None => {
+                        marks.insert(next, Mark::Active);
+                        let d = deps
+                            .get(next)
+                            .map(|d| d.iter().copied().collect())
+                            .unwrap_or_default();
+                        stack.push((next, d));
+                    }
+                },
+                None => {
+                    let done = *node;
+                    marks.insert(done, Mark::Done);
+                    out.push(done.to_string());
+                    stack.pop();
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrites `text`'s references to `targets` (logical path -> new file
+/// name). References to other files stay as written.
+pub fn apply(
+    logical: &str,
+    text: &str,
+    js_imports: bool,
+    targets: &BTreeMap<String, String>,
+) -> String {
+    let syntax = Syntax::for_path(logical);
+    let refs = rewrite::find_references(syntax, logical, text, js_imports);
+    rewrite::rewrite(text, &refs, |t| targets.get(t).cloned())
+}
+
+/// The file name of a key (what a reference's last segment becomes).
+pub fn file_name(key: &str) -> String {
+    key.rsplit('/').next().unwrap_or(key).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(target: &str, weak: bool) -> Ref {
+        Ref {
+            target: target.into(),
+            url: target.into(),
+            weak,
+        }
+    }
+
+    #[test]
+    fn files_come_after_what_they_reference() {
+        let all: Vec<String> = [
+            "a.css",
+            "b.css",
+            "img.png",
+            "app.js",
+            "app.js.map",
+            "lib.js",
+        ]
+        .map(String::from)
+        .to_vec();
+        let refs: BTreeMap<String, Vec<Ref>> = [
+            ("a.css".to_string(), vec![r("b.css", false)]),
+            ("b.css".to_string(), vec![r("img.png", false)]),
+            (
+                "app.js".to_string(),
+                vec![r("app.js.map", false), r("lib.js", false)],
+            ),
+            ("app.js.map".to_string(), vec![r("app.js", true)]),
+        ]
+        .into();
+        let order = order(&all, &refs).unwrap();
+        let pos = |n: &str| order.iter().position(|o| o == n).unwrap();
+        assert!(pos("img.png") < pos("b.css") && pos("b.css") < pos("a.css"));
+        assert!(pos("app.js.map") < pos("app.js"));
+        assert!(
+            pos("lib.js") < pos("app.js.map"),
+            "the map waits for the script's other dependencies"
+        );
+        assert_eq!(order.len(), all.len());
+    }
+
+    #[test]
+    fn a_cycle_is_an_error_naming_it() {
+        let all: Vec<String> = ["a.css", "b.css", "c.css"].map(String::from).to_vec();
+        let refs: BTreeMap<String, Vec<Ref>> = [
+            ("a.css".to_string(), vec![r("b.css", false)]),
+            ("b.css".to_string(), vec![r("c.css", false)]),
+            ("c.css".to_string(), vec![r("a.css", false)]),
+        ]
+        .into();
+        let e = order(&all, &refs).unwrap_err().to_string();
+        assert!(
+            e.contains("`a.css` -> `b.css` -> `c.css` -> `a.css`"),
+            "{e}"
+        );
+    }
+}

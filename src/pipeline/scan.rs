@@ -1,0 +1,92 @@
+//! What a text file references, read out of the bytes the hashing pass
+//! already holds, so a stylesheet or script is read once. Both the hasher
+//! and the reference graph ([`super::references`]) start from this.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::rewrite::{self, Syntax};
+use crate::settings::Config;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ref {
+    pub target: String,
+    pub url: String,
+    /// A back-reference that does not decide the referrer's key.
+    pub weak: bool,
+}
+
+pub(super) fn mode(syntax: Syntax, js_imports: bool, html: bool) -> Option<&'static str> {
+    match syntax {
+        Syntax::Css => Some("css"),
+        Syntax::Js if js_imports => Some("js+imports"),
+        Syntax::Js => Some("js"),
+        Syntax::SourceMap => Some("map"),
+        Syntax::Html if html => Some("html"),
+        Syntax::WebManifest if html => Some("webmanifest"),
+        Syntax::Html | Syntax::WebManifest => None,
+        Syntax::Other => None,
+    }
+}
+
+/// Reads a text file's references out of its bytes. The hashing pass runs
+/// it on the bytes it already holds, so a stylesheet or script is read once.
+pub struct Scanner {
+    rewrite: bool,
+    js_imports: bool,
+    html: bool,
+}
+
+impl Scanner {
+    pub fn new(config: &Config) -> Scanner {
+        Scanner {
+            rewrite: config.rewrite,
+            js_imports: config.rewrite_js_imports,
+            html: config.rewrite_html,
+        }
+    }
+
+    /// Whether the file's syntax can hold references to rewrite.
+    pub fn wants(&self, logical: &str) -> bool {
+        self.rewrite && mode(Syntax::for_path(logical), self.js_imports, self.html).is_some()
+    }
+
+    /// The file's references, and its text with where they were found
+    /// when there are any (to rewrite them without scanning again).
+    pub fn scan(&self, logical: &str, bytes: Vec<u8>) -> (Vec<Ref>, Option<ScannedText>) {
+        // Non-UTF-8 text cannot hold references we could rewrite safely.
+        let Ok(text) = String::from_utf8(bytes) else {
+            return (Vec::new(), None);
+        };
+        let syntax = Syntax::for_path(logical);
+        let found = rewrite::find_references(syntax, logical, &text, self.js_imports);
+        let mut seen = BTreeSet::new();
+        let refs: Vec<Ref> = found
+            .iter()
+            .filter(|r| seen.insert((&r.target, &r.url)))
+            .map(|r| Ref {
+                target: r.target.clone(),
+                url: r.url.clone(),
+                weak: syntax == Syntax::SourceMap,
+            })
+            .collect();
+        let text = (!refs.is_empty()).then_some(ScannedText { text, found });
+        (refs, text)
+    }
+}
+
+/// A text file as scanned: its content and the references found in it.
+#[derive(Debug, Clone)]
+pub struct ScannedText {
+    pub text: String,
+    found: Vec<rewrite::Reference>,
+}
+
+impl ScannedText {
+    /// The text with its references to `targets` rewritten, as `apply`
+    /// would, without finding them again.
+    pub fn apply(&self, targets: &BTreeMap<String, String>) -> String {
+        rewrite::rewrite(&self.text, &self.found, |t| targets.get(t).cloned())
+    }
+}

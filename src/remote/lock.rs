@@ -1,0 +1,282 @@
+//! The deploy lock, `.assetpub/lock`: one publish, rollback or prune at a
+//! time per target. Taken with `If-None-Match: *`, renewed while a long run
+//! uploads, released at the end; a lock past its expiry is taken over with
+//! `If-Match` on the ETag it was read with.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::remote::manifest::LOCK_KEY;
+use crate::store::{Body, Condition, GetOutcome, NoObserver, ObjectMeta, PutOutcome, Store};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub owner: String,
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run: Option<String>,
+    pub created: String,
+    pub expires: String,
+}
+
+impl LockInfo {
+    fn new(command: &str, ttl: Duration) -> LockInfo {
+        let now = chrono::Utc::now();
+        LockInfo {
+            owner: std::env::var("USER")
+                .or_else(|_| std::env::var("USERNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+            command: command.to_string(),
+            ci_run: crate::util::ci_run(),
+            created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            expires: expiry(ttl),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let ci = self
+            .ci_run
+            .as_deref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
+        format!(
+            "{}@{} (pid {}, `{}`{ci}) since {}, expires {}",
+            self.owner, self.host, self.pid, self.command, self.created, self.expires
+        )
+    }
+
+    fn same_holder(&self, other: &LockInfo) -> bool {
+        self.host == other.host && self.pid == other.pid && self.created == other.created
+    }
+
+    /// Past its expiry, or left by a process of this host that is gone (a
+    /// killed run): either way nobody holds it any more.
+    fn expired(&self) -> bool {
+        let past = chrono::DateTime::parse_from_rfc3339(&self.expires)
+            .map_or(true, |t| t < chrono::Utc::now());
+        past || self.holder_is_dead()
+    }
+
+    fn holder_is_dead(&self) -> bool {
+        let here = gethostname::gethostname().to_string_lossy().into_owned();
+        // Only Linux answers "is this pid alive" without a new dependency;
+        // elsewhere a dead holder's lock waits for its expiry.
+        cfg!(target_os = "linux")
+            && self.host == here
+            && self.pid != 0
+            && self.pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+fn expiry(ttl: Duration) -> String {
+    (chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15)))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn lock_meta() -> ObjectMeta {
+    ObjectMeta {
+        content_type: Some("application/json".into()),
+        cache_control: Some("no-store".into()),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A held lock. Renewed in the background until released.
+pub struct Lock {
+    store: Arc<Store>,
+    held: Arc<Mutex<Held>>,
+    lost: Arc<AtomicBool>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Held {
+    info: LockInfo,
+    etag: Option<String>,
+}
+
+impl Lock {
+    pub async fn acquire(
+        store: Arc<Store>,
+        command: &str,
+        ttl: Duration,
+        enforced: bool,
+        break_lock: bool,
+    ) -> Result<Lock> {
+        let info = LockInfo::new(command, ttl);
+        let body = serde_json::to_vec_pretty(&info).expect("lock info serializes");
+        // Without conditional writes the check below is only best effort:
+        // two runs can both see no lock. The caller has warned about that.
+        let mut condition = Condition::IfAbsent;
+        if (!enforced || break_lock)
+            && let Some((holder, etag)) = read(&store).await?
+        {
+            if !break_lock && !holder.expired() {
+                return Err(held(&holder));
+            }
+            condition = if enforced {
+                Condition::IfMatch(etag)
+            } else {
+                Condition::None
+            };
+        }
+        let mut outcome = put(&store, &body, condition.clone()).await?;
+        if outcome == PutOutcome::PreconditionFailed && condition == Condition::IfAbsent {
+            match read(&store).await? {
+                Some((holder, etag)) if holder.expired() => {
+                    outcome = put(&store, &body, Condition::IfMatch(etag)).await?;
+                }
+                Some((holder, _)) => return Err(held(&holder)),
+                // Released between our write and our read: try once more.
+                None => outcome = put(&store, &body, Condition::IfAbsent).await?,
+            }
+        }
+        let etag = match outcome {
+            PutOutcome::Written { etag } => etag,
+            PutOutcome::PreconditionFailed => {
+                let holder = read(&store).await?.map(|(h, _)| h);
+                return Err(holder.map_or_else(
+                    || {
+                        Error::Conflict(
+                            "another deploy took the deploy lock at the same moment; try again"
+                                .into(),
+                        )
+                    },
+                    |h| held(&h),
+                ));
+            }
+        };
+        let state = Arc::new(Mutex::new(Held { info, etag }));
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = tokio::spawn(renew_loop(
+            store.clone(),
+            state.clone(),
+            lost.clone(),
+            ttl,
+            enforced,
+        ));
+        Ok(Lock {
+            store,
+            held: state,
+            lost,
+            renewer: Some(renewer),
+        })
+    }
+
+    /// Fails when another run took the lock over while this one held it
+    /// (it expired, or someone broke it): the caller must not switch the
+    /// manifest then.
+    pub fn check(&self) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(Error::Conflict(
+                "the deploy lock was taken over by another run while this one was uploading; not switching the manifest".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        if self.lost.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Only our own lock goes: someone may have broken it and holds it
+        // now. (Read, compare, delete leaves a moment between the last two;
+        // a lock broken exactly then is lost, and its holder's manifest
+        // write is still conditional.)
+        let ours = self.held.lock().await.info.clone();
+        match read(&self.store).await? {
+            Some((info, _)) if info.same_holder(&ours) => {
+                self.store.delete(&[LOCK_KEY.to_string()]).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+    }
+}
+
+async fn renew_loop(
+    store: Arc<Store>,
+    state: Arc<Mutex<Held>>,
+    lost: Arc<AtomicBool>,
+    ttl: Duration,
+    enforced: bool,
+) {
+    let every = (ttl / 3).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let mut held = state.lock().await;
+        held.info.expires = expiry(ttl);
+        let body = serde_json::to_vec_pretty(&held.info).expect("lock info serializes");
+        let condition = match (&held.etag, enforced) {
+            (Some(etag), true) => Condition::IfMatch(etag.clone()),
+            _ => Condition::None,
+        };
+        match put(&store, &body, condition).await {
+            Ok(PutOutcome::Written { etag }) => held.etag = etag,
+            Ok(PutOutcome::PreconditionFailed) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A failed renewal is retried at the next tick; the lock is
+            // still valid until it expires.
+            Err(_) => {}
+        }
+    }
+}
+
+async fn put(store: &Store, body: &[u8], condition: Condition) -> Result<PutOutcome> {
+    store
+        .put(
+            LOCK_KEY,
+            Body::Bytes(Arc::new(body.to_vec())),
+            &lock_meta(),
+            condition,
+            &NoObserver,
+        )
+        .await
+}
+
+/// The lock's holder and the ETag it was read with.
+pub async fn read(store: &Store) -> Result<Option<(LockInfo, String)>> {
+    match store.get(LOCK_KEY, None).await? {
+        GetOutcome::Found(f) => {
+            let etag = f
+                .etag
+                .unwrap_or_else(|| crate::store::fs::etag_of(&f.bytes));
+            let info = serde_json::from_slice(&f.bytes).unwrap_or_else(|_| LockInfo {
+                owner: "unknown".into(),
+                host: "unknown".into(),
+                pid: 0,
+                command: "unknown".into(),
+                ci_run: None,
+                created: "unknown".into(),
+                expires: "1970-01-01T00:00:00Z".into(),
+            });
+            Ok(Some((info, etag)))
+        }
+        GetOutcome::Missing | GetOutcome::NotModified => Ok(None),
+    }
+}
+
+fn held(holder: &LockInfo) -> Error {
+    Error::Conflict(format!("the deploy lock is held by {}", holder.describe()))
+}

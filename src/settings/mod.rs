@@ -1,0 +1,1407 @@
+//! publish.toml: parsed strictly (unknown keys are errors), validated, and
+//! resolved once into `Config`, which is all the rest of the code sees.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_TARGET: &str = "file://./published";
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+/// Ample for any S3 request to be answered; what outlasts it is a store that
+/// hangs (a frozen node, a peer it has not yet noticed is gone), which would
+/// otherwise stall the run for good.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Files that keep their names (pages and well-known files that other sites
+/// and browsers ask for by name) unless the user's rules say otherwise.
+pub const DEFAULT_STABLE: &[&str] = &[
+    "**/*.html",
+    "**/*.htm",
+    "robots.txt",
+    "favicon.ico",
+    "**/*.webmanifest",
+    "sw.js",
+    ".well-known/**",
+    "humans.txt",
+    "sitemap.xml",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: RawSource,
+    #[serde(default)]
+    target: RawTarget,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    manifest: RawManifest,
+    #[serde(default)]
+    prune: RawPrune,
+    #[serde(default)]
+    rewrite: RawRewrite,
+    cdn: Option<RawCdn>,
+    #[serde(default)]
+    env: BTreeMap<String, RawEnv>,
+}
+
+/// `[env.NAME]`: settings that differ between environments (staging,
+/// production) publishing the same build. Each table overrides the
+/// top-level one of the same name, setting by setting.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    #[serde(default)]
+    target: RawTarget,
+    #[serde(default)]
+    manifest: RawManifest,
+    #[serde(default)]
+    prune: RawPrune,
+    cdn: Option<RawCdn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    dirs: Vec<String>,
+    include: Option<Vec<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    max_file_size: Option<Size>,
+    allowed_extensions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    url: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    path_style: Option<bool>,
+    profile: Option<String>,
+    concurrency: Option<usize>,
+    encoding: Option<String>,
+    sidecars: Option<bool>,
+    public_read: Option<bool>,
+    lock_ttl: Option<String>,
+    request_timeout: Option<String>,
+}
+
+impl RawTarget {
+    /// These settings, with `base`'s where this one says nothing.
+    fn over(self, base: RawTarget) -> RawTarget {
+        RawTarget {
+            url: self.url.or(base.url),
+            region: self.region.or(base.region),
+            endpoint: self.endpoint.or(base.endpoint),
+            path_style: self.path_style.or(base.path_style),
+            profile: self.profile.or(base.profile),
+            concurrency: self.concurrency.or(base.concurrency),
+            encoding: self.encoding.or(base.encoding),
+            sidecars: self.sidecars.or(base.sidecars),
+            public_read: self.public_read.or(base.public_read),
+            lock_ttl: self.lock_ttl.or(base.lock_ttl),
+            request_timeout: self.request_timeout.or(base.request_timeout),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    pattern: String,
+    fingerprint: Option<FingerprintSetting>,
+    cache_control: Option<String>,
+    content_type: Option<String>,
+    compress: Option<bool>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum FingerprintSetting {
+    Bool(bool),
+    Word(String),
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    key: Option<String>,
+    django: Option<bool>,
+    local: Option<String>,
+}
+
+impl RawManifest {
+    fn over(self, base: RawManifest) -> RawManifest {
+        RawManifest {
+            key: self.key.or(base.key),
+            django: self.django.or(base.django),
+            local: self.local.or(base.local),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrune {
+    keep: Option<usize>,
+    min_age: Option<String>,
+}
+
+impl RawPrune {
+    fn over(self, base: RawPrune) -> RawPrune {
+        RawPrune {
+            keep: self.keep.or(base.keep),
+            min_age: self.min_age.or(base.min_age),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCdn {
+    provider: Option<String>,
+    distribution_id: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    profile: Option<String>,
+    command: Option<Vec<String>>,
+    max_paths: Option<usize>,
+    path_prefix: Option<String>,
+}
+
+impl RawCdn {
+    /// An environment's `[cdn]` over the top-level one. A different
+    /// provider starts afresh: a command has no use for a distribution id.
+    fn over(self, base: Option<RawCdn>) -> RawCdn {
+        let Some(base) = base else {
+            return self;
+        };
+        if self.provider.is_some() && self.provider != base.provider {
+            return self;
+        }
+        RawCdn {
+            provider: self.provider.or(base.provider),
+            distribution_id: self.distribution_id.or(base.distribution_id),
+            region: self.region.or(base.region),
+            endpoint: self.endpoint.or(base.endpoint),
+            profile: self.profile.or(base.profile),
+            command: self.command.or(base.command),
+            max_paths: self.max_paths.or(base.max_paths),
+            path_prefix: self.path_prefix.or(base.path_prefix),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRewrite {
+    #[serde(default)]
+    strict: bool,
+    #[serde(default)]
+    js_imports: bool,
+    #[serde(default)]
+    html: bool,
+    enabled: Option<bool>,
+}
+
+/// A byte count or a string with a unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// How a file's key is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fingerprint {
+    /// `dir/stem.<12 hex>.ext`, immutable.
+    Yes,
+    /// The logical path, updated in place (its fingerprinted object is kept
+    /// too, for rollback).
+    No,
+    /// The logical path, already unique per content (bundler output).
+    Keep,
+}
+
+/// What the object at the key holds on an S3 target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectEncoding {
+    Identity,
+    Gzip,
+    Br,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetUrl {
+    Dir(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl std::fmt::Display for TargetUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetUrl::Dir(p) => write!(f, "file://{}", p.display()),
+            TargetUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            TargetUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: TargetUrl,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub profile: Option<String>,
+    pub concurrency: usize,
+    pub encoding: ObjectEncoding,
+    pub sidecars: bool,
+    pub public_read: bool,
+    pub lock_ttl: std::time::Duration,
+    /// How long a request may go unanswered before it is abandoned and
+    /// retried (uploads get more, by size).
+    pub request_timeout: std::time::Duration,
+}
+
+/// Where CDN caches are told which paths a deploy changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cdn {
+    pub provider: CdnProvider,
+    /// More changed paths than this are sent as one wildcard for the prefix.
+    pub max_paths: usize,
+    /// What every path starts with after the leading `/`: the target's
+    /// prefix unless `[cdn] path_prefix` says otherwise; `""` for the root.
+    pub path_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CdnProvider {
+    CloudFront {
+        distribution_id: String,
+        region: Option<String>,
+        /// Overrides `AWS_ENDPOINT_URL`, which the SDK reads itself otherwise.
+        endpoint: Option<String>,
+        profile: Option<String>,
+    },
+    /// A program run with the paths as its arguments, in `dir` (the config
+    /// file's directory).
+    Command { argv: Vec<String>, dir: PathBuf },
+}
+
+impl CdnProvider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CdnProvider::CloudFront { .. } => "cloudfront",
+            CdnProvider::Command { .. } => "command",
+        }
+    }
+}
+
+pub const DEFAULT_MAX_PATHS: usize = 100;
+/// CloudFront accepts at most 3000 paths in progress per distribution.
+const MAX_MAX_PATHS: usize = 3000;
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub pattern: String,
+    matcher: globset::GlobMatcher,
+    pub fingerprint: Option<Fingerprint>,
+    pub cache_control: Option<String>,
+    pub content_type: Option<String>,
+    pub compress: Option<bool>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Rule {
+    /// The regular expression the rule's glob compiles to (see
+    /// `builtin_glob_regex`).
+    pub fn regex(&self) -> &str {
+        self.matcher.glob().regex()
+    }
+}
+
+/// The headers and naming a file gets, after every rule has had its say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSettings {
+    pub fingerprint: Fingerprint,
+    pub cache_control: String,
+    pub content_type: String,
+    pub compress: bool,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The publish.toml this came from (None: defaults only).
+    pub path: Option<PathBuf>,
+    pub base_dir: PathBuf,
+    pub sources: Vec<PathBuf>,
+    pub include: GlobSet,
+    /// `include` holds `**` (the default): every path matches.
+    pub include_all: bool,
+    /// Include patterns that name hidden paths, which are otherwise skipped.
+    pub include_hidden: GlobSet,
+    pub exclude: GlobSet,
+    pub max_file_size: Option<u64>,
+    pub allowed_extensions: Option<Vec<String>>,
+    pub target: Target,
+    pub rules: Vec<Rule>,
+    pub manifest_key: String,
+    pub django: bool,
+    pub django_local: Option<PathBuf>,
+    pub prune_keep: usize,
+    pub prune_min_age: std::time::Duration,
+    pub rewrite: bool,
+    pub rewrite_strict: bool,
+    pub rewrite_js_imports: bool,
+    /// Also the URL attributes of HTML pages and the icons of web app
+    /// manifests, for sites whose pages name their assets directly.
+    pub rewrite_html: bool,
+    pub state_path: PathBuf,
+    /// The `[env.NAME]` these settings were resolved for.
+    pub env: Option<String>,
+    pub cdn: Option<Cdn>,
+}
+
+/// What the command line and environment say, above the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub target: Option<String>,
+    pub state: Option<PathBuf>,
+    /// `--env` / `ASSETPUB_ENV`: which `[env.NAME]` table applies.
+    pub env: Option<String>,
+}
+
+impl Config {
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Config(format!(
+                    "config file `{}` not found\nhint: run `assetpub init` to write a starter publish.toml, or pass --config",
+                    path.display()
+                ))
+            } else {
+                Error::Config(format!("cannot read config `{}`: {e}", path.display()))
+            }
+        })?;
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Config::parse(&text, path, &base_dir, overrides)
+    }
+
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        base_dir: &Path,
+        overrides: &Overrides,
+    ) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let config = resolve_env(&raw, overrides.env.as_deref(), path, base_dir, overrides)?;
+        // Every environment is checked, not only the chosen one, so that a
+        // mistake in production's settings fails the staging run too.
+        for name in raw.env.keys() {
+            if overrides.env.as_deref() != Some(name) {
+                resolve_env(&raw, Some(name), path, base_dir, &Overrides::default())?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// The settings for one logical path: for each setting, the first rule
+    /// that matches and sets it; built-in defaults last.
+    pub fn settings_for(&self, logical: &str) -> FileSettings {
+        let mut fingerprint = None;
+        let mut cache_control = None;
+        let mut content_type = None;
+        let mut compress = None;
+        let mut content_disposition = None;
+        let mut content_language = None;
+        let mut metadata = BTreeMap::new();
+        for rule in self.rules.iter().filter(|r| r.matcher.is_match(logical)) {
+            fingerprint = fingerprint.or(rule.fingerprint);
+            cache_control = cache_control.or_else(|| rule.cache_control.clone());
+            content_type = content_type.or_else(|| rule.content_type.clone());
+            compress = compress.or(rule.compress);
+            content_disposition = content_disposition.or_else(|| rule.content_disposition.clone());
+            content_language = content_language.or_else(|| rule.content_language.clone());
+            for (k, v) in &rule.metadata {
+                metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let fingerprint = fingerprint.unwrap_or_else(|| default_fingerprint(logical));
+        // A file that keeps its name must be revalidated, or browsers keep a
+        // stale page for a year: the default follows the naming.
+        let cache_control = cache_control.unwrap_or_else(|| {
+            match fingerprint {
+                Fingerprint::Yes | Fingerprint::Keep => IMMUTABLE,
+                Fingerprint::No => REVALIDATE,
+            }
+            .to_string()
+        });
+        FileSettings {
+            fingerprint,
+            cache_control,
+            content_type: content_type.unwrap_or_else(|| crate::mime::content_type(logical)),
+            compress: compress.unwrap_or_else(|| crate::mime::is_compressible(logical)),
+            content_disposition,
+            content_language,
+            metadata,
+        }
+    }
+
+    pub fn is_s3(&self) -> bool {
+        matches!(self.target.url, TargetUrl::S3 { .. })
+    }
+}
+
+fn default_fingerprint(logical: &str) -> Fingerprint {
+    static STABLE: std::sync::OnceLock<GlobSet> = std::sync::OnceLock::new();
+    let stable = STABLE.get_or_init(|| {
+        let mut b = GlobSetBuilder::new();
+        for p in DEFAULT_STABLE {
+            b.add(glob(p).expect("built-in glob"));
+        }
+        b.build().expect("built-in globs")
+    });
+    if stable.is_match(logical) {
+        Fingerprint::No
+    } else {
+        Fingerprint::Yes
+    }
+}
+
+fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
+}
+
+/// The regular expression (over logical paths, bytes, Rust and PCRE
+/// syntax alike once the leading `(?-u)` is dropped) a built-in glob
+/// pattern matches with.
+pub fn builtin_glob_regex(pattern: &str) -> String {
+    glob(pattern).expect("built-in glob").regex().to_string()
+}
+
+fn glob_set(setting: &str, patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(
+            glob(p)
+                .map_err(|e| Error::Config(format!("invalid glob `{p}` in `{setting}`: {e}")))?,
+        );
+    }
+    b.build()
+        .map_err(|e| Error::Config(format!("invalid globs in `{setting}`: {e}")))
+}
+
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let location = e
+        .span()
+        .map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(":{line}:{column}")
+        })
+        .unwrap_or_default();
+    let message = e.message().trim_end().replace('\n', " ");
+    Error::Config(format!(
+        "invalid config `{}{location}`: {message}",
+        path.display()
+    ))
+}
+
+/// Applies the chosen `[env.NAME]` table to the top-level settings.
+fn apply_env(raw: &mut RawConfig, name: &str, path: &Path) -> Result<()> {
+    let Some(env) = raw.env.remove(name) else {
+        let known: Vec<String> = raw.env.keys().map(|k| format!("`{k}`")).collect();
+        let defined = if known.is_empty() {
+            "it has no `[env.NAME]` tables".to_string()
+        } else {
+            format!("it defines {}", known.join(", "))
+        };
+        return Err(Error::Config(format!(
+            "unknown environment `{name}` (from --env or ASSETPUB_ENV) in `{}`: {defined}",
+            path.display()
+        )));
+    };
+    raw.target = env.target.over(std::mem::take(&mut raw.target));
+    raw.manifest = env.manifest.over(std::mem::take(&mut raw.manifest));
+    raw.prune = env.prune.over(std::mem::take(&mut raw.prune));
+    if let Some(cdn) = env.cdn {
+        raw.cdn = Some(cdn.over(raw.cdn.take()));
+    }
+    Ok(())
+}
+
+/// The settings with `[env.NAME]` applied; errors say which environment
+/// they come from.
+fn resolve_env(
+    raw: &RawConfig,
+    env: Option<&str>,
+    path: &Path,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Result<Config> {
+    let mut raw = raw.clone();
+    let Some(name) = env else {
+        return resolve(raw, path, base_dir, overrides, None);
+    };
+    apply_env(&mut raw, name, path)?;
+    resolve(raw, path, base_dir, overrides, Some(name)).map_err(|e| match e {
+        Error::Config(m) => Error::Config(format!("with `[env.{name}]`: {m}")),
+        other => other,
+    })
+}
+
+fn resolve(
+    raw: RawConfig,
+    path: &Path,
+    base_dir: &Path,
+    overrides: &Overrides,
+    env: Option<&str>,
+) -> Result<Config> {
+    let rel = |p: &str| join_clean(base_dir, p);
+    if raw.source.dirs.is_empty() {
+        return Err(Error::Config(format!(
+            "`[source] dirs` in `{}` is empty: name at least one directory to publish",
+            path.display()
+        )));
+    }
+    let include_patterns = raw.source.include.unwrap_or_else(|| vec!["**".to_string()]);
+    let hidden: Vec<String> = include_patterns
+        .iter()
+        .filter(|p| p.starts_with('.') || p.contains("/."))
+        .cloned()
+        .chain(std::iter::once(".well-known/**".to_string()))
+        .collect();
+    let max_file_size = raw
+        .source
+        .max_file_size
+        .map(|s| match s {
+            Size::Bytes(n) => Ok(n),
+            Size::Text(t) => parse_size(&t).ok_or_else(|| {
+                Error::Config(format!(
+                    "invalid size `{t}` for `[source] max_file_size`: use a byte count or a unit such as \"25 MiB\" or \"500KB\""
+                ))
+            }),
+        })
+        .transpose()?;
+    let allowed_extensions = raw.source.allowed_extensions.map(|v| {
+        v.into_iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect()
+    });
+
+    let url = overrides
+        .target
+        .clone()
+        .or(raw.target.url)
+        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
+    let url = parse_target_url(&url, base_dir)?;
+    let encoding = match raw.target.encoding.as_deref() {
+        None | Some("identity") => ObjectEncoding::Identity,
+        Some("gzip") => ObjectEncoding::Gzip,
+        Some("br") => ObjectEncoding::Br,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "invalid `[target] encoding = \"{other}\"`: use \"identity\", \"gzip\" or \"br\""
+            )));
+        }
+    };
+    let concurrency = raw.target.concurrency.unwrap_or(32);
+    if concurrency == 0 || concurrency > 1024 {
+        return Err(Error::Config(format!(
+            "invalid `[target] concurrency = {concurrency}`: use 1 to 1024"
+        )));
+    }
+    let lock_ttl = raw
+        .target
+        .lock_ttl
+        .as_deref()
+        .map(|s| duration_setting("[target] lock_ttl", s))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(15 * 60));
+    let request_timeout = raw
+        .target
+        .request_timeout
+        .as_deref()
+        .map(|s| duration_setting("[target] request_timeout", s))
+        .transpose()?
+        .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    if request_timeout.is_zero() {
+        return Err(Error::Config(
+            "invalid `[target] request_timeout = \"0s\"`: use at least one second".into(),
+        ));
+    }
+    let target = Target {
+        url,
+        region: raw.target.region,
+        endpoint: raw.target.endpoint,
+        path_style: raw.target.path_style.unwrap_or(false),
+        profile: raw.target.profile,
+        concurrency,
+        encoding,
+        sidecars: raw.target.sidecars.unwrap_or(false),
+        public_read: raw.target.public_read.unwrap_or(false),
+        lock_ttl,
+        request_timeout,
+    };
+
+    let mut rules = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let matcher = glob(&r.pattern)
+            .map_err(|e| {
+                Error::Config(format!(
+                    "invalid glob `{}` in `[[rules]]` #{}: {e}",
+                    r.pattern,
+                    i + 1
+                ))
+            })?
+            .compile_matcher();
+        let fingerprint = match r.fingerprint {
+            None => None,
+            Some(FingerprintSetting::Bool(true)) => Some(Fingerprint::Yes),
+            Some(FingerprintSetting::Bool(false)) => Some(Fingerprint::No),
+            Some(FingerprintSetting::Word(w)) if w == "keep" => Some(Fingerprint::Keep),
+            Some(FingerprintSetting::Word(w)) => {
+                return Err(Error::Config(format!(
+                    "invalid `fingerprint = \"{w}\"` in `[[rules]]` #{} (`{}`): use true, false or \"keep\"",
+                    i + 1,
+                    r.pattern
+                )));
+            }
+        };
+        let mut metadata = BTreeMap::new();
+        for (k, v) in r.metadata {
+            let name = k.trim_start_matches("x-amz-meta-").to_ascii_lowercase();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(Error::Config(format!(
+                    "invalid metadata name `{k}` in `[[rules]]` #{}: use letters, digits, `-` and `_`",
+                    i + 1
+                )));
+            }
+            metadata.insert(name, v);
+        }
+        rules.push(Rule {
+            pattern: r.pattern,
+            matcher,
+            fingerprint,
+            cache_control: r.cache_control,
+            content_type: r.content_type,
+            compress: r.compress,
+            content_disposition: r.content_disposition,
+            content_language: r.content_language,
+            metadata,
+        });
+    }
+
+    let manifest_key = raw
+        .manifest
+        .key
+        .unwrap_or_else(|| "manifest.json".to_string());
+    crate::keys::check_key(&manifest_key).map_err(|_| {
+        Error::Config(format!(
+            "invalid `[manifest] key = \"{manifest_key}\"`: use a relative key"
+        ))
+    })?;
+    let django = raw.manifest.django.unwrap_or(false);
+    if django && manifest_key == crate::keys::STATICFILES_KEY {
+        return Err(Error::Config(format!(
+            "`[manifest] key = \"{manifest_key}\"` is where `django = true` writes Django's staticfiles.json: choose another key"
+        )));
+    }
+    if raw.manifest.local.is_some() && !django {
+        return Err(Error::Config(
+            "`[manifest] local` is the local copy of Django's staticfiles.json: set `django = true` too, or remove it".to_string(),
+        ));
+    }
+    let prune_min_age = raw
+        .prune
+        .min_age
+        .as_deref()
+        .map(|s| duration_setting("[prune] min_age", s))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(7 * 86400));
+
+    let state_path = overrides
+        .state
+        .clone()
+        .unwrap_or_else(|| base_dir.join(".assetpub").join("state.db"));
+    let cdn = raw
+        .cdn
+        .map(|c| resolve_cdn(c, &target, base_dir))
+        .transpose()?
+        .flatten();
+
+    Ok(Config {
+        path: Some(path.to_path_buf()),
+        base_dir: base_dir.to_path_buf(),
+        sources: raw.source.dirs.iter().map(|d| rel(d)).collect(),
+        include: glob_set("[source] include", &include_patterns)?,
+        include_all: include_patterns.iter().any(|p| p == "**"),
+        include_hidden: glob_set("[source] include", &hidden)?,
+        exclude: glob_set("[source] exclude", &raw.source.exclude)?,
+        max_file_size,
+        allowed_extensions,
+        target,
+        rules,
+        manifest_key,
+        django,
+        django_local: raw.manifest.local.as_deref().map(rel),
+        prune_keep: raw.prune.keep.unwrap_or(10),
+        prune_min_age,
+        rewrite: raw.rewrite.enabled.unwrap_or(true),
+        rewrite_strict: raw.rewrite.strict,
+        rewrite_js_imports: raw.rewrite.js_imports,
+        rewrite_html: raw.rewrite.html,
+        state_path,
+        env: env.map(String::from),
+        cdn,
+    })
+}
+
+fn resolve_cdn(raw: RawCdn, target: &Target, base_dir: &Path) -> Result<Option<Cdn>> {
+    let provider = raw.provider.as_deref().ok_or_else(|| {
+        Error::Config(
+            "`[cdn] provider` is missing: use \"cloudfront\", \"command\" or \"none\"".to_string(),
+        )
+    })?;
+    // A setting of another provider is a mistake worth naming, not
+    // something to ignore silently.
+    let not_for = |setting: &str, set: bool| -> Result<()> {
+        if set {
+            return Err(Error::Config(format!(
+                "`[cdn] {setting}` does not apply to `provider = \"{provider}\"`: remove it"
+            )));
+        }
+        Ok(())
+    };
+    let provider = match provider {
+        "none" => {
+            not_for("distribution_id", raw.distribution_id.is_some())?;
+            not_for("command", raw.command.is_some())?;
+            return Ok(None);
+        }
+        "cloudfront" => {
+            not_for("command", raw.command.is_some())?;
+            let distribution_id = raw.distribution_id.ok_or_else(|| {
+                Error::Config(
+                    "`[cdn] provider = \"cloudfront\"` needs `distribution_id`, e.g. \"E2QWRUHAPOMQZL\""
+                        .to_string(),
+                )
+            })?;
+            if distribution_id.is_empty()
+                || !distribution_id.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(Error::Config(format!(
+                    "invalid `[cdn] distribution_id = \"{distribution_id}\"`: a CloudFront distribution id is letters and digits, e.g. \"E2QWRUHAPOMQZL\""
+                )));
+            }
+            CdnProvider::CloudFront {
+                distribution_id,
+                region: raw.region,
+                endpoint: raw.endpoint,
+                profile: raw.profile.or_else(|| target.profile.clone()),
+            }
+        }
+        "command" => {
+            for (setting, set) in [
+                ("distribution_id", raw.distribution_id.is_some()),
+                ("region", raw.region.is_some()),
+                ("endpoint", raw.endpoint.is_some()),
+                ("profile", raw.profile.is_some()),
+            ] {
+                not_for(setting, set)?;
+            }
+            let mut argv = raw.command.unwrap_or_default();
+            if argv.first().is_none_or(|p| p.is_empty()) {
+                return Err(Error::Config(
+                    "`[cdn] provider = \"command\"` needs `command`, a program and its arguments, e.g. [\"./purge-cdn\", \"--zone\", \"site\"]"
+                        .to_string(),
+                ));
+            }
+            // A program named by a relative path is relative to this file,
+            // like every other path in it; a bare name is looked up in PATH.
+            if argv[0].contains('/') {
+                argv[0] = join_clean(base_dir, &argv[0]).display().to_string();
+            }
+            CdnProvider::Command {
+                argv,
+                dir: base_dir.to_path_buf(),
+            }
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "invalid `[cdn] provider = \"{other}\"`: use \"cloudfront\", \"command\" or \"none\""
+            )));
+        }
+    };
+    let max_paths = raw.max_paths.unwrap_or(DEFAULT_MAX_PATHS);
+    if max_paths == 0 || max_paths > MAX_MAX_PATHS {
+        return Err(Error::Config(format!(
+            "invalid `[cdn] max_paths = {max_paths}`: use 1 to {MAX_MAX_PATHS}"
+        )));
+    }
+    let path_prefix = match raw.path_prefix {
+        Some(p) => {
+            let p = p.trim_matches('/').to_string();
+            if !p.is_empty() {
+                crate::keys::check_key(&p)
+                    .map_err(|_| Error::Config(format!("invalid `[cdn] path_prefix = \"{p}\"`")))?;
+            }
+            p
+        }
+        None => match &target.url {
+            TargetUrl::S3 { prefix, .. } => prefix.clone(),
+            TargetUrl::Dir(_) => String::new(),
+        },
+    };
+    Ok(Some(Cdn {
+        provider,
+        max_paths,
+        path_prefix,
+    }))
+}
+
+pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        if rest.is_empty() {
+            return Err(Error::Config(format!(
+                "invalid target `{url}`: name a directory, e.g. file://./published"
+            )));
+        }
+        return Ok(TargetUrl::Dir(join_clean(base_dir, rest)));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid_bucket {
+            return Err(Error::Config(format!(
+                "invalid bucket name `{bucket}` in target `{url}`: 3-63 lowercase letters, digits, `-` or `.`"
+            )));
+        }
+        let prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            crate::keys::check_key(&prefix).map_err(|_| {
+                Error::Config(format!("invalid prefix `{prefix}` in target `{url}`"))
+            })?;
+        }
+        return Ok(TargetUrl::S3 {
+            bucket: bucket.to_string(),
+            prefix,
+        });
+    }
+    Err(Error::Config(format!(
+        "unsupported target `{url}`: use file://PATH or s3://BUCKET/PREFIX"
+    )))
+}
+
+/// `base/p` without the `.` components, so paths print the way users wrote
+/// them (`published`, not `././published`).
+fn join_clean(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    let clean: PathBuf = joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    if clean.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        clean
+    }
+}
+
+/// "25 MiB", "500KB", "1.5GB", "1024".
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    (num >= 0.0).then_some((num * mult as f64) as u64)
+}
+
+/// "90s", "12h", "7d", "30m", "2w".
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" | "min" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        "w" => n * 7 * 86400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+fn duration_setting(setting: &str, text: &str) -> Result<std::time::Duration> {
+    parse_duration(text).ok_or_else(|| {
+        Error::Config(format!(
+            "invalid duration `{text}` for `{setting}`: use a number with s, m, h, d or w, e.g. \"7d\""
+        ))
+    })
+}
+
+/// The starter publish.toml `assetpub init` writes.
+pub const STARTER: &str = include_str!("starter.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(
+            text,
+            Path::new("publish.toml"),
+            Path::new("/site"),
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn minimal_config_gets_the_defaults() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert_eq!(c.sources, vec![PathBuf::from("/site/dist")]);
+        assert_eq!(
+            c.target.url,
+            TargetUrl::Dir(PathBuf::from("/site/published"))
+        );
+        assert_eq!(c.target.concurrency, 32);
+        assert_eq!(c.manifest_key, "manifest.json");
+        assert_eq!(c.state_path, PathBuf::from("/site/.assetpub/state.db"));
+        let html = c.settings_for("blog/index.html");
+        assert_eq!(html.fingerprint, Fingerprint::No);
+        assert_eq!(html.cache_control, REVALIDATE);
+        for stable in [
+            "robots.txt",
+            "favicon.ico",
+            "site.webmanifest",
+            "sw.js",
+            ".well-known/security.txt",
+        ] {
+            assert_eq!(
+                c.settings_for(stable).fingerprint,
+                Fingerprint::No,
+                "{stable}"
+            );
+        }
+        let css = c.settings_for("css/app.css");
+        assert_eq!(css.fingerprint, Fingerprint::Yes);
+        assert_eq!(css.cache_control, IMMUTABLE);
+        // Only the top-level favicon and robots keep their names.
+        assert_eq!(
+            c.settings_for("img/favicon.ico").fingerprint,
+            Fingerprint::Yes
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_location() {
+        let e = parse("[source]\ndirs = [\"dist\"]\nmax_size = 3\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("publish.toml:3:1"), "{msg}");
+        assert!(msg.contains("max_size"), "{msg}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn invalid_toml_reports_line_and_column() {
+        let e = parse("[source]\ndirs = [\"dist\"\n").unwrap_err();
+        assert!(e.to_string().contains("publish.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let e = parse("[source]\ndirs = \"dist\"\n").unwrap_err();
+        assert!(e.to_string().contains("publish.toml:2:8"), "{e}");
+    }
+
+    #[test]
+    fn html_rewriting_is_opt_in() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert!(!c.rewrite_html);
+        let c = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nhtml = true\n").unwrap();
+        assert!(c.rewrite_html);
+    }
+
+    #[test]
+    fn request_timeout_defaults_to_30s_and_must_be_at_least_a_second() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n").unwrap();
+        assert_eq!(c.target.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        let c = parse("[source]\ndirs = [\"dist\"]\n[target]\nrequest_timeout = \"2m\"\n").unwrap();
+        assert_eq!(c.target.request_timeout.as_secs(), 120);
+        let e =
+            parse("[source]\ndirs = [\"dist\"]\n[target]\nrequest_timeout = \"0s\"\n").unwrap_err();
+        assert!(e.to_string().contains("request_timeout"), "{e}");
+    }
+
+    #[test]
+    fn rules_apply_per_setting_first_match_first() {
+        let c = parse(
+            r#"
+[source]
+dirs = ["dist"]
+[[rules]]
+match = "assets/**"
+fingerprint = "keep"
+[[rules]]
+match = "**/*.json"
+fingerprint = false
+[[rules]]
+match = "**/*.css"
+cache_control = "public, max-age=60"
+content_type = "text/plain"
+"#,
+        )
+        .unwrap();
+        let kept = c.settings_for("assets/index-BxK3f9a1.js");
+        assert_eq!(kept.fingerprint, Fingerprint::Keep);
+        assert_eq!(kept.cache_control, IMMUTABLE);
+        let data = c.settings_for("data/x.json");
+        assert_eq!(data.fingerprint, Fingerprint::No);
+        assert_eq!(
+            data.cache_control, REVALIDATE,
+            "a stable key must never be immutable by default"
+        );
+        let css = c.settings_for("css/a.css");
+        assert_eq!(css.fingerprint, Fingerprint::Yes);
+        assert_eq!(css.cache_control, "public, max-age=60");
+        assert_eq!(css.content_type, "text/plain");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("25 MiB"), Some(25 << 20));
+        assert_eq!(parse_size("500KB"), Some(500_000));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86400);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("12h").unwrap().as_secs(), 12 * 3600);
+        assert!(parse_duration("soon").is_none());
+        let e = parse("[source]\ndirs = [\"d\"]\nmax_file_size = \"lots\"\n").unwrap_err();
+        assert!(e.to_string().contains("max_file_size"));
+    }
+
+    #[test]
+    fn target_urls() {
+        let base = Path::new("/b");
+        assert_eq!(
+            parse_target_url("s3://my-bucket/site/", base).unwrap(),
+            TargetUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "site".into()
+            }
+        );
+        assert_eq!(
+            parse_target_url("s3://my-bucket", base).unwrap(),
+            TargetUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(parse_target_url("s3://My_Bucket/x", base).is_err());
+        assert!(parse_target_url("s3://bucket/a/../b", base).is_err());
+        assert!(parse_target_url("ftp://x", base).is_err());
+        assert_eq!(
+            parse_target_url("file:///srv/www", base).unwrap(),
+            TargetUrl::Dir("/srv/www".into())
+        );
+    }
+
+    #[test]
+    fn the_starter_config_parses() {
+        parse(STARTER).unwrap();
+        // And so do its commented examples.
+        let uncommented: String = STARTER
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || is_setting(rest) => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // Only one provider's settings at a time.
+        let uncommented = uncommented.replace("command = [", "# command = [");
+        let c = parse(&uncommented).unwrap();
+        assert!(c.cdn.is_some());
+        for env in ["staging", "production"] {
+            with_env(&uncommented, env).unwrap();
+        }
+    }
+
+    /// `key = value`, as opposed to prose.
+    fn is_setting(line: &str) -> bool {
+        line.split_once(" = ").is_some_and(|(key, _)| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+    }
+
+    fn with_env(text: &str, env: &str) -> Result<Config> {
+        Config::parse(
+            text,
+            Path::new("publish.toml"),
+            Path::new("/site"),
+            &Overrides {
+                env: Some(env.to_string()),
+                ..Overrides::default()
+            },
+        )
+    }
+
+    const ENVS: &str = r#"
+[source]
+dirs = ["dist"]
+[target]
+url = "file://./out"
+concurrency = 8
+[cdn]
+provider = "cloudfront"
+distribution_id = "EBASE"
+max_paths = 20
+[env.staging.target]
+url = "file://./staging"
+[env.staging.cdn]
+provider = "none"
+[env.production.target]
+url = "s3://bucket/site"
+region = "eu-west-1"
+[env.production.cdn]
+distribution_id = "EPROD"
+[env.production.manifest]
+key = "site-manifest.json"
+[env.production.prune]
+keep = 30
+[env.edge.cdn]
+provider = "command"
+command = ["./bin/purge", "--all"]
+"#;
+
+    #[test]
+    fn an_env_overrides_setting_by_setting() {
+        let base = parse(ENVS).unwrap();
+        assert_eq!(base.env, None);
+        assert_eq!(base.target.url, TargetUrl::Dir("/site/out".into()));
+        let staging = with_env(ENVS, "staging").unwrap();
+        assert_eq!(staging.env.as_deref(), Some("staging"));
+        assert_eq!(staging.target.url, TargetUrl::Dir("/site/staging".into()));
+        assert_eq!(staging.target.concurrency, 8, "inherited");
+        assert_eq!(staging.cdn, None, "provider = \"none\" turns it off");
+
+        let prod = with_env(ENVS, "production").unwrap();
+        assert_eq!(
+            prod.target.url,
+            TargetUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: "site".into()
+            }
+        );
+        assert_eq!(prod.target.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(prod.manifest_key, "site-manifest.json");
+        assert_eq!(prod.prune_keep, 30);
+        let cdn = prod.cdn.unwrap();
+        assert_eq!(cdn.max_paths, 20, "inherited from the same provider");
+        assert_eq!(cdn.path_prefix, "site", "the target's prefix");
+        assert!(matches!(
+            cdn.provider,
+            CdnProvider::CloudFront { ref distribution_id, .. } if distribution_id == "EPROD"
+        ));
+
+        // Another provider starts afresh: no distribution id, default max.
+        let edge = with_env(ENVS, "edge").unwrap().cdn.unwrap();
+        assert_eq!(
+            edge.provider,
+            CdnProvider::Command {
+                argv: vec!["/site/bin/purge".into(), "--all".into()],
+                dir: "/site".into()
+            }
+        );
+        assert_eq!(edge.max_paths, DEFAULT_MAX_PATHS);
+        assert_eq!(edge.path_prefix, "");
+    }
+
+    #[test]
+    fn the_command_line_target_beats_the_env() {
+        let c = Config::parse(
+            ENVS,
+            Path::new("publish.toml"),
+            Path::new("/site"),
+            &Overrides {
+                env: Some("staging".into()),
+                target: Some("file:///tmp/x".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.target.url, TargetUrl::Dir("/tmp/x".into()));
+    }
+
+    #[test]
+    fn an_unknown_env_names_the_known_ones() {
+        let e = with_env(ENVS, "prod").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("unknown environment `prod`")
+                && msg.contains("`edge`, `production`, `staging`"),
+            "{msg}"
+        );
+        let e = with_env("[source]\ndirs = [\"d\"]\n", "prod").unwrap_err();
+        assert!(e.to_string().contains("no `[env.NAME]` tables"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_an_env_have_a_location() {
+        let text =
+            "[source]\ndirs = [\"d\"]\n[env.staging.target]\nurl = \"file://x\"\nbukket = 1\n";
+        let e = parse(text).unwrap_err();
+        assert!(e.to_string().contains("publish.toml:5:1"), "{e}");
+        assert!(e.to_string().contains("bukket"), "{e}");
+        let e = parse("[source]\ndirs = [\"d\"]\n[env.staging]\nsource = 1\n").unwrap_err();
+        assert!(e.to_string().contains("publish.toml:4:1"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn every_env_is_checked_not_only_the_chosen_one() {
+        let text = format!("{ENVS}[env.broken.target]\nconcurrency = 0\n");
+        let e = with_env(&text, "staging").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("with `[env.broken]`: invalid `[target] concurrency = 0`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cdn_settings_are_checked() {
+        let cdn = |body: &str| parse(&format!("[source]\ndirs = [\"d\"]\n[cdn]\n{body}\n"));
+        for (body, says) in [
+            ("distribution_id = \"E1\"", "`[cdn] provider` is missing"),
+            (
+                "provider = \"fastly\"",
+                "invalid `[cdn] provider = \"fastly\"`",
+            ),
+            ("provider = \"cloudfront\"", "needs `distribution_id`"),
+            (
+                "provider = \"cloudfront\"\ndistribution_id = \"E/1\"",
+                "invalid `[cdn] distribution_id",
+            ),
+            (
+                "provider = \"cloudfront\"\ndistribution_id = \"E1\"\ncommand = [\"x\"]",
+                "`[cdn] command` does not apply",
+            ),
+            ("provider = \"command\"", "needs `command`"),
+            ("provider = \"command\"\ncommand = []", "needs `command`"),
+            (
+                "provider = \"command\"\ncommand = [\"x\"]\ndistribution_id = \"E1\"",
+                "`[cdn] distribution_id` does not apply",
+            ),
+            (
+                "provider = \"command\"\ncommand = [\"x\"]\nmax_paths = 0",
+                "`[cdn] max_paths = 0`",
+            ),
+            (
+                "provider = \"command\"\ncommand = [\"x\"]\npath_prefix = \"a/../b\"",
+                "`[cdn] path_prefix",
+            ),
+        ] {
+            let e = cdn(body).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{body}");
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
+        let c =
+            cdn("provider = \"command\"\ncommand = [\"purge\"]\npath_prefix = \"/www/\"").unwrap();
+        let c = c.cdn.unwrap();
+        assert_eq!(c.path_prefix, "www");
+        assert_eq!(
+            c.provider,
+            CdnProvider::Command {
+                argv: vec!["purge".into()],
+                dir: "/site".into()
+            },
+            "a bare name is left to PATH"
+        );
+    }
+
+    #[test]
+    fn django_settings() {
+        let c = parse("[source]\ndirs = [\"d\"]\n").unwrap();
+        assert!(!c.django && c.django_local.is_none());
+        let c = parse("[source]\ndirs = [\"d\"]\n[manifest]\ndjango = true\n").unwrap();
+        assert!(c.django && c.django_local.is_none());
+        let c = parse(
+            "[source]\ndirs = [\"d\"]\n[manifest]\ndjango = true\nlocal = \"/srv/app/staticfiles.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.django_local,
+            Some(PathBuf::from("/srv/app/staticfiles.json"))
+        );
+        let e = parse("[source]\ndirs = [\"d\"]\n[manifest]\nlocal = \"s.json\"\n").unwrap_err();
+        assert!(e.to_string().contains("django = true"), "{e}");
+        let e = parse(
+            "[source]\ndirs = [\"d\"]\n[manifest]\nkey = \"staticfiles.json\"\ndjango = true\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("another key"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+}
