@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::error::{Error, Result};
+use crate::error::{Conflict, Error, Result};
 use crate::remote::manifest::LOCK_KEY;
 use crate::store::{Body, Condition, GetOutcome, NoObserver, ObjectMeta, PutOutcome, Store};
 
@@ -146,9 +146,9 @@ impl Lock {
                 let holder = read(&store).await?.map(|(h, _)| h);
                 return Err(holder.map_or_else(
                     || {
-                        Error::Conflict(
-                            "another deploy took the deploy lock at the same moment; try again"
-                                .into(),
+                        Error::conflict(
+                            Conflict::LockHeld,
+                            "another deploy took the deploy lock at the same moment; try again",
                         )
                     },
                     |h| held(&h),
@@ -177,8 +177,9 @@ impl Lock {
     /// manifest then.
     pub fn check(&self) -> Result<()> {
         if self.lost.load(Ordering::SeqCst) {
-            return Err(Error::Conflict(
-                "the deploy lock was taken over by another run while this one was uploading; not switching the manifest".into(),
+            return Err(Error::conflict(
+                Conflict::LockHeld,
+                "the deploy lock was taken over by another run while this one was uploading; not switching the manifest",
             ));
         }
         Ok(())
@@ -278,5 +279,8 @@ pub async fn read(store: &Store) -> Result<Option<(LockInfo, String)>> {
 }
 
 fn held(holder: &LockInfo) -> Error {
-    Error::Conflict(format!("the deploy lock is held by {}", holder.describe()))
+    Error::conflict(
+        Conflict::LockHeld,
+        format!("the deploy lock is held by {}", holder.describe()),
+    )
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Conflict, Error, Result};
 use crate::remote::manifest::{Manifest, manifest_meta};
 use crate::store::{Body, Condition, GetOutcome, NoObserver, PutOutcome, Store};
 
@@ -34,11 +34,14 @@ async fn moved_error(store: &Store, key: &str) -> Error {
         Ok(GetOutcome::Found(f)) => Manifest::parse(&f.bytes, key).ok().map(|m| m.deploy),
         _ => None,
     };
-    Error::Conflict(format!(
-        "`{key}` at {} was changed by another deploy ({}) since this run read it; this deploy was not switched live",
-        store.describe(),
-        winner.map_or_else(|| "deploy unknown".to_string(), |w| format!("now `{w}`"))
-    ))
+    Error::conflict(
+        Conflict::ManifestMoved,
+        format!(
+            "`{key}` at {} was changed by another deploy ({}) since this run read it; this deploy was not switched live",
+            store.describe(),
+            winner.map_or_else(|| "deploy unknown".to_string(), |w| format!("now `{w}`"))
+        ),
+    )
 }
 
 /// The one switch: `manifest.json`, conditional on the version this run

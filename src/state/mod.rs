@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::{Error, Result};
+use crate::error::{Conflict, Error, Result};
 use crate::report::Reporter;
 
 include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -71,10 +71,13 @@ impl State {
         }
         match State::try_open(path) {
             Ok(state) => Ok(state),
-            Err(OpenError::Locked) => Err(Error::Conflict(format!(
-                "state DB `{}` is locked by another process (another assetpub run?)",
-                path.display()
-            ))),
+            Err(OpenError::Locked) => Err(Error::conflict(
+                Conflict::StateInUse,
+                format!(
+                    "state DB `{}` is locked by another process (another assetpub run?)",
+                    path.display()
+                ),
+            )),
             Err(OpenError::Other(e)) => Err(e),
             Err(OpenError::Corrupt(why)) => {
                 let aside = aside_name(path);
@@ -90,10 +93,9 @@ impl State {
                 ));
                 State::try_open(path).map_err(|e| match e {
                     OpenError::Other(e) => e,
-                    OpenError::Locked | OpenError::Corrupt(_) => Error::State {
-                        path: path.display().to_string(),
-                        message: "cannot create a new state DB".into(),
-                    },
+                    OpenError::Locked | OpenError::Corrupt(_) => {
+                        Error::state(path, "cannot create a new state DB")
+                    }
                 })
             }
         }
@@ -102,14 +104,10 @@ impl State {
     fn try_open(path: &Path) -> std::result::Result<State, OpenError> {
         let classify = |e: rusqlite::Error| -> OpenError {
             match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::DatabaseBusy)
-                | Some(rusqlite::ErrorCode::DatabaseLocked) => OpenError::Locked,
+                _ if is_locked(&e) => OpenError::Locked,
                 Some(rusqlite::ErrorCode::NotADatabase)
                 | Some(rusqlite::ErrorCode::DatabaseCorrupt) => OpenError::Corrupt(e.to_string()),
-                _ => OpenError::Other(Error::State {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                }),
+                _ => OpenError::Other(Error::sql(path, e)),
             }
         };
         // The integrity check reads the whole file. It is skipped while the
@@ -143,7 +141,10 @@ impl State {
             failed: std::cell::Cell::new(false),
         };
         state.migrate().map_err(|e| match e {
-            Error::State { ref message, .. } if message.contains("locked") => OpenError::Locked,
+            Error::State {
+                source: Some(ref e),
+                ..
+            } if is_locked(e) => OpenError::Locked,
             other => OpenError::Other(other),
         })?;
         Ok(state)
@@ -151,10 +152,7 @@ impl State {
 
     /// In-memory, for tests and dry runs that must not touch the disk.
     pub fn in_memory() -> Result<State> {
-        let conn = Connection::open_in_memory().map_err(|e| Error::State {
-            path: ":memory:".into(),
-            message: e.to_string(),
-        })?;
+        let conn = Connection::open_in_memory().map_err(|e| Error::sql(":memory:", e))?;
         let mut state = State {
             conn,
             path: PathBuf::from(":memory:"),
@@ -208,12 +206,12 @@ impl State {
             .map_err(err)?;
         let newest = MIGRATIONS.last().map_or(0, |m| m.0);
         if applied > newest {
-            return Err(Error::State {
-                path: self.path.display().to_string(),
-                message: format!(
+            return Err(Error::state(
+                &self.path,
+                format!(
                     "written by a newer assetpub (schema {applied}, this one knows {newest}); upgrade assetpub or use another --state"
                 ),
-            });
+            ));
         }
         for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
             tx.execute_batch(sql).map_err(err)?;
@@ -637,10 +635,15 @@ impl Drop for State {
 /// so that the file is not vouched for at close.
 fn sql_error(path: &Path, failed: &std::cell::Cell<bool>, e: rusqlite::Error) -> Error {
     failed.set(true);
-    Error::State {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    Error::sql(path, e)
+}
+
+/// Whether SQLite failed because another connection holds the DB.
+fn is_locked(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// The files kept beside the DB file, by the suffix added to its name:

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::commands::context::{Context, Served, deploy_record};
-use crate::error::{Error, Result};
+use crate::error::{Conflict, Error, Result};
 use crate::integrations::cdn::Invalidation;
 use crate::pipeline::collect;
 use crate::pipeline::hash;
@@ -693,11 +693,14 @@ async fn deploy(
                 e
             }
             _ => {
-                return Err(Error::Conflict(format!(
-                    "deploy `{}` already exists at {} with other content; publish again",
-                    manifest.deploy,
-                    ctx.store.describe()
-                )));
+                return Err(Error::conflict(
+                    Conflict::DeployExists,
+                    format!(
+                        "deploy `{}` already exists at {} with other content; publish again",
+                        manifest.deploy,
+                        ctx.store.describe()
+                    ),
+                ));
             }
         }
     } else {
