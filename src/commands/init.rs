@@ -9,9 +9,10 @@ pub fn init(cli: &Cli, force: bool) -> Result<Output> {
     let path = config_path(cli);
     if path.exists() && !force {
         return Err(Error::Config(format!(
-            "`{}` already exists; not overwriting it\nhint: pass --force to replace it",
+            "`{}` already exists; not overwriting it",
             path.display()
-        )));
+        ))
+        .with_hint("pass --force to replace it"));
     }
     std::fs::write(&path, STARTER).map_err(|e| Error::io("cannot write", &path, e))?;
     let value = serde_json::json!({ "config": path.display().to_string() });

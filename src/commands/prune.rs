@@ -191,10 +191,11 @@ async fn select_and_delete(
     let total = report.deleted_objects.len() + report.deleted_deploys.len();
     if total > opts.max_deletes {
         return Err(Error::Runtime(format!(
-            "prune would delete {total} keys at {}, more than --max-deletes {}; nothing was deleted\nhint: check `assetpub prune --dry-run`, then raise --max-deletes",
+            "prune would delete {total} keys at {}, more than --max-deletes {}; nothing was deleted",
             ctx.store.describe(),
             opts.max_deletes
-        )));
+        ))
+        .with_hint("check `assetpub prune --dry-run`, then raise --max-deletes"));
     }
     if opts.dry_run || total == 0 {
         return Ok(());

@@ -80,9 +80,10 @@ pub async fn rollback(
         Some(d) => d.to_string(),
         None => current.parent.clone().ok_or_else(|| {
             Error::Config(format!(
-                "the current deploy `{}` has no parent to roll back to\nhint: name a deploy from `assetpub history`",
+                "the current deploy `{}` has no parent to roll back to",
                 current.deploy
             ))
+            .with_hint("name a deploy from `assetpub history`")
         })?,
     };
     let mut report = RollbackReport {
@@ -99,10 +100,8 @@ pub async fn rollback(
         return Ok(report);
     }
     let target = ctx.deploy_manifest(&to).await?.ok_or_else(|| {
-        Error::Config(format!(
-            "unknown deploy `{to}` at {}\nhint: `assetpub history` lists the deploys that can be restored",
-            ctx.store.describe()
-        ))
+        Error::Config(format!("unknown deploy `{to}` at {}", ctx.store.describe()))
+            .with_hint("`assetpub history` lists the deploys that can be restored")
     })?;
     check_restorable(ctx, &target).await?;
 

@@ -44,10 +44,15 @@ impl Invalidation {
     /// that the deploy itself went live.
     pub fn failure(&self, deploy: &str, target: &str) -> Option<Error> {
         let why = self.error.as_deref()?;
-        Some(Error::Runtime(format!(
-            "CDN invalidation failed: {why}\ndeploy `{deploy}` is live at {target}, but CDN caches may serve the old files until they expire\nhint: invalidate these paths by hand: {}",
-            self.paths.join(" ")
-        )))
+        Some(
+            Error::Runtime(format!(
+                "CDN invalidation failed: {why}\ndeploy `{deploy}` is live at {target}, but CDN caches may serve the old files until they expire"
+            ))
+            .with_hint(format!(
+                "invalidate these paths by hand: {}",
+                self.paths.join(" ")
+            )),
+        )
     }
 
     /// One line for the human output of publish and rollback.

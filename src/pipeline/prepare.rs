@@ -364,9 +364,10 @@ fn read_text(f: &mut HashedFile) -> Result<String> {
 
 pub fn changed_error(path: &std::path::Path) -> Error {
     Error::Input(format!(
-        "`{}` changed while it was being published; nothing was uploaded for it\nhint: run the build to completion, then publish again",
+        "`{}` changed while it was being published; nothing was uploaded for it",
         path.display()
     ))
+    .with_hint("run the build to completion, then publish again")
 }
 
 /// Fills in `encodings` for every compressible file: from the cache where the

@@ -148,14 +148,16 @@ impl Manifest {
             Ok(p) => p,
             Err(e) => {
                 return Error::Store(format!(
-                    "{what} is not a valid assetpub manifest ({e}); refusing to overwrite it\nhint: inspect it, and move it away if it is not assetpub's"
-                ));
+                    "{what} is not a valid assetpub manifest ({e}); refusing to overwrite it"
+                ))
+                .with_hint("inspect it, and move it away if it is not assetpub's");
             }
         };
         match probe.version {
             Some(v) if v > FORMAT_VERSION as u64 => Error::Store(format!(
-                "{what} has format version {v}, newer than this assetpub understands ({FORMAT_VERSION}); refusing to overwrite it\nhint: upgrade assetpub"
-            )),
+                "{what} has format version {v}, newer than this assetpub understands ({FORMAT_VERSION}); refusing to overwrite it"
+            ))
+            .with_hint("upgrade assetpub"),
             None => Error::Store(format!(
                 "{what} has no `version` field: not an assetpub manifest; refusing to overwrite it"
             )),
@@ -460,19 +462,17 @@ mod tests {
 
     #[test]
     fn parse_refuses_garbage_and_newer_versions() {
-        assert!(
-            Manifest::parse(b"{not json", "`manifest.json`")
-                .unwrap_err()
-                .to_string()
-                .contains("not a valid")
+        let garbage = Manifest::parse(b"{not json", "`manifest.json`").unwrap_err();
+        assert!(garbage.to_string().contains("not a valid"), "{garbage}");
+        assert_eq!(
+            garbage.hint(),
+            Some("inspect it, and move it away if it is not assetpub's")
         );
         let newer = br#"{"version": 2, "deploy": "x", "created": "y", "files": {}}"#;
-        assert!(
-            Manifest::parse(newer, "`manifest.json`")
-                .unwrap_err()
-                .to_string()
-                .contains("newer")
-        );
+        let newer = Manifest::parse(newer, "`manifest.json`").unwrap_err();
+        assert!(newer.to_string().contains("newer"), "{newer}");
+        assert!(!newer.to_string().contains("hint:"), "{newer}");
+        assert_eq!(newer.hint(), Some("upgrade assetpub"));
         let escaping = br#"{"version": 1, "deploy": "x", "created": "y", "files": {"a": {"key": "../a", "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}}}"#;
         assert!(Manifest::parse(escaping, "`manifest.json`").is_err());
     }

@@ -394,10 +394,9 @@ impl Config {
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Config(format!(
-                    "config file `{}` not found\nhint: run `assetpub init` to write a starter publish.toml, or pass --config",
-                    path.display()
-                ))
+                Error::Config(format!("config file `{}` not found", path.display())).with_hint(
+                    "run `assetpub init` to write a starter publish.toml, or pass --config",
+                )
             } else {
                 Error::Config(format!("cannot read config `{}`: {e}", path.display()))
             }

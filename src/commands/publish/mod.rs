@@ -366,11 +366,14 @@ fn check_same_encoding(ctx: &Context, config: &Config, current: Option<&Manifest
         return Ok(());
     }
     Err(Error::Config(format!(
-        "`[target] encoding` is `{}`, but the objects of {} hold `{}` (deploy {}); changing it would put other bytes under keys that browsers and CDNs cache for a year, and break rollback\nhint: publish to a new prefix or bucket for the new encoding, or set `encoding = \"{}\"` again",
+        "`[target] encoding` is `{}`, but the objects of {} hold `{}` (deploy {}); changing it would put other bytes under keys that browsers and CDNs cache for a year, and break rollback",
         wanted.name(),
         ctx.store.describe(),
         m.object_encoding().name(),
         m.deploy,
+    ))
+    .with_hint(format!(
+        "publish to a new prefix or bucket for the new encoding, or set `encoding = \"{}\"` again",
         m.object_encoding().name()
     )))
 }
