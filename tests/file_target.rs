@@ -726,7 +726,8 @@ fn an_unreadable_file_is_named_and_special_files_are_skipped_with_a_warning() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    // A file that cannot be read is an I/O failure, not bad input.
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("secret.css") && err.contains("ermission denied"),
         "{err}"
@@ -736,6 +737,60 @@ fn an_unreadable_file_is_named_and_special_files_are_skipped_with_a_warning() {
         "{err}"
     );
     assert!(!p.path("published").exists());
+}
+
+/// An unreadable source file is an I/O failure: exit 1, as for any read or
+/// write that fails, not 3 (bad input), with the file named.
+///
+/// The tests run as root, and root reads a mode-000 file anyway: what lets
+/// it are the capabilities `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH`.
+/// So the run drops those two (`setpriv` removes them from the bounding and
+/// inheritable sets, and root's capabilities after `exec` come from those):
+/// still uid 0, owner of the whole tree, but now the kernel applies the
+/// file's mode bits to it too. The walk only needs the directories, so it
+/// sees the file; hashing it is the first read, and it fails. Not as root,
+/// mode 000 is enough and nothing is dropped.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_source_file_fails_the_run_as_io_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    p.write("site/css/locked.css", "a{}");
+    let locked = p.path("site/css/locked.css");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = p.std_cmd();
+    if std::fs::read(&locked).is_ok() {
+        let mut wrapped = std::process::Command::new("setpriv");
+        wrapped
+            .args([
+                "--bounding-set=-dac_override,-dac_read_search",
+                "--inh-caps=-dac_override,-dac_read_search",
+                "--",
+            ])
+            .arg(cmd.get_program());
+        if let Some(dir) = cmd.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        cmd = wrapped;
+    }
+    let out = cmd
+        .arg("publish")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run assetpub (as root: through setpriv, from util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: cannot read `") && err.contains("locked.css`: Permission denied"),
+        "{err}"
+    );
+    assert!(!p.path("published").exists(), "nothing written");
 }
 
 /// A page named like the manifest, kept at its name by a rule, was copied to

@@ -82,7 +82,7 @@ pub fn hash_all(
     drop(cache);
     let total_bytes: u64 = todo.iter().map(|(_, f)| f.size).sum();
     reporter.phase_start(Phase::Hash, todo.len() as u64, total_bytes);
-    let results: Vec<(usize, std::result::Result<HashedFile, String>)> = todo
+    let results: Vec<(usize, Result<HashedFile>)> = todo
         .into_par_iter()
         .map(|(i, f)| {
             let r = hash_source(f, scanner);
@@ -93,7 +93,7 @@ pub fn hash_all(
         })
         .collect();
     reporter.phase_end(Phase::Hash);
-    let mut problems = Vec::new();
+    let mut failed = None;
     let mut fresh = Vec::new();
     for (i, r) in results {
         match r {
@@ -110,12 +110,15 @@ pub fn hash_all(
                 ));
                 done[i] = Some(h);
             }
-            Err(p) => problems.push(p),
+            // A file that cannot be read is an I/O failure (exit 1), not
+            // bad input: the first one in path order is reported.
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
         }
     }
-    if !problems.is_empty() {
-        problems.sort();
-        return Err(Error::Validation(problems));
+    if let Some(e) = failed {
+        return Err(e);
     }
     let stats = HashStats {
         hashed: fresh.len(),
@@ -129,8 +132,8 @@ fn key(f: &SourceFile) -> String {
     f.path.to_string_lossy().into_owned()
 }
 
-fn hash_source(f: SourceFile, scanner: &Scanner) -> std::result::Result<HashedFile, String> {
-    let failed = |e: std::io::Error| format!("`{}` cannot be read: {e}", f.path.display());
+fn hash_source(f: SourceFile, scanner: &Scanner) -> Result<HashedFile> {
+    let failed = |e: std::io::Error| Error::io("cannot read", &f.path, e);
     if !scanner.wants(&f.logical) {
         let blake3 = hash_file(&f.path).map_err(failed)?;
         return Ok(HashedFile {
