@@ -9,9 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use crate::commands::context::Context;
+use crate::concurrency::limited;
 use crate::error::{Error, Result};
 use crate::remote::lock::Lock;
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
@@ -216,28 +216,23 @@ async fn fetch_all(
     store: std::sync::Arc<Store>,
     ids: &[String],
 ) -> Result<HashMap<String, Manifest>> {
-    let mut set = JoinSet::new();
-    for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
-        let chunk = chunk.to_vec();
+    let fetched = limited(16, ids.iter().cloned(), |id| {
         let store = store.clone();
-        set.spawn(async move {
-            let mut out = Vec::new();
-            for id in chunk {
-                let key = Manifest::deploy_key(&id);
-                if let GetOutcome::Found(f) = store.get(&key, None).await? {
-                    out.push(Manifest::parse(&f.bytes, &format!("`{key}`"))?);
-                }
+        async move {
+            let key = Manifest::deploy_key(&id);
+            match store.get(&key, None).await? {
+                GetOutcome::Found(f) => Ok(Some(Manifest::parse(&f.bytes, &format!("`{key}`"))?)),
+                _ => Ok::<_, Error>(None),
             }
-            Ok::<_, Error>(out)
-        });
-    }
-    let mut out = HashMap::new();
-    while let Some(r) = set.join_next().await {
-        for m in r.map_err(|e| Error::Runtime(format!("prune task failed: {e}")))?? {
-            out.insert(m.deploy.clone(), m);
         }
-    }
-    Ok(out)
+    })
+    .try_collect(|e| Error::Runtime(format!("prune task failed: {e}")))
+    .await?;
+    Ok(fetched
+        .into_iter()
+        .flatten()
+        .map(|m| (m.deploy.clone(), m))
+        .collect())
 }
 
 /// The 12 hex digits of a fingerprinted key (`name.<12 hex>.ext`, possibly
