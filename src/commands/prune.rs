@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::commands::context::Context;
 use crate::concurrency::limited;
 use crate::error::{Error, Result};
-use crate::remote::lock::Lock;
+use crate::remote::lock::{OnReleaseError, with_lock};
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
 use crate::store::{GetOutcome, Listed, Store};
 
@@ -80,28 +80,21 @@ pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport
     let Some(current) = remote.manifest else {
         return Ok(report);
     };
-    let lock = if opts.dry_run {
-        None
+    if opts.dry_run {
+        select_and_delete(ctx, &current, opts, &mut report).await?;
     } else {
         let enforced = ctx.conditional_writes().await?;
-        Some(
-            Lock::acquire(
-                ctx.store.clone(),
-                "prune",
-                ctx.config.target.lock_ttl,
-                enforced,
-                opts.break_lock,
-            )
-            .await?,
+        // A lock that cannot be released fails the prune.
+        with_lock(
+            ctx.store.clone(),
+            "prune",
+            ctx.config.target.lock_ttl,
+            enforced,
+            opts.break_lock,
+            OnReleaseError::Fail,
+            async |_| select_and_delete(ctx, &current, opts, &mut report).await,
         )
-    };
-    let result = select_and_delete(ctx, &current, opts, &mut report).await;
-    if let Some(lock) = lock {
-        let released = lock.release().await;
-        result?;
-        released?;
-    } else {
-        result?;
+        .await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
