@@ -5,11 +5,13 @@
 //!
 //! The layers, lowest first; a module imports only from layers below it
 //! (`tests/layout.rs` holds the code to this):
-//! `error`, `util`, `mime`, `report`, `keys` → `store` → `state` → `rewrite`
-//! → `settings` → `remote` → `pipeline` → `integrations` → `commands`.
+//! `error`, `util`, `concurrency`, `mime`, `report`, `keys` → `store` →
+//! `state` → `rewrite` → `settings` → `remote` → `pipeline` →
+//! `integrations` → `commands`.
 
 pub mod cli;
 pub mod commands;
+pub mod concurrency;
 pub mod error;
 pub mod integrations;
 pub mod keys;

@@ -8,7 +8,15 @@ use std::path::{Path, PathBuf};
 /// The top-level modules, lowest first. A module may import only from
 /// modules of a lower layer, or from its own.
 const LAYERS: &[&[&str]] = &[
-    &["error", "util", "mime", "report", "keys", "cli"],
+    &[
+        "error",
+        "util",
+        "concurrency",
+        "mime",
+        "report",
+        "keys",
+        "cli",
+    ],
     &["store"],
     &["state"],
     &["rewrite"],

@@ -2,9 +2,9 @@
 //! marked. Read from the target, so it works from any machine.
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use crate::commands::context::{Context, deploy_record};
+use crate::concurrency::limited;
 use crate::error::{Error, Result};
 use crate::remote::manifest::DEPLOYS_PREFIX;
 use crate::state::DeployRecord;
@@ -46,26 +46,24 @@ pub async fn history(ctx: &mut Context) -> Result<History> {
         .filter(|id| !known.contains_key(*id))
         .cloned()
         .collect();
-    let mut set = JoinSet::new();
-    for chunk in unknown.chunks(unknown.len().div_ceil(16).max(1)) {
-        let ids = chunk.to_vec();
-        let store = ctx.store.clone();
-        set.spawn(async move {
-            let mut out = Vec::new();
-            for id in ids {
-                let key = crate::remote::manifest::Manifest::deploy_key(&id);
-                if let crate::store::GetOutcome::Found(f) = store.get(&key, None).await? {
-                    out.push(crate::remote::manifest::Manifest::parse(
-                        &f.bytes,
-                        &format!("`{key}`"),
-                    )?);
-                }
+    let store = ctx.store.clone();
+    let mut fetches = limited(16, unknown, |id| {
+        let store = store.clone();
+        async move {
+            let key = crate::remote::manifest::Manifest::deploy_key(&id);
+            match store.get(&key, None).await? {
+                crate::store::GetOutcome::Found(f) => Ok(Some(
+                    crate::remote::manifest::Manifest::parse(&f.bytes, &format!("`{key}`"))?,
+                )),
+                _ => Ok::<_, Error>(None),
             }
-            Ok::<_, Error>(out)
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        for m in r.map_err(|e| Error::Runtime(format!("history task failed: {e}")))?? {
+        }
+    });
+    // Each one is remembered as it arrives.
+    while let Some(fetched) = fetches.next().await {
+        let fetched =
+            fetched.map_err(|e| Error::Runtime(format!("history task failed: {e}")))??;
+        if let Some(m) = fetched {
             let record = deploy_record(&m, None);
             ctx.state.record_deploy(ctx.target.id, &record)?;
             known.insert(record.id.clone(), record);

@@ -9,11 +9,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use crate::commands::context::Context;
+use crate::concurrency::limited;
 use crate::error::{Error, Result};
-use crate::remote::lock::Lock;
+use crate::remote::lock::{OnReleaseError, with_lock};
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
 use crate::store::{GetOutcome, Listed, Store};
 
@@ -80,28 +80,21 @@ pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport
     let Some(current) = remote.manifest else {
         return Ok(report);
     };
-    let lock = if opts.dry_run {
-        None
+    if opts.dry_run {
+        select_and_delete(ctx, &current, opts, &mut report).await?;
     } else {
         let enforced = ctx.conditional_writes().await?;
-        Some(
-            Lock::acquire(
-                ctx.store.clone(),
-                "prune",
-                ctx.config.target.lock_ttl,
-                enforced,
-                opts.break_lock,
-            )
-            .await?,
+        // A lock that cannot be released fails the prune.
+        with_lock(
+            ctx.store.clone(),
+            "prune",
+            ctx.config.target.lock_ttl,
+            enforced,
+            opts.break_lock,
+            OnReleaseError::Fail,
+            async |_| select_and_delete(ctx, &current, opts, &mut report).await,
         )
-    };
-    let result = select_and_delete(ctx, &current, opts, &mut report).await;
-    if let Some(lock) = lock {
-        let released = lock.release().await;
-        result?;
-        released?;
-    } else {
-        result?;
+        .await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -217,28 +210,23 @@ async fn fetch_all(
     store: std::sync::Arc<Store>,
     ids: &[String],
 ) -> Result<HashMap<String, Manifest>> {
-    let mut set = JoinSet::new();
-    for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
-        let chunk = chunk.to_vec();
+    let fetched = limited(16, ids.iter().cloned(), |id| {
         let store = store.clone();
-        set.spawn(async move {
-            let mut out = Vec::new();
-            for id in chunk {
-                let key = Manifest::deploy_key(&id);
-                if let GetOutcome::Found(f) = store.get(&key, None).await? {
-                    out.push(Manifest::parse(&f.bytes, &format!("`{key}`"))?);
-                }
+        async move {
+            let key = Manifest::deploy_key(&id);
+            match store.get(&key, None).await? {
+                GetOutcome::Found(f) => Ok(Some(Manifest::parse(&f.bytes, &format!("`{key}`"))?)),
+                _ => Ok::<_, Error>(None),
             }
-            Ok::<_, Error>(out)
-        });
-    }
-    let mut out = HashMap::new();
-    while let Some(r) = set.join_next().await {
-        for m in r.map_err(|e| Error::Runtime(format!("prune task failed: {e}")))?? {
-            out.insert(m.deploy.clone(), m);
         }
-    }
-    Ok(out)
+    })
+    .try_collect(|e| Error::Runtime(format!("prune task failed: {e}")))
+    .await?;
+    Ok(fetched
+        .into_iter()
+        .flatten()
+        .map(|m| (m.deploy.clone(), m))
+        .collect())
 }
 
 /// The 12 hex digits of a fingerprinted key (`name.<12 hex>.ext`, possibly

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::commands::context::{Context, deploy_record};
 use crate::error::{Error, Result};
 use crate::integrations::cdn::Invalidation;
-use crate::remote::lock::Lock;
+use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::object_meta;
 use crate::remote::manifest::{Manifest, objects_for};
 use crate::remote::switch::{ensure_unmoved, switch_manifest};
@@ -106,21 +106,16 @@ pub async fn rollback(
     check_restorable(ctx, &target).await?;
 
     let enforced = ctx.conditional_writes().await?;
-    let lock = Lock::acquire(
+    report.stable_keys = with_lock(
         ctx.store.clone(),
         "rollback",
         ctx.config.target.lock_ttl,
         enforced,
         break_lock,
+        OnReleaseError::Warn(ctx.reporter.clone()),
+        async |lock| switch(ctx, &remote, &current, &target, lock).await,
     )
     .await?;
-    let result = switch(ctx, &remote, &current, &target, &lock).await;
-    let released = lock.release().await;
-    report.stable_keys = result?;
-    if let Err(e) = released {
-        ctx.reporter
-            .warn(&format!("could not release the deploy lock: {e}"));
-    }
     report.changed = true;
     report.staticfiles = ctx.config.django;
     if let Some(cdn) = &ctx.config.cdn {

@@ -4,9 +4,9 @@
 use std::io::Read;
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use crate::commands::context::Context;
+use crate::concurrency::limited;
 use crate::error::{Error, Result};
 use crate::remote::manifest::object_meta;
 use crate::remote::manifest::{Entry, ObjectRef, Variant, objects_for};
@@ -101,30 +101,25 @@ pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
         }
     }
     report.objects = work.len();
-    let mut set = JoinSet::new();
-    let per_task = work.len().div_ceil(ctx.config.target.concurrency).max(1);
-    for chunk in work.chunks(per_task) {
-        let chunk = chunk.to_vec();
-        let store = ctx.store.clone();
-        set.spawn(async move {
-            let mut problems = Vec::new();
-            for (logical, entry, o) in chunk {
-                if let Some(problem) = check(&store, &entry, &o, headers_matter).await? {
-                    problems.push(Problem {
-                        key: o.key.clone(),
-                        logical,
-                        problem,
-                    });
-                }
+    let store = ctx.store.clone();
+    let checked = limited(
+        ctx.config.target.concurrency,
+        work,
+        |(logical, entry, o)| {
+            let store = store.clone();
+            async move {
+                let problem = check(&store, &entry, &o, headers_matter).await?;
+                Ok::<_, Error>(problem.map(|problem| Problem {
+                    key: o.key,
+                    logical,
+                    problem,
+                }))
             }
-            Ok::<_, Error>(problems)
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        report
-            .problems
-            .extend(r.map_err(|e| Error::Runtime(format!("verify task failed: {e}")))??);
-    }
+        },
+    )
+    .try_collect(|e| Error::Runtime(format!("verify task failed: {e}")))
+    .await?;
+    report.problems.extend(checked.into_iter().flatten());
     report.problems.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(report)
 }

@@ -1,7 +1,8 @@
 //! The deploy lock, `.assetpub/lock`: one publish, rollback or prune at a
 //! time per target. Taken with `If-None-Match: *`, renewed while a long run
 //! uploads, released at the end; a lock past its expiry is taken over with
-//! `If-Match` on the ETag it was read with.
+//! `If-Match` on the ETag it was read with. [`with_lock`] is the bracket the
+//! commands run their work in.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{Conflict, Error, Result};
 use crate::remote::manifest::LOCK_KEY;
+use crate::report::Reporter;
 use crate::store::{Body, Condition, GetOutcome, NoObserver, ObjectMeta, PutOutcome, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +208,43 @@ impl Lock {
     }
 }
 
+/// What a release that fails does to a run whose work succeeded.
+pub enum OnReleaseError {
+    /// A warning through the reporter; the run still succeeds (a lock left
+    /// behind expires, or its holder is seen to be gone).
+    Warn(Arc<dyn Reporter>),
+    /// The run fails with the release's error.
+    Fail,
+}
+
+/// Takes the lock (arguments as [`Lock::acquire`]), runs `work` holding it,
+/// and releases it whatever the work returned: a failed run leaves the
+/// previous deploy serving and must not block the next one. The work's
+/// error wins over the release's.
+pub async fn with_lock<T>(
+    store: Arc<Store>,
+    command: &str,
+    ttl: Duration,
+    enforced: bool,
+    break_lock: bool,
+    on_release_error: OnReleaseError,
+    work: impl AsyncFnOnce(&Lock) -> Result<T>,
+) -> Result<T> {
+    let lock = Lock::acquire(store, command, ttl, enforced, break_lock).await?;
+    let result = work(&lock).await;
+    let released = lock.release().await;
+    let value = result?;
+    if let Err(e) = released {
+        match on_release_error {
+            OnReleaseError::Warn(reporter) => {
+                reporter.warn(&format!("could not release the deploy lock: {e}"));
+            }
+            OnReleaseError::Fail => return Err(e),
+        }
+    }
+    Ok(value)
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
         if let Some(r) = self.renewer.take() {
@@ -283,4 +322,147 @@ fn held(holder: &LockInfo) -> Error {
         Conflict::LockHeld,
         format!("the deploy lock is held by {}", holder.describe()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::report::CollectingReporter;
+    use crate::store::fs::FsStore;
+
+    fn store(dir: &tempfile::TempDir) -> Arc<Store> {
+        Arc::new(Store::Fs(FsStore::new(dir.path().to_path_buf())))
+    }
+
+    /// Work that makes the release fail: the lock's key becomes a
+    /// directory, which cannot be read.
+    fn spoil_release(dir: &tempfile::TempDir) {
+        let path = dir.path().join(LOCK_KEY);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+    }
+
+    async fn run<T>(
+        dir: &tempfile::TempDir,
+        on_release_error: OnReleaseError,
+        work: impl AsyncFnOnce(&Lock) -> Result<T>,
+    ) -> Result<T> {
+        with_lock(
+            store(dir),
+            "publish",
+            Duration::from_secs(60),
+            true,
+            false,
+            on_release_error,
+            work,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_work_runs_holding_the_lock_and_it_is_released_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = Arc::new(CollectingReporter::default());
+        let r = run(&dir, OnReleaseError::Warn(reporter.clone()), async |lock| {
+            lock.check()?;
+            Ok(read(&store(&dir)).await?.map(|(info, _)| info.command))
+        })
+        .await;
+        assert_eq!(r.unwrap().as_deref(), Some("publish"));
+        assert!(!dir.path().join(LOCK_KEY).exists());
+        assert!(reporter.warnings.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_work_still_releases_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let r: Result<()> = run(&dir, OnReleaseError::Fail, async |_| {
+            Err(Error::Runtime("the work failed".into()))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().to_string(), "the work failed");
+        assert!(!dir.path().join(LOCK_KEY).exists());
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_is_a_conflict_and_the_work_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Lock::acquire(store(&dir), "prune", Duration::from_secs(60), true, false)
+            .await
+            .unwrap();
+        let mut ran = false;
+        let r = run(&dir, OnReleaseError::Fail, async |_| {
+            ran = true;
+            Ok(())
+        })
+        .await;
+        assert_eq!(
+            r.as_ref().err().and_then(Error::conflict_kind),
+            Some(Conflict::LockHeld),
+            "{r:?}"
+        );
+        assert!(!ran);
+        held.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_release_is_a_warning_and_the_run_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = Arc::new(CollectingReporter::default());
+        let r = run(&dir, OnReleaseError::Warn(reporter.clone()), async |_| {
+            spoil_release(&dir);
+            Ok(7)
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7);
+        let warnings = reporter.warnings.lock().unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("could not release the deploy lock: cannot read"),
+            "{warnings:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_release_fails_the_run_when_asked_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run(&dir, OnReleaseError::Fail, async |_| {
+            spoil_release(&dir);
+            Ok(7)
+        })
+        .await;
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().starts_with("cannot read")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_works_error_wins_over_the_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = Arc::new(CollectingReporter::default());
+        let r: Result<()> = run(&dir, OnReleaseError::Warn(reporter.clone()), async |_| {
+            spoil_release(&dir);
+            Err(Error::conflict(
+                Conflict::ManifestMoved,
+                "the manifest moved",
+            ))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().to_string(), "the manifest moved");
+        assert!(reporter.warnings.lock().unwrap().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let r: Result<()> = run(&dir, OnReleaseError::Fail, async |_| {
+            spoil_release(&dir);
+            Err(Error::conflict(
+                Conflict::ManifestMoved,
+                "the manifest moved",
+            ))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().to_string(), "the manifest moved");
+    }
 }

@@ -16,7 +16,7 @@ use crate::pipeline::hash;
 use crate::pipeline::plan::{FileChange, Known, Plan, PlannedObject, plan};
 use crate::pipeline::prepare::{self, Prepared};
 use crate::remote::django;
-use crate::remote::lock::Lock;
+use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, manifest_meta, object_meta};
 use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
@@ -537,39 +537,35 @@ pub async fn publish(
     }
 
     let enforced = ctx.conditional_writes().await?;
-    let lock = Lock::acquire(
+    let live = with_lock(
         ctx.store.clone(),
         "publish",
         ctx.config.target.lock_ttl,
         enforced,
         opts.break_lock,
+        OnReleaseError::Warn(ctx.reporter.clone()),
+        async |lock| {
+            let live = deploy(
+                ctx,
+                &plan,
+                &remote,
+                &files,
+                staticfiles.as_deref(),
+                lock,
+                &mut report,
+            )
+            .await?;
+            ctx.state.record_prepared_from(
+                ctx.target.id,
+                &PreparedFrom {
+                    deploy: live.deploy.clone(),
+                    ..inputs
+                },
+            )?;
+            Ok(live)
+        },
     )
     .await?;
-    let result = deploy(
-        ctx,
-        &plan,
-        &remote,
-        &files,
-        staticfiles.as_deref(),
-        &lock,
-        &mut report,
-    )
-    .await;
-    // The lock goes whatever happened: a failed run leaves the previous
-    // deploy serving and must not block the next one.
-    let released = lock.release().await;
-    let live = result?;
-    ctx.state.record_prepared_from(
-        ctx.target.id,
-        &PreparedFrom {
-            deploy: live.deploy.clone(),
-            ..inputs
-        },
-    )?;
-    if let Err(e) = released {
-        ctx.reporter
-            .warn(&format!("could not release the deploy lock: {e}"));
-    }
     if let Some(cdn) = &ctx.config.cdn {
         report.invalidation = Some(
             crate::integrations::cdn::invalidate(
@@ -600,28 +596,22 @@ async fn refresh_staticfiles(
     };
     if sf.write {
         let enforced = ctx.conditional_writes().await?;
-        let lock = Lock::acquire(
+        with_lock(
             ctx.store.clone(),
             "publish",
             ctx.config.target.lock_ttl,
             enforced,
             opts.break_lock,
+            OnReleaseError::Warn(ctx.reporter.clone()),
+            async |lock| {
+                lock.check()?;
+                // Written for the deploy this run read, so only while it is
+                // still the current one.
+                ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
+                django::write_remote(&ctx.store, json).await
+            },
         )
         .await?;
-        let result = async {
-            lock.check()?;
-            // Written for the deploy this run read, so only while it is
-            // still the current one.
-            ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
-            django::write_remote(&ctx.store, json).await
-        }
-        .await;
-        let released = lock.release().await;
-        result?;
-        if let Err(e) = released {
-            ctx.reporter
-                .warn(&format!("could not release the deploy lock: {e}"));
-        }
     }
     django::write_local_if_changed(ctx.config.django_local.as_deref(), json)
 }
