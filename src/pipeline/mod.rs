@@ -6,7 +6,12 @@
 //! makes the encoded variants, [`plan`] compares the result with the served
 //! deploy. Sending what the plan says is missing is the publish command's
 //! (`commands/publish/upload.rs`).
+//!
+//! The caches the stages read and fill (stat cache, references, rewriting
+//! results, compressed sizes) are behind one interface, [`Cache`], that the
+//! caller passes in.
 
+pub mod cache;
 pub mod collect;
 pub mod compress;
 pub mod hash;
@@ -14,3 +19,5 @@ pub mod plan;
 pub mod prepare;
 pub mod references;
 pub mod scan;
+
+pub use cache::Cache;

@@ -26,8 +26,10 @@ use crate::state::{KnownObject, PreparedFrom};
 use crate::store::{Body, Condition, CopyJob, NoObserver, PutOutcome, copy_all};
 use crate::util::human_bytes;
 
+pub mod state_cache;
 pub mod upload;
 
+use state_cache::StateCache;
 use upload::Job;
 
 #[derive(Debug, Default, Clone)]
@@ -153,7 +155,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     let cache = if expect_same {
         None
     } else {
-        Some(ctx.state.stat_cache())
+        Some(state_cache::stat_cache(&ctx.state))
     };
     let (collected, walked) = walk.finish();
     let collected = collected?;
@@ -255,7 +257,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     };
     let recording = Recording::new(reporter.as_ref());
     let started = Instant::now();
-    let prepared = prepare::prepare(&config, hashed, &ctx.state, &recording)?;
+    let prepared = prepare::prepare(&config, hashed, &mut StateCache(&mut ctx.state), &recording)?;
     timings.prepare_ms = started.elapsed().as_millis() as u64;
     let warnings = recording.into_warnings();
     check_reserved_keys(&config, &prepared)?;
@@ -326,7 +328,7 @@ fn hash_tree(
     ctx: &mut Context,
     (collected, cache): (
         Vec<collect::SourceFile>,
-        Option<HashMap<String, crate::state::StatEntry>>,
+        Option<HashMap<String, crate::pipeline::cache::Stat>>,
     ),
     scan_start: i64,
     timings: &mut Timings,
@@ -335,14 +337,14 @@ fn hash_tree(
     let started = Instant::now();
     let cache = match cache {
         Some(c) => c,
-        None => ctx.state.stat_cache()?,
+        None => state_cache::stat_cache(&ctx.state)?,
     };
     let scanner = crate::pipeline::scan::Scanner::new(&ctx.config);
     let reporter = ctx.reporter.clone();
     let (files, stats) = hash::hash_all(
         collected,
         cache,
-        &mut ctx.state,
+        &mut StateCache(&mut ctx.state),
         scan_start,
         &scanner,
         reporter.as_ref(),
