@@ -7,9 +7,10 @@
 //! deploy. Sending what the plan says is missing is the publish command's
 //! (`commands/publish/upload.rs`).
 //!
-//! The caches the stages read and fill (stat cache, references, rewriting
-//! results, compressed sizes) are behind one interface, [`Cache`], that the
-//! caller passes in.
+//! The stages take values and return values. The caches they read and fill
+//! (stat cache, references, rewriting results, compressed sizes) are behind
+//! one interface, [`Cache`], that the caller passes in; `plan` takes what is
+//! known of the target's objects as a value.
 
 pub mod cache;
 pub mod collect;

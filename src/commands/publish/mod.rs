@@ -1,7 +1,6 @@
 //! `plan` and `publish`: the pipeline of the design contract, from collecting
 //! the build to switching `manifest.json`.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::integrations::cdn::Invalidation;
 use crate::pipeline::collect;
 use crate::pipeline::hash;
-use crate::pipeline::plan::{FileChange, Known, Plan, PlannedObject, plan};
+use crate::pipeline::plan::{self, FileChange, Plan, PlannedObject};
 use crate::pipeline::prepare::{self, Prepared};
 use crate::remote::django;
 use crate::remote::lock::Lock;
@@ -22,7 +21,7 @@ use crate::remote::manifest::{Layout, manifest_meta, object_meta};
 use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
 use crate::report::Recording;
 use crate::settings::{Config, Fingerprint};
-use crate::state::{KnownObject, PreparedFrom};
+use crate::state::PreparedFrom;
 use crate::store::{Body, Condition, CopyJob, NoObserver, PutOutcome, copy_all};
 use crate::util::human_bytes;
 
@@ -266,26 +265,21 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         None => ctx.remote_manifest().await?,
     };
     check_same_encoding(ctx, &config, remote.manifest.as_ref())?;
-    let known = KnownInState {
-        state: &ctx.state,
-        target: ctx.target.id,
-        any: ctx.state.has_objects(ctx.target.id)?,
-        error: RefCell::new(None),
-    };
     let entries: BTreeMap<_, _> = prepared
         .iter()
         .map(|p| (p.logical.clone(), p.entry.clone()))
         .collect();
-    let plan = plan(
+    let layout = Layout::for_config(&config);
+    let known = state_cache::known_objects(&ctx.state, ctx.target.id, || {
+        plan::unaccounted(&entries, layout, remote.manifest.as_ref())
+    })?;
+    let plan = plan::plan(
         entries,
-        Layout::for_config(&config),
+        layout,
         remote.manifest.as_ref(),
         &known,
         config.is_s3(),
     );
-    if let Some(e) = known.error.into_inner() {
-        return Err(e);
-    }
     check_occupied(&plan)?;
     let inputs = PreparedFrom {
         inputs,
@@ -437,31 +431,6 @@ fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Validation(problems))
-    }
-}
-
-/// The state DB's objects, read one at a time: a plan asks about few of
-/// them, and a large target has many.
-struct KnownInState<'a> {
-    state: &'a crate::state::State,
-    target: i64,
-    any: bool,
-    /// The first failed lookup, reported once planning is done.
-    error: RefCell<Option<Error>>,
-}
-
-impl Known for KnownInState<'_> {
-    fn known(&self, key: &str) -> Option<KnownObject> {
-        if !self.any {
-            return None;
-        }
-        match self.state.known_object(self.target, key) {
-            Ok(k) => k,
-            Err(e) => {
-                self.error.borrow_mut().get_or_insert(e);
-                None
-            }
-        }
     }
 }
 

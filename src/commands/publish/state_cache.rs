@@ -1,12 +1,13 @@
 //! The state DB as the pipeline sees it: [`StateCache`] adapts it to the
-//! stages' one cache interface ([`Cache`]); [`stat_cache`] reads the value
-//! `hash_all` takes.
+//! stages' one cache interface ([`Cache`]); [`stat_cache`] and
+//! [`known_objects`] read the values `hash_all` and `plan` take.
 
 use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::pipeline::Cache;
 use crate::pipeline::cache::{Rewritten, Stat};
+use crate::pipeline::plan::KnownObject;
 use crate::pipeline::scan::Ref;
 use crate::state::{StatEntry, State};
 
@@ -104,4 +105,31 @@ impl Cache for StateCache<'_> {
         }
         batch.commit()
     }
+}
+
+/// What the state DB knows of `keys` at `target`, read one at a time: a
+/// plan asks about few of a target's objects, and a large target has many.
+/// Nothing is read for a target without any object recorded.
+pub fn known_objects(
+    state: &State,
+    target: i64,
+    keys: impl FnOnce() -> Vec<String>,
+) -> Result<HashMap<String, KnownObject>> {
+    let mut known = HashMap::new();
+    if !state.has_objects(target)? {
+        return Ok(known);
+    }
+    for key in keys() {
+        if let Some(k) = state.known_object(target, &key)? {
+            known.insert(
+                key,
+                KnownObject {
+                    blake3: k.blake3,
+                    size: k.size,
+                    meta: k.meta,
+                },
+            );
+        }
+    }
+    Ok(known)
 }
