@@ -126,7 +126,7 @@ impl Walk {
         let config = config.clone();
         let handle = std::thread::spawn(move || {
             let started = Instant::now();
-            let files = collect::collect(&config, reporter.as_ref());
+            let files = collect::collect(&config, &crate::state::SIDE_FILES, reporter.as_ref());
             (files, started.elapsed())
         });
         Walk { scan_start, handle }
