@@ -1,9 +1,10 @@
 //! From hashed source files to the manifest entries of the new deploy:
-//! settings per file, keys, and compressed variants.
+//! settings per file, keys, and compressed variants, with the bytes made on
+//! the way (what [`super::payload`] hands to the upload).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -30,7 +31,7 @@ pub struct Prepared {
     /// known from the cache, so the file was not read).
     pub rewrite_targets: Option<Arc<BTreeMap<String, String>>>,
     /// Compressed variants made during this run, kept for the upload.
-    pub variants: Mutex<HashMap<Variant, Arc<Vec<u8>>>>,
+    pub variants: HashMap<Variant, Arc<Vec<u8>>>,
 }
 
 /// The encodings worth making for a target of this layout.
@@ -225,7 +226,7 @@ pub fn prepare(
                 path: f.source.path.clone(),
                 data: named.data,
                 rewrite_targets: named.targets,
-                variants: Mutex::new(HashMap::new()),
+                variants: HashMap::new(),
                 entry: Entry {
                     key,
                     object,
@@ -443,15 +444,14 @@ fn compress_all(
             p.entry
                 .encodings
                 .insert(enc.name().to_string(), c.len() as u64);
-            if let Ok(mut v) = p.variants.lock() {
-                v.insert(variant_of(enc), Arc::new(c));
-            }
+            p.variants.insert(variant_of(enc), Arc::new(c));
         }
     }
     Ok(())
 }
 
-/// The bytes of the file as published.
+/// The bytes of the file as published, read from disk unless they are
+/// held; not checked against the entry's hash.
 pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> {
     if let Some(d) = &p.data {
         return Ok(d.clone());
@@ -466,9 +466,4 @@ pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> 
             ))
         }
     }
-}
-
-/// Whether the published bytes are the file on disk as it is.
-pub fn streams_from_disk(p: &Prepared) -> bool {
-    p.data.is_none() && p.rewrite_targets.is_none()
 }

@@ -12,14 +12,16 @@ use crate::error::{Error, Result};
 use crate::integrations::cdn::Invalidation;
 use crate::pipeline::collect;
 use crate::pipeline::hash;
+use crate::pipeline::payload;
 use crate::pipeline::plan::{self, FileChange, Plan, PlannedObject};
 use crate::pipeline::prepare::{self, Prepared};
 use crate::remote::django;
 use crate::remote::lock::Lock;
+use crate::remote::manifest::Variant;
 use crate::remote::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, manifest_meta, object_meta};
 use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
-use crate::report::Recording;
+use crate::report::{Phase, Recording};
 use crate::settings::{Config, Fingerprint};
 use crate::state::PreparedFrom;
 use crate::store::{Body, Condition, CopyJob, NoObserver, PutOutcome, copy_all};
@@ -29,7 +31,6 @@ pub mod state_cache;
 pub mod upload;
 
 use state_cache::StateCache;
-use upload::Job;
 
 #[derive(Debug, Default, Clone)]
 pub struct PublishOptions {
@@ -434,6 +435,71 @@ fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
     }
 }
 
+/// Sends what the plan says the target lacks, in one upload phase: the
+/// objects the state DB says are there are checked first, then the payloads
+/// of the missing ones and of the uploads are made (only what preparation
+/// did not keep) and sent. How many objects were found in place.
+async fn send_objects(
+    ctx: &Context,
+    plan: &Plan,
+    files: &HashMap<String, Arc<Prepared>>,
+) -> Result<u64> {
+    let all = plan.confirm.iter().chain(&plan.uploads);
+    let count = all.clone().count() as u64;
+    if count == 0 {
+        return Ok(0);
+    }
+    let total: u64 = all.map(|o| o.bytes).sum();
+    ctx.reporter.phase_start(Phase::Upload, count, total);
+    let result = async {
+        let confirm = plan
+            .confirm
+            .iter()
+            .map(|o| upload::Job {
+                object: o.clone(),
+                file: files[&o.logical].clone(),
+                task: upload::Task::Confirm,
+            })
+            .collect();
+        let checked = upload::upload_all(ctx, confirm).await?;
+        let send: Vec<(PlannedObject, bool)> = checked
+            .missing
+            .into_iter()
+            .map(|o| (o, true))
+            .chain(plan.uploads.iter().map(|o| (o.clone(), false)))
+            .collect();
+        let objects: Vec<(Arc<Prepared>, Variant)> = send
+            .iter()
+            .map(|(o, _)| (files[&o.logical].clone(), o.variant))
+            .collect();
+        let js_imports = ctx.config.rewrite_js_imports;
+        let payloads = tokio::task::spawn_blocking(move || {
+            let objects: Vec<(&Prepared, Variant)> =
+                objects.iter().map(|(p, v)| (p.as_ref(), *v)).collect();
+            payload::payloads(&objects, js_imports)
+        })
+        .await
+        .map_err(|e| Error::Runtime(format!("preparing the uploads failed: {e}")))??;
+        let jobs = send
+            .into_iter()
+            .zip(payloads)
+            .map(|((object, known), payload)| upload::Job {
+                file: files[&object.logical].clone(),
+                object,
+                task: upload::Task::Send {
+                    body: upload::body(payload),
+                    known,
+                },
+            })
+            .collect();
+        let sent = upload::upload_all(ctx, jobs).await?;
+        Ok(checked.already_there + sent.already_there)
+    }
+    .await;
+    ctx.reporter.phase_end(Phase::Upload);
+    result
+}
+
 /// `walk` was started on the same config as `ctx` (see [`Walk::start`]).
 pub async fn publish(
     ctx: &mut Context,
@@ -603,19 +669,7 @@ async fn deploy(
     lock: &Lock,
     report: &mut PublishReport,
 ) -> Result<Manifest> {
-    let job = |o: &PlannedObject, confirm_first: bool| Job {
-        object: o.clone(),
-        file: files[&o.logical].clone(),
-        confirm_first,
-    };
-    let jobs: Vec<Job> = plan
-        .confirm
-        .iter()
-        .map(|o| job(o, true))
-        .chain(plan.uploads.iter().map(|o| job(o, false)))
-        .collect();
-    let stats = upload::upload_all(ctx, jobs).await?;
-    report.already_there = stats.already_there;
+    report.already_there = send_objects(ctx, plan, files).await?;
 
     let header_updates = plan
         .header_updates
