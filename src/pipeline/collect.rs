@@ -19,11 +19,17 @@ pub struct SourceFile {
     pub inode: u64,
 }
 
-/// The collected files sorted by logical path.
-pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFile>> {
+/// The collected files sorted by logical path. `state_side_files`: the
+/// suffixes of the files the state DB keeps beside its own (its journals),
+/// never collected any more than the state DB itself.
+pub fn collect(
+    config: &Config,
+    state_side_files: &[&str],
+    reporter: &dyn Reporter,
+) -> Result<Vec<SourceFile>> {
     let mut problems = Vec::new();
     let mut files: BTreeMap<String, SourceFile> = BTreeMap::new();
-    let own = own_paths(config);
+    let own = own_paths(config, state_side_files);
     for dir in &config.sources {
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
@@ -80,7 +86,7 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
 /// Django's local `staticfiles.json`, and the state DB with its journal
 /// files. Never collected, even from inside a source dir (`dirs = ["."]`),
 /// or each run would publish the last one's output. Canonical paths; the target only once it exists.
-fn own_paths(config: &Config) -> Vec<PathBuf> {
+fn own_paths(config: &Config, state_side_files: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let TargetUrl::Dir(d) = &config.target.url
         && let Ok(c) = d.canonicalize()
@@ -92,7 +98,7 @@ fn own_paths(config: &Config) -> Vec<PathBuf> {
         out.extend(canonical_siblings(local, &[""]));
     }
     let mut state_files = vec![""];
-    state_files.extend(crate::state::SIDE_FILES);
+    state_files.extend(state_side_files);
     out.extend(canonical_siblings(&config.state_path, &state_files));
     out
 }

@@ -9,10 +9,10 @@ use std::io::Read;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::pipeline::cache::{Cache, Stat};
 use crate::pipeline::collect::SourceFile;
 use crate::pipeline::scan::{Ref, ScannedText, Scanner};
 use crate::report::{Phase, Reporter};
-use crate::state::{StatEntry, State};
 
 /// A file whose mtime is this close to the scan could still change without
 /// its mtime moving (coarse filesystem timestamps), so its cache entry is not
@@ -50,12 +50,13 @@ pub struct HashStats {
     pub cached: usize,
 }
 
-/// `cache` is the state DB's stat cache (`State::stat_cache`);
-/// `scan_start_ns` is the wall-clock time taken before the tree was walked.
+/// `stats` is the stat cache by source path; `cache` records the stats of
+/// the files hashed; `scan_start_ns` is the wall-clock time taken before
+/// the tree was walked.
 pub fn hash_all(
     files: Vec<SourceFile>,
-    mut cache: HashMap<String, StatEntry>,
-    state: &mut State,
+    mut stats: HashMap<String, Stat>,
+    cache: &mut dyn Cache,
     scan_start_ns: i64,
     scanner: &Scanner,
     reporter: &dyn Reporter,
@@ -63,7 +64,7 @@ pub fn hash_all(
     let mut todo = Vec::new();
     let mut done: Vec<Option<HashedFile>> = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {
-        let hit = cache.remove(f.path.to_string_lossy().as_ref()).filter(|c| {
+        let hit = stats.remove(f.path.to_string_lossy().as_ref()).filter(|c| {
             c.trusted && c.size == f.size && c.mtime_ns == f.mtime_ns && c.inode == f.inode
         });
         match hit {
@@ -79,7 +80,7 @@ pub fn hash_all(
             }
         }
     }
-    drop(cache);
+    drop(stats);
     let total_bytes: u64 = todo.iter().map(|(_, f)| f.size).sum();
     reporter.phase_start(Phase::Hash, todo.len() as u64, total_bytes);
     let results: Vec<(usize, Result<HashedFile>)> = todo
@@ -100,7 +101,7 @@ pub fn hash_all(
             Ok(h) => {
                 fresh.push((
                     key(&h.source),
-                    StatEntry {
+                    Stat {
                         size: h.source.size,
                         mtime_ns: h.source.mtime_ns,
                         inode: h.source.inode,
@@ -124,7 +125,7 @@ pub fn hash_all(
         hashed: fresh.len(),
         cached: done.len() - fresh.len(),
     };
-    state.store_stats(&fresh)?;
+    cache.record_stats(fresh)?;
     Ok((done.into_iter().flatten().collect(), stats))
 }
 

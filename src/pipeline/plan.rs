@@ -1,5 +1,7 @@
 //! What a publish would change: the new deploy's entries compared with the
-//! current remote manifest and the objects the state DB knows. Pure: no I/O.
+//! current remote manifest and with what is known of the target's other
+//! objects. Pure: no I/O; what is known comes in as a value (the keys it
+//! needs are [`unaccounted`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,7 +9,6 @@ use serde::Serialize;
 
 use crate::remote::manifest::{Entry, Manifest, ObjectRef, Variant, objects_for};
 use crate::remote::manifest::{Layout, meta_digest, object_meta};
-use crate::state::KnownObject;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,30 +106,20 @@ impl Plan {
     }
 }
 
-/// The objects the state DB says the target received, asked only about
-/// objects the current deploy does not account for.
-pub trait Known {
-    fn known(&self, key: &str) -> Option<KnownObject>;
+/// An object the target is known to have received (an interrupted run, an
+/// older deploy) though the current deploy does not name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownObject {
+    pub blake3: String,
+    pub size: u64,
+    /// `meta_digest` of the headers it was written with.
+    pub meta: String,
 }
 
-impl Known for HashMap<String, KnownObject> {
-    fn known(&self, key: &str) -> Option<KnownObject> {
-        self.get(key).cloned()
-    }
-}
-
-/// `headers_matter`: false for a directory target, where nginx derives the
-/// headers and only bytes are stored.
-pub fn plan(
-    files: BTreeMap<String, Entry>,
-    layout: Layout,
-    current: Option<&Manifest>,
-    known: &dyn Known,
-    headers_matter: bool,
-) -> Plan {
-    // What the current deploy guarantees is on the target: its objects, with
-    // the headers it wrote them with (the entry and variant they follow from).
-    let mut present: HashMap<String, (&Entry, Variant)> = HashMap::new();
+/// What the current deploy guarantees is on the target: its objects, with
+/// the headers it wrote them with (the entry and variant they follow from).
+fn present(current: Option<&Manifest>) -> HashMap<String, (&Entry, Variant)> {
+    let mut present = HashMap::new();
     if let Some(m) = current {
         for entry in m.files.values() {
             for o in objects_for(entry, m.sidecars, m.object_encoding()) {
@@ -138,6 +129,36 @@ pub fn plan(
             }
         }
     }
+    present
+}
+
+/// The keys `plan` asks `known` about: the immutable objects of `files`
+/// that `current` does not account for, in order.
+pub fn unaccounted(
+    files: &BTreeMap<String, Entry>,
+    layout: Layout,
+    current: Option<&Manifest>,
+) -> Vec<String> {
+    let present = present(current);
+    files
+        .values()
+        .flat_map(|entry| objects_for(entry, layout.sidecars, layout.encoding))
+        .filter(|o| !o.stable && !present.contains_key(&o.key))
+        .map(|o| o.key)
+        .collect()
+}
+
+/// `known`: what is known of the keys [`unaccounted`] names (a key left out
+/// is not known). `headers_matter`: false for a directory target, where
+/// nginx derives the headers and only bytes are stored.
+pub fn plan(
+    files: BTreeMap<String, Entry>,
+    layout: Layout,
+    current: Option<&Manifest>,
+    known: &HashMap<String, KnownObject>,
+    headers_matter: bool,
+) -> Plan {
+    let present = present(current);
     let current_files = current.map(|m| &m.files);
     let mut plan = Plan::unchanged(BTreeMap::new(), 0, layout);
     let same_layout = current
@@ -200,7 +221,7 @@ pub fn plan(
                     }
                 }
                 Some(_) => occupied(&mut plan),
-                None => match known.known(&o.key) {
+                None => match known.get(&o.key) {
                     Some(k) if k.blake3 != entry.blake3 => occupied(&mut plan),
                     Some(k) if k.size == bytes && (!headers_matter || k.meta == digest()) => {
                         plan.confirm.push(planned(&o, Reason::Restored));
@@ -439,6 +460,40 @@ mod tests {
         other.get_mut("a.aaaaaaaaaaaa.css").unwrap().size = 99;
         let p = plan(files(), LAYOUT, None, &other, true);
         assert!(p.uploads.iter().all(|u| !u.replace), "{:?}", p.uploads);
+    }
+
+    #[test]
+    fn unaccounted_names_the_objects_the_current_deploy_does_not() {
+        // Immutable objects only: a stable key is copied, never looked up.
+        assert_eq!(
+            unaccounted(&files(), LAYOUT, None),
+            ["a.aaaaaaaaaaaa.css", "index.bbbbbbbbbbbb.html"]
+        );
+        let cur = manifest(&files());
+        assert!(unaccounted(&files(), LAYOUT, Some(&cur)).is_empty());
+        let mut next = files();
+        next.insert(
+            "b.css".into(),
+            entry("b.dddddddddddd.css", None, "dddddddddddd44"),
+        );
+        assert_eq!(
+            unaccounted(&next, LAYOUT, Some(&cur)),
+            ["b.dddddddddddd.css"]
+        );
+        // With sidecars, the variants the current deploy lacks.
+        let mut gz = files();
+        gz.get_mut("a.css")
+            .unwrap()
+            .encodings
+            .insert("gzip".into(), 40);
+        let sidecars = Layout {
+            sidecars: true,
+            ..LAYOUT
+        };
+        assert_eq!(
+            unaccounted(&gz, sidecars, Some(&cur)),
+            ["a.aaaaaaaaaaaa.css.gz"]
+        );
     }
 
     #[test]

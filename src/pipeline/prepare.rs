@@ -1,13 +1,15 @@
 //! From hashed source files to the manifest entries of the new deploy:
-//! settings per file, keys, and compressed variants.
+//! settings per file, keys, and compressed variants, with the bytes made on
+//! the way (what [`super::payload`] hands to the upload).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::pipeline::cache::{Cache, Rewritten};
 use crate::pipeline::collect::SourceFile;
 use crate::pipeline::compress::{self, Encoding};
 use crate::pipeline::hash::HashedFile;
@@ -15,8 +17,6 @@ use crate::pipeline::references;
 use crate::remote::manifest::{Entry, Layout, Variant, fingerprinted_name};
 use crate::report::{Phase, Reporter};
 use crate::settings::{Config, Fingerprint};
-use crate::state::Rewritten;
-use crate::state::State;
 
 /// A file of the new deploy, with what is needed to upload it.
 #[derive(Debug)]
@@ -28,10 +28,10 @@ pub struct Prepared {
     /// (rewritten references); None: the file, or `rewrite_targets`.
     pub data: Option<Arc<Vec<u8>>>,
     /// References to rewrite when the bytes are needed (the result was
-    /// known from the state DB, so the file was not read).
+    /// known from the cache, so the file was not read).
     pub rewrite_targets: Option<Arc<BTreeMap<String, String>>>,
     /// Compressed variants made during this run, kept for the upload.
-    pub variants: Mutex<HashMap<Variant, Arc<Vec<u8>>>>,
+    pub variants: HashMap<Variant, Arc<Vec<u8>>>,
 }
 
 /// The encodings worth making for a target of this layout.
@@ -131,14 +131,17 @@ fn settings_digest_input(config: &Config) -> String {
     settings
 }
 
+/// The entries of the new deploy, one per file, named in dependency order.
+/// `cache` answers for references, rewriting results and compressed sizes
+/// seen before, and records the new ones.
 pub fn prepare(
     config: &Config,
     files: Vec<HashedFile>,
-    state: &State,
+    cache: &mut dyn Cache,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Prepared>> {
     let layout = Layout::for_config(config);
-    let refs = references::references(config, &files, state, reporter)?;
+    let refs = references::references(config, &files, cache, reporter)?;
     let all: Vec<String> = files.iter().map(|f| f.source.logical.clone()).collect();
     let order = references::order(&all, &refs)?;
     let mut by_name: HashMap<String, HashedFile> = files
@@ -150,7 +153,8 @@ pub fn prepare(
     let mut done: BTreeMap<String, Prepared> = BTreeMap::new();
     let mut weak_pending = Vec::new();
     let mut compressible: HashMap<String, bool> = HashMap::new();
-    let batch = state.batch()?;
+    // Rewriting results made in this run, recorded once all are named.
+    let mut results = Vec::new();
     for logical in order {
         let Some(mut f) = by_name.remove(&logical) else {
             continue;
@@ -205,7 +209,7 @@ pub fn prepare(
                 named.data = Some(Arc::new(rewritten.into_bytes()));
                 weak_pending.push(logical.clone());
             } else {
-                named = rewrite_strong(config, state, &mut f, strong)?;
+                named = rewrite_strong(config, cache, &mut results, &mut f, strong)?;
             }
         }
         let fingerprinted = fingerprinted_name(&logical, &named.key_hash);
@@ -222,7 +226,7 @@ pub fn prepare(
                 path: f.source.path.clone(),
                 data: named.data,
                 rewrite_targets: named.targets,
-                variants: Mutex::new(HashMap::new()),
+                variants: HashMap::new(),
                 entry: Entry {
                     key,
                     object,
@@ -238,7 +242,7 @@ pub fn prepare(
             },
         );
     }
-    batch.commit()?;
+    cache.record_rewritten(&results)?;
     // Back-references are rewritten once every name is known.
     for logical in weak_pending {
         let weak: BTreeMap<String, String> = refs[&logical]
@@ -268,7 +272,7 @@ pub fn prepare(
         .iter()
         .map(|p| compressible.get(&p.logical).copied().unwrap_or(false))
         .collect();
-    compress_all(config, &mut out, &compressible, layout, state, reporter)?;
+    compress_all(config, &mut out, &compressible, layout, cache, reporter)?;
     Ok(out)
 }
 
@@ -280,12 +284,14 @@ struct Named {
     targets: Option<Arc<BTreeMap<String, String>>>,
 }
 
-/// Rewrites a file's references, or recalls the result from the state DB
-/// when the same bytes were rewritten to the same names before (then the
-/// file is read again only if it has to be uploaded).
+/// Rewrites a file's references, or recalls the result from the cache when
+/// the same bytes were rewritten to the same names before (then the file is
+/// read again only if it has to be uploaded). A new result is added to
+/// `results`, to record.
 fn rewrite_strong(
     config: &Config,
-    state: &State,
+    cache: &dyn Cache,
+    results: &mut Vec<(String, Rewritten)>,
     f: &mut HashedFile,
     targets: BTreeMap<String, String>,
 ) -> Result<Named> {
@@ -303,7 +309,7 @@ fn rewrite_strong(
         h.update(format!("\0{t}\0{n}").as_bytes());
     }
     let input = h.finalize().to_hex().to_string();
-    if let Some(c) = state.rewritten(&input)? {
+    if let Some(c) = cache.rewritten(&input)? {
         return Ok(Named {
             blake3: c.blake3,
             key_hash: c.key_hash,
@@ -326,14 +332,14 @@ fn rewrite_strong(
     }
     .into_bytes();
     let blake3 = crate::pipeline::hash::hash_bytes(&bytes);
-    state.record_rewritten(
-        &input,
-        &Rewritten {
+    results.push((
+        input,
+        Rewritten {
             blake3: blake3.clone(),
             key_hash: blake3.clone(),
             size: bytes.len() as u64,
         },
-    )?;
+    ));
     Ok(Named {
         key_hash: blake3.clone(),
         blake3,
@@ -377,7 +383,7 @@ fn compress_all(
     files: &mut [Prepared],
     compressible: &[bool],
     layout: Layout,
-    state: &State,
+    cache: &mut dyn Cache,
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let wanted = wanted(layout);
@@ -391,7 +397,7 @@ fn compress_all(
             continue;
         }
         for &enc in &wanted {
-            match state.compressed_size(&p.entry.blake3, enc.name())? {
+            match cache.compressed_size(&p.entry.blake3, enc.name())? {
                 Some(Some(size)) => {
                     p.entry.encodings.insert(enc.name().to_string(), size);
                 }
@@ -417,29 +423,36 @@ fn compress_all(
         })
         .collect();
     reporter.phase_end(Phase::Compress);
-    let batch = state.batch()?;
+    let mut made = Vec::with_capacity(results.len());
     for (i, enc, r) in results {
-        let p = &mut files[i];
-        let compressed = r.map_err(|e| crate::error::Error::io("cannot read", &p.path, e))?;
-        state.record_compressed(
-            &p.entry.blake3,
-            enc.name(),
-            compressed.as_ref().map(|c| c.len() as u64),
-        )?;
+        let compressed = r.map_err(|e| Error::io("cannot read", &files[i].path, e))?;
+        made.push((i, enc, compressed));
+    }
+    let sizes: Vec<(&str, &str, Option<u64>)> = made
+        .iter()
+        .map(|(i, enc, c)| {
+            (
+                files[*i].entry.blake3.as_str(),
+                enc.name(),
+                c.as_ref().map(|c| c.len() as u64),
+            )
+        })
+        .collect();
+    cache.record_compressed(&sizes)?;
+    for (i, enc, compressed) in made {
         if let Some(c) = compressed {
+            let p = &mut files[i];
             p.entry
                 .encodings
                 .insert(enc.name().to_string(), c.len() as u64);
-            if let Ok(mut v) = p.variants.lock() {
-                v.insert(variant_of(enc), Arc::new(c));
-            }
+            p.variants.insert(variant_of(enc), Arc::new(c));
         }
     }
-    batch.commit()?;
     Ok(())
 }
 
-/// The bytes of the file as published.
+/// The bytes of the file as published, read from disk unless they are
+/// held; not checked against the entry's hash.
 pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> {
     if let Some(d) = &p.data {
         return Ok(d.clone());
@@ -454,9 +467,4 @@ pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> 
             ))
         }
     }
-}
-
-/// Whether the published bytes are the file on disk as it is.
-pub fn streams_from_disk(p: &Prepared) -> bool {
-    p.data.is_none() && p.rewrite_targets.is_none()
 }

@@ -13,20 +13,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::pipeline::cache::Cache;
 use crate::pipeline::hash::HashedFile;
 use crate::pipeline::scan::{Ref, Scanner, mode};
 use crate::report::Reporter;
 use crate::rewrite::{self, Syntax};
 use crate::settings::{Config, Fingerprint};
-use crate::state::State;
 
 /// Finds every file's references to other collected files. Files scanned
-/// as they were hashed, or whose content was scanned before, are not read
-/// again.
+/// as they were hashed, or whose content was scanned before (`cache`), are
+/// not read again.
 pub fn references(
     config: &Config,
     files: &[HashedFile],
-    state: &State,
+    cache: &mut dyn Cache,
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, Vec<Ref>>> {
     let mut out = BTreeMap::new();
@@ -50,11 +50,8 @@ pub fn references(
             fresh.push((f, mode, refs.clone()));
             continue;
         }
-        match state.refs(&f.blake3, mode)? {
-            Some(json) => match serde_json::from_str::<Vec<Ref>>(&json) {
-                Ok(refs) => cached.push((f, refs)),
-                Err(_) => todo.push((f, mode)),
-            },
+        match cache.refs(&f.blake3, mode)? {
+            Some(refs) => cached.push((f, refs)),
             None => todo.push((f, mode)),
         }
     }
@@ -70,16 +67,12 @@ pub fn references(
         let refs = r.map_err(|e| Error::io("cannot read", &f.source.path, e))?;
         fresh.push((f, mode, refs));
     }
-    let batch = state.batch()?;
-    for (f, mode, refs) in fresh {
-        state.record_refs(
-            &f.blake3,
-            mode,
-            &serde_json::to_string(&refs).expect("refs serialize"),
-        )?;
-        cached.push((f, refs));
-    }
-    batch.commit()?;
+    let found: Vec<(&str, &str, &[Ref])> = fresh
+        .iter()
+        .map(|(f, mode, refs)| (f.blake3.as_str(), *mode, refs.as_slice()))
+        .collect();
+    cache.record_refs(&found)?;
+    cached.extend(fresh.into_iter().map(|(f, _, refs)| (f, refs)));
     let mut problems = Vec::new();
     for (f, refs) in cached {
         let referrer = &f.source.logical;

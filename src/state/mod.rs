@@ -235,6 +235,12 @@ impl State {
     // --- stat cache -------------------------------------------------------
 
     pub fn stat_cache(&self) -> Result<HashMap<String, StatEntry>> {
+        self.stat_cache_as(|e| e)
+    }
+
+    /// The stat cache with each entry made into a `T` as it is read: a
+    /// caller with a type of its own gets the map without a second pass.
+    pub fn stat_cache_as<T>(&self, into: impl Fn(StatEntry) -> T) -> Result<HashMap<String, T>> {
         let mut stmt = self
             .conn
             .prepare("SELECT path, size, mtime_ns, inode, blake3, trusted FROM stat_cache")
@@ -243,13 +249,13 @@ impl State {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    StatEntry {
+                    into(StatEntry {
                         size: r.get::<_, i64>(1)? as u64,
                         mtime_ns: r.get(2)?,
                         inode: r.get::<_, i64>(3)? as u64,
                         blake3: r.get(4)?,
                         trusted: r.get(5)?,
-                    },
+                    }),
                 ))
             })
             .map_err(|e| self.err(e))?;

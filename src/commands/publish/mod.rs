@@ -1,7 +1,6 @@
 //! `plan` and `publish`: the pipeline of the design contract, from collecting
 //! the build to switching `manifest.json`.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,22 +12,25 @@ use crate::error::{Conflict, Error, Result};
 use crate::integrations::cdn::Invalidation;
 use crate::pipeline::collect;
 use crate::pipeline::hash;
-use crate::pipeline::plan::{FileChange, Known, Plan, PlannedObject, plan};
+use crate::pipeline::payload;
+use crate::pipeline::plan::{self, FileChange, Plan, PlannedObject};
 use crate::pipeline::prepare::{self, Prepared};
 use crate::remote::django;
 use crate::remote::lock::{Lock, OnReleaseError, with_lock};
+use crate::remote::manifest::Variant;
 use crate::remote::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, manifest_meta, object_meta};
 use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
-use crate::report::Recording;
+use crate::report::{Phase, Recording};
 use crate::settings::{Config, Fingerprint};
-use crate::state::{KnownObject, PreparedFrom};
+use crate::state::PreparedFrom;
 use crate::store::{Body, Condition, CopyJob, NoObserver, PutOutcome, copy_all};
 use crate::util::human_bytes;
 
+pub mod state_cache;
 pub mod upload;
 
-use upload::Job;
+use state_cache::StateCache;
 
 #[derive(Debug, Default, Clone)]
 pub struct PublishOptions {
@@ -125,7 +127,7 @@ impl Walk {
         let config = config.clone();
         let handle = std::thread::spawn(move || {
             let started = Instant::now();
-            let files = collect::collect(&config, reporter.as_ref());
+            let files = collect::collect(&config, &crate::state::SIDE_FILES, reporter.as_ref());
             (files, started.elapsed())
         });
         Walk { scan_start, handle }
@@ -153,7 +155,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     let cache = if expect_same {
         None
     } else {
-        Some(ctx.state.stat_cache())
+        Some(state_cache::stat_cache(&ctx.state))
     };
     let (collected, walked) = walk.finish();
     let collected = collected?;
@@ -255,7 +257,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     };
     let recording = Recording::new(reporter.as_ref());
     let started = Instant::now();
-    let prepared = prepare::prepare(&config, hashed, &ctx.state, &recording)?;
+    let prepared = prepare::prepare(&config, hashed, &mut StateCache(&mut ctx.state), &recording)?;
     timings.prepare_ms = started.elapsed().as_millis() as u64;
     let warnings = recording.into_warnings();
     check_reserved_keys(&config, &prepared)?;
@@ -264,26 +266,21 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         None => ctx.remote_manifest().await?,
     };
     check_same_encoding(ctx, &config, remote.manifest.as_ref())?;
-    let known = KnownInState {
-        state: &ctx.state,
-        target: ctx.target.id,
-        any: ctx.state.has_objects(ctx.target.id)?,
-        error: RefCell::new(None),
-    };
     let entries: BTreeMap<_, _> = prepared
         .iter()
         .map(|p| (p.logical.clone(), p.entry.clone()))
         .collect();
-    let plan = plan(
+    let layout = Layout::for_config(&config);
+    let known = state_cache::known_objects(&ctx.state, ctx.target.id, || {
+        plan::unaccounted(&entries, layout, remote.manifest.as_ref())
+    })?;
+    let plan = plan::plan(
         entries,
-        Layout::for_config(&config),
+        layout,
         remote.manifest.as_ref(),
         &known,
         config.is_s3(),
     );
-    if let Some(e) = known.error.into_inner() {
-        return Err(e);
-    }
     check_occupied(&plan)?;
     let inputs = PreparedFrom {
         inputs,
@@ -326,7 +323,7 @@ fn hash_tree(
     ctx: &mut Context,
     (collected, cache): (
         Vec<collect::SourceFile>,
-        Option<HashMap<String, crate::state::StatEntry>>,
+        Option<HashMap<String, crate::pipeline::cache::Stat>>,
     ),
     scan_start: i64,
     timings: &mut Timings,
@@ -335,14 +332,14 @@ fn hash_tree(
     let started = Instant::now();
     let cache = match cache {
         Some(c) => c,
-        None => ctx.state.stat_cache()?,
+        None => state_cache::stat_cache(&ctx.state)?,
     };
     let scanner = crate::pipeline::scan::Scanner::new(&ctx.config);
     let reporter = ctx.reporter.clone();
     let (files, stats) = hash::hash_all(
         collected,
         cache,
-        &mut ctx.state,
+        &mut StateCache(&mut ctx.state),
         scan_start,
         &scanner,
         reporter.as_ref(),
@@ -441,29 +438,69 @@ fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
     }
 }
 
-/// The state DB's objects, read one at a time: a plan asks about few of
-/// them, and a large target has many.
-struct KnownInState<'a> {
-    state: &'a crate::state::State,
-    target: i64,
-    any: bool,
-    /// The first failed lookup, reported once planning is done.
-    error: RefCell<Option<Error>>,
-}
-
-impl Known for KnownInState<'_> {
-    fn known(&self, key: &str) -> Option<KnownObject> {
-        if !self.any {
-            return None;
-        }
-        match self.state.known_object(self.target, key) {
-            Ok(k) => k,
-            Err(e) => {
-                self.error.borrow_mut().get_or_insert(e);
-                None
-            }
-        }
+/// Sends what the plan says the target lacks, in one upload phase: the
+/// objects the state DB says are there are checked first, then the payloads
+/// of the missing ones and of the uploads are made (only what preparation
+/// did not keep) and sent. How many objects were found in place.
+async fn send_objects(
+    ctx: &Context,
+    plan: &Plan,
+    files: &HashMap<String, Arc<Prepared>>,
+) -> Result<u64> {
+    let all = plan.confirm.iter().chain(&plan.uploads);
+    let count = all.clone().count() as u64;
+    if count == 0 {
+        return Ok(0);
     }
+    let total: u64 = all.map(|o| o.bytes).sum();
+    ctx.reporter.phase_start(Phase::Upload, count, total);
+    let result = async {
+        let confirm = plan
+            .confirm
+            .iter()
+            .map(|o| upload::Job {
+                object: o.clone(),
+                file: files[&o.logical].clone(),
+                task: upload::Task::Confirm,
+            })
+            .collect();
+        let checked = upload::upload_all(ctx, confirm).await?;
+        let send: Vec<(PlannedObject, bool)> = checked
+            .missing
+            .into_iter()
+            .map(|o| (o, true))
+            .chain(plan.uploads.iter().map(|o| (o.clone(), false)))
+            .collect();
+        let objects: Vec<(Arc<Prepared>, Variant)> = send
+            .iter()
+            .map(|(o, _)| (files[&o.logical].clone(), o.variant))
+            .collect();
+        let js_imports = ctx.config.rewrite_js_imports;
+        let payloads = tokio::task::spawn_blocking(move || {
+            let objects: Vec<(&Prepared, Variant)> =
+                objects.iter().map(|(p, v)| (p.as_ref(), *v)).collect();
+            payload::payloads(&objects, js_imports)
+        })
+        .await
+        .map_err(|e| Error::Runtime(format!("preparing the uploads failed: {e}")))??;
+        let jobs = send
+            .into_iter()
+            .zip(payloads)
+            .map(|((object, known), payload)| upload::Job {
+                file: files[&object.logical].clone(),
+                object,
+                task: upload::Task::Send {
+                    body: upload::body(payload),
+                    known,
+                },
+            })
+            .collect();
+        let sent = upload::upload_all(ctx, jobs).await?;
+        Ok(checked.already_there + sent.already_there)
+    }
+    .await;
+    ctx.reporter.phase_end(Phase::Upload);
+    result
 }
 
 /// `walk` was started on the same config as `ctx` (see [`Walk::start`]).
@@ -625,19 +662,7 @@ async fn deploy(
     lock: &Lock,
     report: &mut PublishReport,
 ) -> Result<Manifest> {
-    let job = |o: &PlannedObject, confirm_first: bool| Job {
-        object: o.clone(),
-        file: files[&o.logical].clone(),
-        confirm_first,
-    };
-    let jobs: Vec<Job> = plan
-        .confirm
-        .iter()
-        .map(|o| job(o, true))
-        .chain(plan.uploads.iter().map(|o| job(o, false)))
-        .collect();
-    let stats = upload::upload_all(ctx, jobs).await?;
-    report.already_there = stats.already_there;
+    report.already_there = send_objects(ctx, plan, files).await?;
 
     let header_updates = plan
         .header_updates

@@ -1,6 +1,9 @@
-//! Writes objects to the store with bounded concurrency, recording each one
+//! Sends objects to the store with bounded concurrency, recording each one
 //! in the state DB as soon as the store confirms it, so an interrupted run
-//! resumes where it stopped.
+//! resumes where it stopped. It only sends: what goes out is the payload
+//! `pipeline::payload` made for the object (bytes held, or the file
+//! streamed through the store's verified body), or a HEAD for an object the
+//! state DB says is there.
 
 use std::sync::Arc;
 
@@ -9,10 +12,9 @@ use tokio::task::JoinSet;
 
 use crate::commands::context::Context;
 use crate::error::{Error, Result};
-use crate::pipeline::compress;
+use crate::pipeline::payload::Payload;
 use crate::pipeline::plan::PlannedObject;
 use crate::pipeline::prepare::Prepared;
-use crate::remote::manifest::Variant;
 use crate::remote::manifest::{meta_digest, object_meta};
 use crate::report::{Phase, Reporter};
 use crate::state::KnownObject;
@@ -20,17 +22,38 @@ use crate::store::{Body, Condition, Store, TransferObserver};
 
 pub struct Job {
     pub object: PlannedObject,
+    /// The file the object is of: its entry gives the headers and the hash
+    /// recorded.
     pub file: Arc<Prepared>,
-    /// The state DB says the object is there: check with a HEAD first.
-    pub confirm_first: bool,
+    pub task: Task,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+pub enum Task {
+    /// The state DB says the object is there: a HEAD checks it, and one
+    /// found missing comes back in [`UploadStats::missing`], to be sent.
+    Confirm,
+    /// Write `body`. `known`: the state DB records the key already (a
+    /// confirmed object found missing), so it is not recorded before the
+    /// request.
+    Send { body: Body, known: bool },
+}
+
+#[derive(Debug, Default, Clone)]
 pub struct UploadStats {
     pub uploaded: u64,
     pub bytes: u64,
     /// Objects found already in place (HEAD, or a 412 on `If-None-Match`).
     pub already_there: u64,
+    /// Objects to confirm that were not there.
+    pub missing: Vec<PlannedObject>,
+}
+
+/// The body the store sends for a payload.
+pub fn body(payload: Payload) -> Body {
+    match payload {
+        Payload::Bytes(bytes) => Body::Bytes(bytes),
+        Payload::File { path, size, blake3 } => Body::File { path, size, blake3 },
+    }
 }
 
 struct ProgressObserver(Arc<dyn Reporter>);
@@ -44,22 +67,22 @@ impl TransferObserver for ProgressObserver {
 enum Done {
     Uploaded(u64),
     AlreadyThere,
+    /// A HEAD found nothing (or other bytes) at the key.
+    Missing,
 }
 
+/// Runs the jobs within the upload phase, which the caller starts and ends
+/// (see `deploy`).
 pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
     let mut stats = UploadStats::default();
     if jobs.is_empty() {
         return Ok(stats);
     }
-    let total: u64 = jobs.iter().map(|j| j.object.bytes).sum();
-    ctx.reporter
-        .phase_start(Phase::Upload, jobs.len() as u64, total);
     let limit = Arc::new(Semaphore::new(ctx.config.target.concurrency));
     let mut set: JoinSet<(Job, Result<Done>)> = JoinSet::new();
     let mut first_error: Option<Error> = None;
     let mut failures = 0usize;
     let mut pending = jobs.into_iter();
-    let js_imports = ctx.config.rewrite_js_imports;
     loop {
         // Keep at most `concurrency` requests in flight; stop starting new
         // ones after the first failure, but let the started ones land.
@@ -70,7 +93,7 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
             // checks for it with a HEAD instead of sending it again.
             // Not for a rewrite of headers: recorded early, an interrupted
             // one would look done (same size) to the next run.
-            if !job.confirm_first && !job.object.replace {
+            if matches!(job.task, Task::Send { known: false, .. }) && !job.object.replace {
                 record(ctx, &job)?;
             }
             let store = ctx.store.clone();
@@ -78,7 +101,7 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
             let permit = limit.clone();
             set.spawn(async move {
                 let _permit = permit.acquire_owned().await;
-                let r = upload_one(&store, &job, reporter, js_imports).await;
+                let r = upload_one(&store, &job, reporter).await;
                 (job, r)
             });
         }
@@ -88,14 +111,15 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
         let (job, result) =
             joined.map_err(|e| Error::Runtime(format!("upload task failed: {e}")))?;
         match result {
+            // Sent with the other objects, once every check is done.
+            Ok(Done::Missing) => stats.missing.push(job.object),
             Ok(done) => {
                 record(ctx, &job)?;
-                match done {
-                    Done::Uploaded(n) => {
-                        stats.uploaded += 1;
-                        stats.bytes += n;
-                    }
-                    Done::AlreadyThere => stats.already_there += 1,
+                if let Done::Uploaded(n) = done {
+                    stats.uploaded += 1;
+                    stats.bytes += n;
+                } else {
+                    stats.already_there += 1;
                 }
                 ctx.reporter.item_done(Phase::Upload, job.object.bytes);
             }
@@ -107,7 +131,6 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
             }
         }
     }
-    ctx.reporter.phase_end(Phase::Upload);
     match first_error {
         None => Ok(stats),
         Some(e) if failures == 1 => Err(e),
@@ -141,26 +164,23 @@ fn prefix_error(e: Error, prefix: &str) -> Error {
     }
 }
 
-async fn upload_one(
-    store: &Store,
-    job: &Job,
-    reporter: Arc<dyn Reporter>,
-    js_imports: bool,
-) -> Result<Done> {
+async fn upload_one(store: &Store, job: &Job, reporter: Arc<dyn Reporter>) -> Result<Done> {
     let o = &job.object;
-    if job.confirm_first
-        && let Some(head) = store.head(&o.key).await?
-        && head.size == o.bytes
-    {
-        return Ok(Done::AlreadyThere);
-    }
+    let body = match &job.task {
+        Task::Confirm => {
+            return Ok(match store.head(&o.key).await? {
+                Some(head) if head.size == o.bytes => Done::AlreadyThere,
+                _ => Done::Missing,
+            });
+        }
+        Task::Send { body, .. } => body.clone(),
+    };
     // Same bytes, new headers: written over. Anything else only created.
     let condition = if o.replace {
         Condition::None
     } else {
         Condition::IfAbsent
     };
-    let body = body_for(&job.file, o.variant, js_imports).await?;
     let meta = object_meta(&job.file.entry, o.variant, false);
     let observer = ProgressObserver(reporter);
     // Fingerprinted objects never change: a 412 means it is already there.
@@ -169,40 +189,4 @@ async fn upload_one(
         crate::store::PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
         crate::store::PutOutcome::PreconditionFailed => Ok(Done::AlreadyThere),
     }
-}
-
-/// The bytes of one variant of a file: streamed from disk for the file as
-/// collected, from memory for rewritten or compressed bytes.
-pub async fn body_for(file: &Arc<Prepared>, variant: Variant, js_imports: bool) -> Result<Body> {
-    if variant == Variant::Identity && crate::pipeline::prepare::streams_from_disk(file) {
-        return Ok(Body::File {
-            path: file.path.clone(),
-            size: file.entry.size,
-            blake3: file.entry.blake3.clone(),
-        });
-    }
-    if let Some(bytes) = file
-        .variants
-        .lock()
-        .ok()
-        .and_then(|v| v.get(&variant).cloned())
-    {
-        return Ok(Body::Bytes(bytes));
-    }
-    let f = file.clone();
-    let bytes = tokio::task::spawn_blocking(move || -> Result<Arc<Vec<u8>>> {
-        let data = crate::pipeline::prepare::content(&f, js_imports)
-            .map_err(|e| Error::io("cannot read", &f.path, e))?;
-        if crate::pipeline::hash::hash_bytes(&data) != f.entry.blake3 {
-            return Err(crate::pipeline::prepare::changed_error(&f.path));
-        }
-        Ok(match variant {
-            Variant::Identity => data,
-            Variant::Gzip => Arc::new(compress::compress(&data, compress::Encoding::Gzip)),
-            Variant::Br => Arc::new(compress::compress(&data, compress::Encoding::Br)),
-        })
-    })
-    .await
-    .map_err(|e| Error::Runtime(format!("compression task failed: {e}")))??;
-    Ok(Body::Bytes(bytes))
 }
