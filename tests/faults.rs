@@ -53,7 +53,7 @@ fn current(site: &S3Site) -> Option<String> {
 /// The site serves one whole deploy: `manifest.json` parses, names one of
 /// `allowed`, and every key and object it names holds exactly the bytes its
 /// blake3 says.
-fn assert_whole(site: &S3Site, allowed: &[Option<&str>]) {
+pub fn assert_whole(site: &S3Site, allowed: &[Option<&str>]) {
     let deploy = current(site);
     assert!(
         allowed.contains(&deploy.as_deref()),
