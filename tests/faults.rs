@@ -53,7 +53,7 @@ fn current(site: &S3Site) -> Option<String> {
 /// The site serves one whole deploy: `manifest.json` parses, names one of
 /// `allowed`, and every key and object it names holds exactly the bytes its
 /// blake3 says.
-fn assert_whole(site: &S3Site, allowed: &[Option<&str>]) {
+pub fn assert_whole(site: &S3Site, allowed: &[Option<&str>]) {
     let deploy = current(site);
     assert!(
         allowed.contains(&deploy.as_deref()),
@@ -95,6 +95,8 @@ fn publish_under(fault: Fault, method: &str) -> (S3Site, String, std::process::O
         .unwrap()
         .to_string();
     change(&site.p, 8, 2);
+    // The log and the fault counter cover the faulty run alone.
+    site.proxy.reset_counts();
     site.proxy.set_fault_matching(method, "", fault);
     let out = site.run(&["publish", "--json"]);
     site.proxy.set_fault(Fault::None);
@@ -134,6 +136,34 @@ fn assert_rerun_finishes(site: &S3Site) {
     assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
 }
 
+/// The fault took effect, and every request it failed was sent again, the
+/// same method on the same key, and then got through. Returns how many
+/// requests it failed.
+fn assert_retried(site: &S3Site) -> usize {
+    let seen = site.proxy.exchanges();
+    assert!(site.proxy.injected() > 0, "the fault never fired: {seen:?}");
+    let failed: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].injected).collect();
+    assert!(!failed.is_empty(), "no request was failed: {seen:?}");
+    for &i in &failed {
+        let x = &seen[i];
+        let again: Vec<_> = seen[i + 1..].iter().filter(|y| y.same_request(x)).collect();
+        assert!(
+            !again.is_empty(),
+            "{} {} failed by the fault and never sent again",
+            x.method,
+            x.target
+        );
+        let last = again.last().unwrap();
+        assert!(
+            !last.injected && last.status.is_some_and(|s| (200..300).contains(&s)),
+            "{} {}: the last attempt did not get through: {last:?}",
+            x.method,
+            x.target
+        );
+    }
+    failed.len()
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -164,6 +194,9 @@ fn connections_dropped_mid_body_are_retried() {
         "PUT",
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // Six uploads lost their connection mid-body, and each was sent again.
+    assert_eq!(site.proxy.injected(), 6, "{:?}", site.proxy.requests());
+    assert_eq!(assert_retried(&site), 6);
     let d2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(d2["deploy"].as_str(), Some(d1.as_str()));
     assert_whole(&site, &[d2["deploy"].as_str()]);
@@ -181,6 +214,17 @@ fn slow_down_and_503_are_retried_with_backoff() {
         "PUT",
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // Five answers were the proxy's 503 SlowDown, and each request was sent
+    // again until the store took it.
+    assert_eq!(site.proxy.injected(), 5, "{:?}", site.proxy.requests());
+    assert_eq!(assert_retried(&site), 5);
+    let slowed = site
+        .proxy
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.injected && x.status == Some(503))
+        .count();
+    assert_eq!(slowed, 5);
     let d2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_whole(&site, &[d2["deploy"].as_str()]);
 }

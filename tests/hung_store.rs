@@ -52,12 +52,22 @@ fn an_upload_left_unanswered_is_retried_after_the_request_timeout() {
     let out = run(&site, &["publish"]);
     let elapsed = started.elapsed();
     assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(site.proxy.injected(), 1, "the upload was left unanswered");
+    let puts: Vec<_> = site
+        .proxy
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.method == "PUT" && x.target.contains("/css/app."))
+        .collect();
     assert_eq!(
-        site.proxy.count_matching("PUT", "/css/app."),
+        puts.len(),
         2,
         "the hung upload is sent again: {:?}",
         site.proxy.requests()
     );
+    assert!(puts[1].same_request(&puts[0]), "{puts:?}");
+    assert!(puts[0].injected && puts[0].status.is_none(), "{puts:?}");
+    assert_eq!(puts[1].status, Some(200), "{puts:?}");
     assert!(
         elapsed >= Duration::from_secs(2),
         "the retry came before the timeout: {elapsed:?}"

@@ -6,6 +6,7 @@ use std::process::{Child, Output, Stdio};
 
 use crate::cli::Project;
 use crate::s3::S3Site;
+use crate::support::proxy::Exchange;
 use crate::support::s3client::S3Client;
 use crate::support::{Fault, Proxy, S3Server};
 
@@ -249,12 +250,22 @@ fn a_manifest_changed_behind_a_runs_back_exits_4_naming_the_winner() {
     let sites = contenders(1, "moved", 0, "concurrency = 1");
     let a = &sites[0];
     a.json(&["publish"]);
+    let first = a.manifest();
+    assert!(
+        crate::s3::stable_keys(&first).contains("index.html"),
+        "{first}"
+    );
+    let page = a.s3.get(&a.key("index.html")).expect("index.html");
+    // The next build changes a page the site serves by name and adds six.
+    a.p.write("site/index.html", "<!doctype html><p>next build</p>");
     for i in 0..6 {
         a.p.write(&format!("site/page{i}.html"), &format!("<p>page {i}</p>"));
     }
+    a.proxy.reset_counts();
     a.proxy
         .set_fault_matching("PUT", "/site/page", Fault::Delay { ms: 500 });
     let child = spawn(a, &["publish"]);
+    // The run read the manifest before it took the lock.
     wait_for_key(a, ".assetpub/lock", 30);
     // Another deploy switches the site meanwhile, without the lock (an
     // older tool, a hand upload): a whole manifest of its own.
@@ -273,5 +284,31 @@ fn a_manifest_changed_behind_a_runs_back_exits_4_naming_the_winner() {
         a.s3.get(&a.key("manifest.json")).unwrap(),
         other,
         "the winner's manifest is left as it is"
+    );
+    // The run found out before it wrote anything the site serves by name:
+    // no stable key was written (the changed page still serves the winner's
+    // bytes, the new pages are not there), and the switch was never tried.
+    // The switch's own condition would refuse it too, but only after every
+    // stable key had been overwritten with this run's pages.
+    let mut stable = crate::s3::stable_keys(&first);
+    stable.extend((0..6).map(|i| format!("page{i}.html")));
+    let stable_writes: Vec<(String, Exchange)> = a
+        .object_writes()
+        .into_iter()
+        .filter(|(k, x)| stable.contains(k) || x.header("x-amz-copy-source").is_some())
+        .collect();
+    assert!(
+        stable_writes.is_empty(),
+        "stable keys written: {stable_writes:?}"
+    );
+    assert_eq!(a.s3.get(&a.key("index.html")).unwrap(), page);
+    for i in 0..6 {
+        assert!(a.s3.head(&a.key(&format!("page{i}.html"))).is_none());
+    }
+    assert_eq!(
+        a.proxy.count_matching("PUT", "/manifest.json"),
+        0,
+        "{:?}",
+        a.proxy.requests()
     );
 }

@@ -3,10 +3,12 @@
 //! ignores them). Every request goes through a counting proxy, and the
 //! bucket is inspected with a separate S3 client, never through assetpub.
 
+use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::{Project, pseudo_random};
+use crate::support::proxy::Exchange;
 use crate::support::s3client::S3Client;
 use crate::support::{Fault, Kind, Proxy, S3Server};
 
@@ -141,6 +143,59 @@ impl S3Site {
             .map(|(_, t)| t)
             .collect()
     }
+
+    /// The key, relative to the prefix, that a request path of this site
+    /// names (`/BUCKET/site/KEY`, path-style).
+    pub fn key_of(&self, path: &str) -> Option<String> {
+        path.strip_prefix(&format!("/{}/{PREFIX}/", self.bucket))
+            .map(str::to_string)
+    }
+
+    /// The PUTs seen (uploads and server-side copies, not parts) to keys
+    /// other than assetpub's own records and the manifest, with their key.
+    pub fn object_writes(&self) -> Vec<(String, Exchange)> {
+        self.proxy
+            .exchanges()
+            .into_iter()
+            .filter(|x| x.method == "PUT" && !x.target.contains("partNumber="))
+            .filter_map(|x| Some((self.key_of(x.path())?, x)))
+            .filter(|(k, _)| !k.starts_with(".assetpub/") && k != "manifest.json")
+            .collect()
+    }
+}
+
+/// The fingerprinted (immutable) object of every file a manifest names.
+pub fn fingerprinted(m: &serde_json::Value) -> BTreeSet<String> {
+    m["files"]
+        .as_object()
+        .expect("files")
+        .values()
+        .map(|e| {
+            e["object"]
+                .as_str()
+                .or(e["key"].as_str())
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The stable key of every file a manifest names that has one.
+pub fn stable_keys(m: &serde_json::Value) -> BTreeSet<String> {
+    m["files"]
+        .as_object()
+        .expect("files")
+        .values()
+        .filter(|e| e["object"].is_string())
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Whether a PUT is a server-side copy, and of which key of `site`.
+fn copy_source(site: &S3Site, x: &Exchange) -> Option<String> {
+    let source = x.header("x-amz-copy-source")?;
+    let source = source.split('?').next().unwrap();
+    site.key_of(&format!("/{}", source.trim_start_matches('/')))
 }
 
 fn stderr(out: &Output) -> String {
@@ -220,23 +275,19 @@ fn lifecycle(kind: Kind) {
     site.proxy.reset_counts();
     let noop = site.json(&["publish"]);
     assert_eq!(noop["changed"], false);
-    assert_eq!(site.proxy.count("PUT"), 0, "{:?}", site.proxy.requests());
-    assert!(
-        site.proxy.total() <= 2,
-        "no-op made {:?}",
-        site.proxy.requests()
+    // One request: the GET of the manifest, conditional on the ETag last
+    // seen, so an unchanged manifest costs a 304 and no body.
+    let seen = site.proxy.exchanges();
+    assert_eq!(seen.len(), 1, "no-op made {:?}", site.proxy.requests());
+    let get = &seen[0];
+    assert_eq!(get.method, "GET", "{get:?}");
+    assert_eq!(
+        site.key_of(get.path()).as_deref(),
+        Some("manifest.json"),
+        "{get:?}"
     );
-    // The GET of the manifest is conditional on the ETag last seen, so an
-    // unchanged manifest costs a 304 and no body.
-    let heads = site.proxy.request_heads();
-    let get = heads
-        .iter()
-        .find(|h| h.starts_with("GET ") && h.contains("manifest.json"))
-        .expect("the no-op reads the manifest");
-    assert!(
-        get.to_ascii_lowercase().contains("\r\nif-none-match: "),
-        "{get}"
-    );
+    assert!(get.header("if-none-match").is_some(), "{get:?}");
+    assert_eq!(get.status, Some(304), "{get:?}");
     assert_eq!(site.manifest()["deploy"], d1.as_str());
 
     // One image changes: that object and nothing else is uploaded.
@@ -279,6 +330,17 @@ fn lifecycle(kind: Kind) {
         "rollback sent {} bytes",
         site.proxy.body_bytes()
     );
+    let writes = site.object_writes();
+    assert!(
+        writes.iter().any(|(k, _)| k == "about.html"),
+        "the page is put back: {writes:?}"
+    );
+    for (key, x) in &writes {
+        assert!(
+            copy_source(&site, x).is_some(),
+            "`{key}` was uploaded: {x:?}"
+        );
+    }
     assert_eq!(
         site.s3.get(&site.key("about.html")).unwrap(),
         about.as_bytes()
@@ -366,24 +428,64 @@ fn moto_enforces_conditional_writes_and_says_nothing() {
 
 #[test]
 fn immutable_objects_are_written_with_if_none_match_and_412_is_success() {
-    // A first run whose state DB is lost after the uploads: the rerun on an
-    // empty state DB finds the objects through the manifest... unless the
-    // manifest never switched. Here the objects exist but no manifest
-    // names them: the store answers 412 and that counts as uploaded.
     let site = S3Site::new(S3Server::moto(), "ifnonematch");
     site.p.age_sources();
     site.json(&["publish"]);
     let m = site.manifest();
-    // Forget the deploy: remove manifest.json and the state DB.
+    let objects = fingerprinted(&m);
+    // Every fingerprinted object was uploaded, and only ever created: each
+    // PUT of one carries `If-None-Match: *` and is not a copy.
+    let writes: Vec<(String, Exchange)> = site
+        .object_writes()
+        .into_iter()
+        .filter(|(k, _)| objects.contains(k))
+        .collect();
+    let written: BTreeSet<String> = writes.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(written, objects, "every object is uploaded");
+    for (key, x) in &writes {
+        assert_eq!(
+            x.header("if-none-match"),
+            Some("*"),
+            "{key}: {:?}",
+            x.headers
+        );
+        assert_eq!(x.header("x-amz-copy-source"), None, "{key}");
+        assert_eq!(x.status, Some(200), "{key}");
+    }
+
+    // The deploy is forgotten (no manifest.json, no state DB), so the rerun
+    // knows of no object and sends each again. moto enforces the condition:
+    // it answers 412 to every one, which means "already there".
     site.s3.delete(&site.key("manifest.json"));
     std::fs::remove_dir_all(site.p.path(".assetpub")).unwrap();
     site.proxy.reset_counts();
     let again = site.json(&["publish"]);
-    assert!(again["deploy"].is_string());
-    // Every object was offered again and refused as already there.
-    assert!(site.proxy.count("PUT") > 0);
+    let deploy = again["deploy"].as_str().expect("a new deploy").to_string();
+    let writes: Vec<(String, Exchange)> = site
+        .object_writes()
+        .into_iter()
+        .filter(|(k, _)| objects.contains(k))
+        .collect();
+    let refused: BTreeSet<String> = writes
+        .iter()
+        .filter(|(_, x)| x.status == Some(412) && !x.injected)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(
+        refused, objects,
+        "the store answered 412 to each: {writes:?}"
+    );
+    for (key, x) in &writes {
+        assert_eq!(x.header("if-none-match"), Some("*"), "{key}");
+        assert_eq!(x.status, Some(412), "{key} was written over");
+    }
+    assert_eq!(again["already_there"], objects.len(), "{again}");
+    // The 412s counted as uploaded: the site is whole, on the same objects.
+    assert_eq!(site.manifest()["deploy"], deploy.as_str());
     assert_eq!(site.manifest()["files"], m["files"]);
     site.assert_manifest_consistent();
+    crate::faults::assert_whole(&site, &[Some(&deploy)]);
+    assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
 }
 
 #[test]
@@ -621,7 +723,8 @@ fn missing_credentials_are_one_clear_line() {
         .output()
         .unwrap();
     let err = stderr(&out);
-    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{err}");
+    // Configuration the user fixes in the environment: exit 2.
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("AWS_ACCESS_KEY_ID"),
         "names the variables: {err}"
@@ -642,7 +745,8 @@ fn a_missing_bucket_is_named() {
     ));
     let out = site.run(&["publish"]);
     let err = stderr(&out);
-    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{err}");
+    // Configuration the user fixes in publish.toml: exit 2.
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("no-such-bucket-"), "{err}");
     assert!(!err.contains(&site.server.secret_key));
     assert_eq!(site.proxy.count("PUT"), 0);
@@ -678,8 +782,29 @@ fn header_rules(kind: Kind) {
         0,
         "same bytes: nothing uploaded"
     );
-    assert!(!out["header_updates"].as_array().unwrap().is_empty());
-    assert!(site.proxy.body_bytes() < 20_000, "copies, not uploads");
+    let updates: BTreeSet<String> = out["header_updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!updates.is_empty(), "{out}");
+    // Copies, not uploads: each object with new headers got a server-side
+    // copy onto itself, and no PUT of an object sent bytes.
+    let writes = site.object_writes();
+    for key in &updates {
+        let copies = writes
+            .iter()
+            .filter(|(k, x)| k == key && copy_source(&site, x).as_ref() == Some(key))
+            .count();
+        assert_eq!(copies, 1, "`{key}` copied onto itself once: {writes:?}");
+    }
+    let uploads: Vec<&String> = writes
+        .iter()
+        .filter(|(_, x)| x.header("x-amz-copy-source").is_none())
+        .map(|(k, _)| k)
+        .collect();
+    assert!(uploads.is_empty(), "uploaded, not copied: {uploads:?}");
     let m = site.manifest();
     let logo = m["files"]["img/logo.png"]["key"].as_str().unwrap();
     let stat = site.s3.head(&site.key(logo)).unwrap();

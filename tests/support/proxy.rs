@@ -3,11 +3,13 @@
 //!
 //! The client-to-server direction is parsed (request line, headers, body by
 //! `Content-Length` or chunked) so that each request is seen exactly once on
-//! keep-alive connections; responses are forwarded byte for byte. Requests
-//! are forwarded unchanged, `Host` included, so SigV4 signatures still
-//! verify upstream.
+//! keep-alive connections. Responses are forwarded byte for byte, and their
+//! heads parsed on the way, so that each request's log entry also says what
+//! it was answered (HTTP/1.1 answers come in the order of the requests).
+//! Requests are forwarded unchanged, `Host` included, so SigV4 signatures
+//! still verify upstream.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,17 +73,69 @@ impl Armed {
     }
 }
 
+/// One request the proxy read, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    /// The request's headers as sent, in order.
+    pub headers: Vec<(String, String)>,
+    /// The status of the final answer that went back to the client; `None`
+    /// while there is none (yet): the request was dropped, hung or reset.
+    pub status: Option<u16>,
+    /// The fault in force failed this request (answered it with an error,
+    /// dropped its connection mid-body, or never answered it): the server's
+    /// answer, if any, never reached the client.
+    pub injected: bool,
+}
+
+impl Exchange {
+    /// First request header with this name, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The same method on the same path and query: the same request, sent
+    /// again.
+    pub fn same_request(&self, other: &Exchange) -> bool {
+        self.method == other.method && self.target == other.target
+    }
+}
+
 #[derive(Default)]
 struct Log {
     counts: BTreeMap<String, u64>,
-    requests: Vec<(String, String)>,
+    exchanges: Vec<Exchange>,
     /// Each request's head as sent (request line and headers).
     heads: Vec<String>,
+}
+
+impl Log {
+    fn answered(&mut self, index: usize, status: u16, injected: bool) {
+        if let Some(x) = self.exchanges.get_mut(index) {
+            x.status = Some(status);
+            x.injected |= injected;
+        }
+    }
 }
 
 struct Shared {
     upstream: String,
     log: Mutex<Log>,
+    /// Bumped by `reset_counts`, so that answers to requests logged before
+    /// it are not written into the new log.
+    epoch: AtomicU64,
+    /// Requests the fault failed, and connections `ResetAfter` reset.
+    injected: AtomicU64,
     body_bytes: AtomicU64,
     connections: AtomicU64,
     fault: Mutex<Armed>,
@@ -89,6 +143,13 @@ struct Shared {
     /// Clones of live client sockets, so that drop can end their threads.
     live: Mutex<HashMap<u64, TcpStream>>,
     next_id: AtomicU64,
+}
+
+/// Where a request is in the log.
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    epoch: u64,
+    index: usize,
 }
 
 enum Action {
@@ -113,15 +174,49 @@ impl Shared {
         )
     }
 
-    fn on_request(&self, head: &Head) -> Action {
-        {
+    /// Logs the request; returns what to do with it and where it is in the
+    /// log.
+    fn on_request(&self, head: &Head) -> (Action, Logged) {
+        let logged = {
             let mut log = self.log.lock().unwrap();
             *log.counts.entry(head.method.clone()).or_insert(0) += 1;
-            log.requests
-                .push((head.method.clone(), head.target.clone()));
+            log.exchanges.push(Exchange {
+                method: head.method.clone(),
+                target: head.target.clone(),
+                headers: head.headers.clone(),
+                status: None,
+                injected: false,
+            });
             log.heads
                 .push(String::from_utf8_lossy(&head.raw).into_owned());
+            Logged {
+                epoch: self.epoch.load(Ordering::SeqCst),
+                index: log.exchanges.len() - 1,
+            }
+        };
+        (self.action(head), logged)
+    }
+
+    /// Notes the final answer to a logged request.
+    fn answered(&self, logged: Logged, status: u16, injected: bool) {
+        let mut log = self.log.lock().unwrap();
+        if self.epoch.load(Ordering::SeqCst) == logged.epoch {
+            log.answered(logged.index, status, injected);
         }
+    }
+
+    /// Notes that the fault failed a logged request without an answer.
+    fn failed(&self, logged: Logged) {
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        let mut log = self.log.lock().unwrap();
+        if self.epoch.load(Ordering::SeqCst) == logged.epoch
+            && let Some(x) = log.exchanges.get_mut(logged.index)
+        {
+            x.injected = true;
+        }
+    }
+
+    fn action(&self, head: &Head) -> Action {
         let forward = Action::Forward {
             delay_ms: 0,
             drop_after: None,
@@ -211,6 +306,8 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: authority,
             log: Mutex::new(Log::default()),
+            epoch: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
             body_bytes: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             fault: Mutex::new(Armed {
@@ -261,7 +358,12 @@ impl Proxy {
     }
 
     pub fn reset_counts(&self) {
-        *self.shared.log.lock().unwrap() = Log::default();
+        {
+            let mut log = self.shared.log.lock().unwrap();
+            *log = Log::default();
+            self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        self.shared.injected.store(0, Ordering::SeqCst);
         self.shared.body_bytes.store(0, Ordering::SeqCst);
         self.shared.connections.store(0, Ordering::SeqCst);
     }
@@ -274,7 +376,24 @@ impl Proxy {
 
     /// (method, path and query) of every request seen, in arrival order.
     pub fn requests(&self) -> Vec<(String, String)> {
-        self.shared.log.lock().unwrap().requests.clone()
+        self.exchanges()
+            .into_iter()
+            .map(|x| (x.method, x.target))
+            .collect()
+    }
+
+    /// Every request seen, in arrival order, with its headers and what it
+    /// was answered.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.shared.log.lock().unwrap().exchanges.clone()
+    }
+
+    /// How many times the fault took effect since the last `reset_counts`:
+    /// requests answered with its error, dropped mid-body or left hanging,
+    /// and connections reset by `ResetAfter`. (`Delay` fails nothing and is
+    /// not counted.)
+    pub fn injected(&self) -> u64 {
+        self.shared.injected.load(Ordering::SeqCst)
     }
 
     /// Requests with this method whose path and query contain `needle`.
@@ -347,6 +466,7 @@ struct Head {
     raw: Vec<u8>,
     method: String,
     target: String,
+    headers: Vec<(String, String)>,
     body: BodyKind,
     expect_continue: bool,
 }
@@ -357,6 +477,98 @@ struct Upstream {
     /// Set before a deliberate reset, so that the copier does not send the
     /// client a FIN that would turn the reset into a clean close.
     quiet: Arc<AtomicBool>,
+    /// Requests sent on this connection whose answer has not come yet, in
+    /// order.
+    awaiting: Arc<Mutex<VecDeque<Awaiting>>>,
+}
+
+struct Awaiting {
+    logged: Logged,
+    /// The answer to a HEAD has no body, whatever its headers say.
+    head_request: bool,
+}
+
+/// Copies the server's answers to the client byte for byte, noting the
+/// status of each final answer against the request it answers.
+fn relay_responses(
+    shared: &Shared,
+    from: TcpStream,
+    to: &mut TcpStream,
+    awaiting: &Mutex<VecDeque<Awaiting>>,
+) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(64 * 1024, from);
+    let uncounted = AtomicU64::new(0);
+    loop {
+        let mut raw = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            let start = raw.len();
+            if reader.read_until(b'\n', &mut raw)? == 0 {
+                // The server closed the connection (between answers, or
+                // mid-head: then pass on what came).
+                to.write_all(&raw)?;
+                return Ok(());
+            }
+            let line = String::from_utf8_lossy(&raw[start..])
+                .trim_end()
+                .to_string();
+            if line.is_empty() {
+                break;
+            }
+            lines.push(line);
+        }
+        let status = lines
+            .first()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        // An interim answer (`100 Continue`): the final one is still to come.
+        if (100..200).contains(&status) {
+            to.write_all(&raw)?;
+            continue;
+        }
+        // Noted before the client can see it, so that a test reading the
+        // log once the client is done finds it.
+        let request = awaiting.lock().unwrap().pop_front();
+        if let Some(r) = &request {
+            shared.answered(r.logged, status, false);
+        }
+        to.write_all(&raw)?;
+        let mut body = BodyKind::None;
+        let mut framed = false;
+        for line in &lines[1..] {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.trim().eq_ignore_ascii_case("transfer-encoding")
+                && value.to_ascii_lowercase().ends_with("chunked")
+            {
+                body = BodyKind::Chunked;
+                framed = true;
+            } else if name.trim().eq_ignore_ascii_case("content-length") && !framed {
+                let n: u64 = value.parse().unwrap_or(0);
+                body = if n == 0 {
+                    BodyKind::None
+                } else {
+                    BodyKind::Length(n)
+                };
+                framed = true;
+            }
+        }
+        let no_body =
+            request.as_ref().is_some_and(|r| r.head_request) || matches!(status, 204 | 304);
+        if no_body {
+            continue;
+        }
+        if !framed {
+            // Delimited by the end of the connection.
+            io::copy(&mut reader, to)?;
+            return Ok(());
+        }
+        let mut budget = None;
+        copy_body(&mut reader, to, &body, &mut budget, &uncounted)?;
+    }
 }
 
 struct Connection {
@@ -403,14 +615,18 @@ impl Connection {
                 break;
             }
             if self.shared.resetting() {
+                self.shared.injected.fetch_add(1, Ordering::SeqCst);
                 return self.reset();
             }
             let head = match read_head(&mut self.reader) {
                 Ok(Some(h)) => h,
                 _ => break,
             };
-            match self.shared.on_request(&head) {
+            let (action, logged) = self.shared.on_request(&head);
+            match action {
                 Action::Respond { code, s3_code } => {
+                    self.shared.injected.fetch_add(1, Ordering::SeqCst);
+                    self.shared.answered(logged, code, true);
                     if !self.respond_error(&head, code, s3_code) {
                         break;
                     }
@@ -422,12 +638,19 @@ impl Connection {
                     if delay_ms > 0 {
                         thread::sleep(Duration::from_millis(delay_ms));
                     }
-                    match self.forward(&head, drop_after) {
+                    match self.forward(&head, logged, drop_after) {
                         Ok(BodyEnd::Done) => {}
-                        Ok(BodyEnd::Dropped) | Err(_) => return self.reset(),
+                        Ok(BodyEnd::Dropped) => {
+                            self.shared.failed(logged);
+                            return self.reset();
+                        }
+                        Err(_) => return self.reset(),
                     }
                 }
-                Action::Hang { forward } => return self.hang(&head, forward),
+                Action::Hang { forward } => {
+                    self.shared.failed(logged);
+                    return self.hang(&head, forward);
+                }
             }
         }
         self.finish();
@@ -469,18 +692,19 @@ impl Connection {
         self.finish();
     }
 
-    fn upstream(&mut self) -> io::Result<&mut TcpStream> {
+    fn upstream(&mut self) -> io::Result<&mut Upstream> {
         if self.upstream.is_none() {
             let stream = TcpStream::connect(&self.shared.upstream)?;
             let _ = stream.set_nodelay(true);
-            let mut from = stream.try_clone()?;
+            let from = stream.try_clone()?;
             let mut to = self.client.try_clone()?;
             let quiet = Arc::new(AtomicBool::new(false));
-            let q = quiet.clone();
+            let awaiting = Arc::new(Mutex::new(VecDeque::new()));
+            let (q, a, shared) = (quiet.clone(), awaiting.clone(), self.shared.clone());
             let copier = thread::Builder::new()
                 .name("proxy-resp".into())
                 .spawn(move || {
-                    let _ = io::copy(&mut from, &mut to);
+                    let _ = relay_responses(&shared, from, &mut to, &a);
                     if !q.load(Ordering::SeqCst) {
                         let _ = to.shutdown(Shutdown::Write);
                     }
@@ -489,13 +713,26 @@ impl Connection {
                 stream,
                 copier,
                 quiet,
+                awaiting,
             });
         }
-        Ok(&mut self.upstream.as_mut().unwrap().stream)
+        Ok(self.upstream.as_mut().unwrap())
     }
 
-    fn forward(&mut self, head: &Head, drop_after: Option<usize>) -> io::Result<BodyEnd> {
-        self.upstream()?.write_all(&head.raw)?;
+    fn forward(
+        &mut self,
+        head: &Head,
+        logged: Logged,
+        drop_after: Option<usize>,
+    ) -> io::Result<BodyEnd> {
+        let upstream = self.upstream()?;
+        // Queued before the server can see the request, so that its answer
+        // finds it.
+        upstream.awaiting.lock().unwrap().push_back(Awaiting {
+            logged,
+            head_request: head.method == "HEAD",
+        });
+        upstream.stream.write_all(&head.raw)?;
         let up = &mut self.upstream.as_mut().unwrap().stream;
         let mut budget = drop_after;
         copy_body(
@@ -609,10 +846,12 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
     let target = parts.next().unwrap_or("").to_string();
     let mut body = BodyKind::None;
     let mut expect_continue = false;
+    let mut headers = Vec::new();
     for line in &lines[1..] {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
+        headers.push((name.trim().to_string(), value.trim().to_string()));
         let name = name.trim().to_ascii_lowercase();
         let value = value.trim();
         match name.as_str() {
@@ -637,6 +876,7 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
         raw,
         method,
         target,
+        headers,
         body,
         expect_continue,
     }))
