@@ -5,8 +5,11 @@
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
+
 use super::{
-    Body, Condition, Fetched, GetOutcome, Head, Listed, ObjectMeta, PutOutcome, TransferObserver,
+    Body, Condition, ContentDigest, Fetched, GetOutcome, Head, Listed, ObjectMeta, PutOutcome,
+    Store, TransferObserver,
 };
 use crate::error::{Error, Result};
 
@@ -17,10 +20,6 @@ pub struct FsStore {
 impl FsStore {
     pub fn new(root: PathBuf) -> FsStore {
         FsStore { root }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     pub fn describe(&self) -> String {
@@ -204,6 +203,81 @@ impl FsStore {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for FsStore {
+    fn describe(&self) -> String {
+        FsStore::describe(self)
+    }
+
+    async fn get_object(&self, key: &str, if_none_match: Option<&str>) -> Result<GetOutcome> {
+        self.get(key, if_none_match).await
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<Head>> {
+        self.head(key).await
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Body,
+        meta: &ObjectMeta,
+        condition: Condition,
+        observer: &dyn TransferObserver,
+    ) -> Result<PutOutcome> {
+        self.put(key, body, meta, condition, observer).await
+    }
+
+    /// A directory has no server-side copy: the bytes are read and written.
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &ObjectMeta,
+        condition: Condition,
+    ) -> Result<PutOutcome> {
+        self.copy(from, to, meta, condition).await
+    }
+
+    async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        self.delete(keys).await
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.list(prefix).await
+    }
+
+    /// A directory keeps no digest: the file's bytes, opened when first read.
+    async fn object_digest(&self, key: &str) -> Result<ContentDigest> {
+        Ok(ContentDigest::Bytes(Box::new(LazyFile {
+            path: self.path(key),
+            file: None,
+        })))
+    }
+
+    /// A directory always enforces `If-None-Match`/`If-Match`.
+    async fn probe_conditional_writes(&self) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// A file opened on its first read, so that handing out the reader does no
+/// I/O and a failure to open reaches the reader as it happened.
+struct LazyFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Read for LazyFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(std::fs::File::open(&self.path)?),
+        };
+        file.read(buf)
     }
 }
 

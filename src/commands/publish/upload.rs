@@ -142,7 +142,7 @@ fn prefix_error(e: Error, prefix: &str) -> Error {
 }
 
 async fn upload_one(
-    store: &Store,
+    store: &dyn Store,
     job: &Job,
     reporter: Arc<dyn Reporter>,
     js_imports: bool,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -31,7 +32,8 @@ mod errors;
 
 use super::verified_body;
 use super::{
-    Body, Condition, Fetched, GetOutcome, Head, Listed, ObjectMeta, PutOutcome, TransferObserver,
+    Body, Condition, ContentDigest, Fetched, GetOutcome, Head, Listed, ObjectMeta, PutOutcome,
+    Store, TransferObserver,
 };
 use crate::error::{Error, Result};
 use crate::util::percent_encode_path;
@@ -84,6 +86,62 @@ pub struct S3Store {
     part_concurrency: usize,
     acl: Option<ObjectCannedAcl>,
     request_timeout: Duration,
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        S3Store::describe(self)
+    }
+
+    async fn get_object(&self, key: &str, if_none_match: Option<&str>) -> Result<GetOutcome> {
+        self.get(key, if_none_match).await
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<Head>> {
+        self.head(key).await
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Body,
+        meta: &ObjectMeta,
+        condition: Condition,
+        observer: &dyn TransferObserver,
+    ) -> Result<PutOutcome> {
+        self.put(key, body, meta, condition, observer).await
+    }
+
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &ObjectMeta,
+        condition: Condition,
+    ) -> Result<PutOutcome> {
+        self.copy(from, to, meta, condition).await
+    }
+
+    async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        self.delete(keys).await
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.list(prefix).await
+    }
+
+    /// The blake3 publish records with every object (`x-amz-meta-blake3`).
+    async fn object_digest(&self, key: &str) -> Result<ContentDigest> {
+        Ok(match self.head(key).await? {
+            None => ContentDigest::Missing,
+            Some(h) => ContentDigest::Recorded(h.meta.metadata.get("blake3").cloned()),
+        })
+    }
+
+    async fn probe_conditional_writes(&self) -> Result<bool> {
+        S3Store::probe_conditional_writes(self).await
+    }
 }
 
 impl S3Store {
