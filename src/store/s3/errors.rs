@@ -4,6 +4,7 @@
 //! other one becomes. The CloudFront client shares [`Failure`].
 
 use std::error::Error as StdError;
+use std::path::Path;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -109,6 +110,21 @@ pub(super) enum NoSuchKey {
     MeansCopySource,
 }
 
+/// Whether a failed write is the store's answer that `condition` does not
+/// hold: a failed conditional write is an answer, not an error.
+pub(super) fn refused(condition: &Condition, no_such_key: NoSuchKey, f: &Failure) -> bool {
+    match condition {
+        Condition::None => false,
+        Condition::IfAbsent => f.is_precondition_failure(),
+        // S3 answers NoSuchKey when there is no object to match; for a
+        // copy it means the source is missing, which is an error.
+        Condition::IfMatch(_) => {
+            f.is_precondition_failure()
+                || (no_such_key == NoSuchKey::MeansDestination && f.is_missing_key())
+        }
+    }
+}
+
 impl S3Store {
     /// A failed conditional write is an answer, not an error.
     pub(super) fn write_failed<E>(
@@ -122,20 +138,24 @@ impl S3Store {
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
         let f = Failure::from(err);
-        let refused = match condition {
-            Condition::None => false,
-            Condition::IfAbsent => f.is_precondition_failure(),
-            // S3 answers NoSuchKey when there is no object to match; for a
-            // copy it means the source is missing, which is an error.
-            Condition::IfMatch(_) => {
-                f.is_precondition_failure()
-                    || (no_such_key == NoSuchKey::MeansDestination && f.is_missing_key())
-            }
-        };
-        if refused {
+        if refused(condition, no_such_key, &f) {
             return Ok(PutOutcome::PreconditionFailed);
         }
         Err(self.error(action, f))
+    }
+
+    /// The error for a failed upload of the bytes of `path`: BadDigest on a
+    /// file that was verified just before means it changed between hashing
+    /// and sending, which the hint says.
+    pub(super) fn upload_error(&self, action: String, f: Failure, path: &Path) -> Error {
+        let bad_digest = f.code.as_deref() == Some("BadDigest");
+        match self.error(action, f) {
+            Error::Store(m) if bad_digest => Error::Store(format!(
+                "{m}\nhint: `{}` probably changed while it was being published; run the build to completion, then publish again",
+                path.display()
+            )),
+            e => e,
+        }
     }
 
     pub(super) fn error(&self, action: String, f: Failure) -> Error {

@@ -6,27 +6,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::S3Store;
-use crate::error::{Error, Result};
-use crate::store::{Body, Condition, NoObserver, ObjectMeta, PutOutcome};
+use crate::error::Result;
+use crate::store::{Condition, ObjectMeta, PutOutcome};
 
 impl S3Store {
     pub(super) async fn probe(&self) -> Result<bool> {
         let key = format!(".assetpub/probe-{}", random_hex());
-        let body = || Body::Bytes(Arc::new(b"conditional write probe\n".to_vec()));
+        let body = || Arc::new(b"conditional write probe\n".to_vec());
         let meta = ObjectMeta {
             cache_control: Some("no-store".to_owned()),
             ..ObjectMeta::default()
         };
-        let observer = NoObserver;
-        let first = self.put(&key, body(), &meta, Condition::IfAbsent, &observer);
+        let failed = |f| self.error(self.write_action(&key), f);
+        let first = self.put_bytes(&key, body(), &meta, &Condition::IfAbsent);
         let enforced = match first.await {
             Ok(_) => {
-                let second = self.put(&key, body(), &meta, Condition::IfAbsent, &observer);
-                second.await.map(|o| o == PutOutcome::PreconditionFailed)
+                let second = self.put_bytes(&key, body(), &meta, &Condition::IfAbsent);
+                second
+                    .await
+                    .map(|o| o == PutOutcome::PreconditionFailed)
+                    .map_err(failed)
             }
             // A store that refuses the header outright does not enforce it.
-            Err(Error::Store(m)) if m.contains("NotImplemented") => Ok(false),
-            Err(e) => Err(e),
+            Err(f) if f.code.as_deref() == Some("NotImplemented") => Ok(false),
+            Err(f) => Err(failed(f)),
         };
         let cleaned = self.delete(std::slice::from_ref(&key)).await;
         let enforced = enforced?;

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use tokio::task::JoinSet;
 
-use super::errors::{Failure, NoSuchKey};
+use super::errors::{Failure, NoSuchKey, refused};
 use super::{S3Store, condition_headers, user_metadata};
 use crate::error::{Error, Result};
 use crate::store::verified_body;
@@ -47,12 +47,11 @@ impl S3Store {
     ) -> Result<PutOutcome> {
         match body {
             Body::Bytes(bytes) => {
-                let md5 = md5_base64(&bytes);
                 let len = bytes.len() as u64;
-                let stream = ByteStream::from(Arc::unwrap_or_clone(bytes));
                 let outcome = self
-                    .put_single(key, (stream, len), md5, meta, &condition)
-                    .await?;
+                    .put_bytes(key, bytes, meta, &condition)
+                    .await
+                    .map_err(|f| self.error(self.write_action(key), f))?;
                 observer.bytes_sent(len);
                 Ok(outcome)
             }
@@ -75,13 +74,36 @@ impl S3Store {
                 let outcome = self
                     .put_single(key, (stream, size), md5, meta, &condition)
                     .await
-                    .map_err(|e| file_changed_hint(e, &path))?;
+                    .map_err(|f| self.upload_error(self.write_action(key), f, &path))?;
                 observer.bytes_sent(size);
                 Ok(outcome)
             }
         }
     }
 
+    /// One request with the bytes of a buffer. A failure is handed back as
+    /// the store gave it, for the caller to judge or turn into an error.
+    pub(super) async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Arc<Vec<u8>>,
+        meta: &ObjectMeta,
+        condition: &Condition,
+    ) -> std::result::Result<PutOutcome, Failure> {
+        let md5 = md5_base64(&bytes);
+        let len = bytes.len() as u64;
+        let stream = ByteStream::from(Arc::unwrap_or_clone(bytes));
+        self.put_single(key, (stream, len), md5, meta, condition)
+            .await
+    }
+
+    /// How a failed single-request write is named in its error.
+    pub(super) fn write_action(&self, key: &str) -> String {
+        format!("cannot write `{}`", self.url(key))
+    }
+
+    /// One PutObject request; a refused condition is an answer, any other
+    /// failure is handed back as the store gave it.
     async fn put_single(
         &self,
         key: &str,
@@ -89,7 +111,7 @@ impl S3Store {
         md5: String,
         meta: &ObjectMeta,
         condition: &Condition,
-    ) -> Result<PutOutcome> {
+    ) -> std::result::Result<PutOutcome, Failure> {
         let (if_none_match, if_match) = condition_headers(condition);
         let sent = self
             .client
@@ -116,8 +138,11 @@ impl S3Store {
                 etag: out.e_tag().map(str::to_owned),
             }),
             Err(e) => {
-                let action = format!("cannot write `{}`", self.url(key));
-                self.write_failed(action, condition, NoSuchKey::MeansDestination, e)
+                let f = Failure::from(e);
+                if refused(condition, NoSuchKey::MeansDestination, &f) {
+                    return Ok(PutOutcome::PreconditionFailed);
+                }
+                Err(f)
             }
         }
     }
@@ -265,8 +290,8 @@ impl S3Store {
                 }
                 Err(PartError::Local(e)) => return Err(e),
                 Err(PartError::Sdk(f)) => {
-                    let e = self.error(format!("cannot upload a part of `{}`", self.url(key)), f);
-                    return Err(file_changed_hint(e, path));
+                    let action = format!("cannot upload a part of `{}`", self.url(key));
+                    return Err(self.upload_error(action, f, path));
                 }
             }
         }
@@ -465,18 +490,6 @@ fn hash_file(
         )));
     }
     Ok((md5s, keep.then_some(buf)))
-}
-
-/// BadDigest on a file that was verified just before means it changed
-/// between hashing and sending.
-fn file_changed_hint(e: Error, path: &Path) -> Error {
-    match e {
-        Error::Store(m) if m.contains("BadDigest") => Error::Store(format!(
-            "{m}\nhint: `{}` probably changed while it was being published; run the build to completion, then publish again",
-            path.display()
-        )),
-        e => e,
-    }
 }
 
 fn md5_base64(bytes: &[u8]) -> String {
