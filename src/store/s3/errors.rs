@@ -23,6 +23,9 @@ pub struct Failure {
     pub(super) unreachable: bool,
     /// No answer within the attempt timeout, on every attempt.
     pub(super) timed_out: bool,
+    /// "`path` changed on disk since it was hashed", when that is what
+    /// stopped a streamed body.
+    pub(super) changed: Option<String>,
 }
 
 impl<E> From<SdkError<E, HttpResponse>> for Failure
@@ -53,6 +56,7 @@ where
             message,
             unreachable,
             timed_out,
+            changed: changed_file(&err),
         }
     }
 }
@@ -161,7 +165,7 @@ impl S3Store {
     pub(super) fn error(&self, action: String, f: Failure) -> Error {
         let code = f.code.as_deref().unwrap_or("");
         let detail = f.describe();
-        if let Some(changed) = changed_file(&detail) {
+        if let Some(changed) = &f.changed {
             return Error::Input(format!(
                 "{changed}; nothing was stored ({action})\nhint: run the build to completion, then publish again"
             ));
@@ -221,14 +225,15 @@ impl S3Store {
     }
 }
 
-/// "`path` changed on disk since it was hashed", when that is what stopped
-/// a streamed body, out of the transport's wrapping of it.
-fn changed_file(detail: &str) -> Option<String> {
-    let at = detail.find(verified_body::CHANGED)?;
-    let close = detail[..at].rfind('`')?;
-    let open = detail[..close].rfind('`')?;
-    let end = detail[at..]
-        .find(['(', ')', ';'])
-        .map_or(detail.len(), |i| at + i);
-    Some(detail[open..end].trim_end().to_string())
+/// "`path` changed on disk since it was hashed", when a streamed body
+/// stopped because of that: its error is one of the failure's sources.
+fn changed_file(err: &(dyn StdError + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<verified_body::Changed>() {
+            return Some(format!("`{}` {}", c.path.display(), verified_body::CHANGED));
+        }
+        next = e.source();
+    }
+    None
 }
