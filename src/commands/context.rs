@@ -9,12 +9,14 @@ use crate::remote::switch::Remote;
 use crate::report::Reporter;
 use crate::settings::{Config, TargetUrl};
 use crate::state::{DeployRecord, State, TargetInfo};
-use crate::store::{GetOutcome, Store, fs::FsStore, s3};
+use crate::store::fs::FsStore;
+use crate::store::s3::{S3Settings, S3Store};
+use crate::store::{GetOutcome, Store};
 
 pub struct Context {
     pub config: Config,
     pub state: State,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub target: TargetInfo,
     pub reporter: Arc<dyn Reporter>,
 }
@@ -37,7 +39,7 @@ impl Context {
         Ok(Context {
             config,
             state,
-            store: Arc::new(store),
+            store,
             target,
             reporter,
         })
@@ -198,11 +200,12 @@ pub fn deploy_record(m: &Manifest, uploaded: Option<(u64, u64)>) -> DeployRecord
     }
 }
 
-pub async fn connect(config: &Config) -> Result<Store> {
-    match &config.target.url {
-        TargetUrl::Dir(p) => Ok(Store::Fs(FsStore::new(p.clone()))),
-        TargetUrl::S3 { bucket, prefix } => Ok(Store::S3(
-            s3::S3Store::connect(s3::S3Settings {
+/// The store a target URL names: one line a backend.
+pub async fn connect(config: &Config) -> Result<Arc<dyn Store>> {
+    Ok(match &config.target.url {
+        TargetUrl::Dir(p) => Arc::new(FsStore::new(p.clone())),
+        TargetUrl::S3 { bucket, prefix } => Arc::new(
+            S3Store::connect(S3Settings {
                 bucket: bucket.clone(),
                 prefix: prefix.clone(),
                 region: config.target.region.clone(),
@@ -214,6 +217,6 @@ pub async fn connect(config: &Config) -> Result<Store> {
                 request_timeout: config.target.request_timeout,
             })
             .await?,
-        )),
-    }
+        ),
+    })
 }

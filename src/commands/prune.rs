@@ -15,7 +15,7 @@ use crate::concurrency::limited;
 use crate::error::{Error, Result};
 use crate::remote::lock::{OnReleaseError, with_lock};
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
-use crate::store::{GetOutcome, Listed, Store};
+use crate::store::{ContentDigest, GetOutcome, Listed, Store};
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -207,7 +207,7 @@ async fn select_and_delete(
 }
 
 async fn fetch_all(
-    store: std::sync::Arc<Store>,
+    store: std::sync::Arc<dyn Store>,
     ids: &[String],
 ) -> Result<HashMap<String, Manifest>> {
     let fetched = limited(16, ids.iter().cloned(), |id| {
@@ -251,7 +251,7 @@ pub fn fingerprint_of(key: &str) -> Option<&str> {
 }
 
 async fn written_by_us<'a>(
-    store: &std::sync::Arc<Store>,
+    store: &std::sync::Arc<dyn Store>,
     listed: &[&'a Listed],
 ) -> Result<Vec<&'a Listed>> {
     let mut out = Vec::new();
@@ -259,8 +259,10 @@ async fn written_by_us<'a>(
         let Some(hash) = fingerprint_of(&l.key) else {
             continue;
         };
-        let ours = match store.as_ref() {
-            Store::Fs(_) => {
+        let ours = match store.content_digest(&l.key).await? {
+            ContentDigest::Missing => false,
+            ContentDigest::Recorded(digest) => digest.is_some_and(|b| b.starts_with(hash)),
+            ContentDigest::Bytes(_) => {
                 // Sidecars are judged with the object they encode.
                 let base = l
                     .key
@@ -274,11 +276,6 @@ async fn written_by_us<'a>(
                     _ => false,
                 }
             }
-            Store::S3(_) => store
-                .head(&l.key)
-                .await?
-                .and_then(|h| h.meta.metadata.get("blake3").cloned())
-                .is_some_and(|b| b.starts_with(hash)),
         };
         if ours {
             out.push(*l);

@@ -10,7 +10,7 @@ use crate::concurrency::limited;
 use crate::error::{Error, Result};
 use crate::remote::manifest::object_meta;
 use crate::remote::manifest::{Entry, ObjectRef, Variant, objects_for};
-use crate::store::{Head, Store};
+use crate::store::{ContentDigest, Head, Store};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -125,7 +125,7 @@ pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
 }
 
 async fn check(
-    store: &Store,
+    store: &dyn Store,
     entry: &Entry,
     o: &ObjectRef,
     headers_matter: bool,
@@ -146,23 +146,26 @@ async fn check(
     if headers_matter {
         return Ok(header_problem(&head, entry, o));
     }
-    if let crate::store::Store::Fs(fs) = store {
-        let path = fs.root().join(&o.key);
-        let variant = o.variant;
-        let expected = entry.blake3.clone();
-        let actual = tokio::task::spawn_blocking(move || decoded_hash(&path, variant))
-            .await
-            .map_err(|e| Error::Runtime(format!("verify task failed: {e}")))?;
-        return Ok(match actual {
-            Ok(h) if h == expected => None,
-            Ok(_) => {
-                Some("content does not match the manifest's blake3 (tampered or corrupt)".into())
-            }
-            Err(e) => Some(format!("cannot be read: {e}")),
-        });
-    }
-    Ok(None)
+    let expected = entry.blake3.clone();
+    let reader = match store.content_digest(&o.key).await? {
+        ContentDigest::Missing => return Ok(Some("missing".into())),
+        ContentDigest::Recorded(digest) => {
+            return Ok((digest != Some(expected)).then(|| MISMATCH.into()));
+        }
+        ContentDigest::Bytes(reader) => reader,
+    };
+    let variant = o.variant;
+    let actual = tokio::task::spawn_blocking(move || decoded_hash(reader, variant))
+        .await
+        .map_err(|e| Error::Runtime(format!("verify task failed: {e}")))?;
+    Ok(match actual {
+        Ok(h) if h == expected => None,
+        Ok(_) => Some(MISMATCH.into()),
+        Err(e) => Some(format!("cannot be read: {e}")),
+    })
 }
+
+const MISMATCH: &str = "content does not match the manifest's blake3 (tampered or corrupt)";
 
 fn header_problem(head: &Head, entry: &Entry, o: &ObjectRef) -> Option<String> {
     let want = object_meta(entry, o.variant, o.stable);
@@ -193,8 +196,7 @@ fn header_problem(head: &Head, entry: &Entry, o: &ObjectRef) -> Option<String> {
 
 /// blake3 of the file's decoded content, so a sidecar is checked against the
 /// same hash as the file it encodes.
-fn decoded_hash(path: &std::path::Path, variant: Variant) -> std::io::Result<String> {
-    let file = std::fs::File::open(path)?;
+fn decoded_hash(file: Box<dyn Read + Send>, variant: Variant) -> std::io::Result<String> {
     let mut reader: Box<dyn Read> = match variant {
         Variant::Identity => Box::new(file),
         Variant::Gzip => Box::new(flate2::read::GzDecoder::new(file)),

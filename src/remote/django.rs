@@ -105,7 +105,7 @@ fn push_str(out: &mut String, s: &str) {
 }
 
 /// Whether the target's `staticfiles.json` already holds `json`.
-pub async fn remote_is_current(store: &Store, json: &[u8]) -> Result<bool> {
+pub async fn remote_is_current(store: &dyn Store, json: &[u8]) -> Result<bool> {
     Ok(match store.get(KEY, None).await? {
         GetOutcome::Found(f) => f.bytes == json,
         GetOutcome::Missing | GetOutcome::NotModified => false,
@@ -113,7 +113,7 @@ pub async fn remote_is_current(store: &Store, json: &[u8]) -> Result<bool> {
 }
 
 /// Writes `staticfiles.json` at the target, revalidated like the manifest.
-pub async fn write_remote(store: &Store, json: &[u8]) -> Result<()> {
+pub async fn write_remote(store: &dyn Store, json: &[u8]) -> Result<()> {
     store
         .put(
             KEY,

@@ -95,7 +95,7 @@ fn lock_meta() -> ObjectMeta {
 
 /// A held lock. Renewed in the background until released.
 pub struct Lock {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     held: Arc<Mutex<Held>>,
     lost: Arc<AtomicBool>,
     renewer: Option<tokio::task::JoinHandle<()>>,
@@ -108,7 +108,7 @@ struct Held {
 
 impl Lock {
     pub async fn acquire(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         command: &str,
         ttl: Duration,
         enforced: bool,
@@ -254,7 +254,7 @@ impl Drop for Lock {
 }
 
 async fn renew_loop(
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     state: Arc<Mutex<Held>>,
     lost: Arc<AtomicBool>,
     ttl: Duration,
@@ -283,7 +283,7 @@ async fn renew_loop(
     }
 }
 
-async fn put(store: &Store, body: &[u8], condition: Condition) -> Result<PutOutcome> {
+async fn put(store: &dyn Store, body: &[u8], condition: Condition) -> Result<PutOutcome> {
     store
         .put(
             LOCK_KEY,
@@ -296,7 +296,7 @@ async fn put(store: &Store, body: &[u8], condition: Condition) -> Result<PutOutc
 }
 
 /// The lock's holder and the ETag it was read with.
-pub async fn read(store: &Store) -> Result<Option<(LockInfo, String)>> {
+pub async fn read(store: &dyn Store) -> Result<Option<(LockInfo, String)>> {
     match store.get(LOCK_KEY, None).await? {
         GetOutcome::Found(f) => {
             let etag = f

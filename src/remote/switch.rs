@@ -16,7 +16,7 @@ pub struct Remote {
 
 /// Fails with a conflict naming the winner when `manifest.json` is no longer
 /// the one this run started from.
-pub async fn ensure_unmoved(store: &Store, key: &str, remote: &Remote) -> Result<()> {
+pub async fn ensure_unmoved(store: &dyn Store, key: &str, remote: &Remote) -> Result<()> {
     let moved = match (&remote.etag, store.get(key, remote.etag.as_deref()).await?) {
         (_, GetOutcome::NotModified) => false,
         (None, GetOutcome::Missing) => false,
@@ -29,7 +29,7 @@ pub async fn ensure_unmoved(store: &Store, key: &str, remote: &Remote) -> Result
     Ok(())
 }
 
-async fn moved_error(store: &Store, key: &str) -> Error {
+async fn moved_error(store: &dyn Store, key: &str) -> Error {
     let winner = match store.get(key, None).await {
         Ok(GetOutcome::Found(f)) => Manifest::parse(&f.bytes, key).ok().map(|m| m.deploy),
         _ => None,
@@ -47,7 +47,7 @@ async fn moved_error(store: &Store, key: &str) -> Error {
 /// The one switch: `manifest.json`, conditional on the version this run
 /// started from. Returns the new ETag.
 pub async fn switch_manifest(
-    store: &Store,
+    store: &dyn Store,
     key: &str,
     remote: &Remote,
     json: &[u8],

@@ -1,6 +1,8 @@
-//! Where published objects live. Two implementations, a directory and an S3
-//! bucket, behind one small set of plain operations; everything above this
-//! module speaks only in keys relative to the target's root.
+//! Where published objects live: the [`Store`] trait, which every backend
+//! implements (a directory in `fs.rs`, an S3 bucket in `s3/`), and the plain
+//! operations and capabilities the layers above use through `dyn Store`;
+//! everything above this module speaks only in keys relative to the
+//! target's root.
 
 pub mod fs;
 pub mod s3;
@@ -11,6 +13,8 @@ use crate::keys::check_key;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 
@@ -110,33 +114,143 @@ pub trait TransferObserver: Send + Sync {
 pub struct NoObserver;
 impl TransferObserver for NoObserver {}
 
-pub enum Store {
-    Fs(fs::FsStore),
-    S3(s3::S3Store),
+/// What a store can say about an object's content, to check it against the
+/// blake3 a manifest gives it.
+pub enum ContentDigest {
+    /// There is no object under the key.
+    Missing,
+    /// The store keeps the blake3 of the decoded content with the object,
+    /// written with it (on S3 the `x-amz-meta-blake3` metadata); `None` when
+    /// the object carries none.
+    Recorded(Option<String>),
+    /// The store keeps only the bytes: here they are, for the caller to hash
+    /// (decoding a `.gz`/`.br` sidecar first). A blocking reader, so read it
+    /// off the runtime; it opens the object on the first read, and a read
+    /// error says why the object cannot be read.
+    Bytes(Box<dyn std::io::Read + Send>),
 }
 
-impl Store {
-    pub fn describe(&self) -> String {
-        match self {
-            Store::Fs(s) => s.describe(),
-            Store::S3(s) => s.describe(),
-        }
+/// What a backend implements. Callers use the methods of `dyn Store` below,
+/// which check every key (`keys::check_key`) before it reaches the backend;
+/// a backend may take its keys as checked.
+///
+/// A backend is one file in this folder, registered where a target URL
+/// becomes a store (`commands::context::connect`).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The target as messages name it: `file://...`, `s3://...`.
+    fn describe(&self) -> String;
+
+    /// The object, unless it still has the ETag `if_none_match`.
+    async fn get_object(&self, key: &str, if_none_match: Option<&str>) -> Result<GetOutcome>;
+
+    async fn head_object(&self, key: &str) -> Result<Option<Head>>;
+
+    /// Writes the object when `condition` holds; `PreconditionFailed` when
+    /// it does not. Calls `observer` with the bytes sent.
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Body,
+        meta: &ObjectMeta,
+        condition: Condition,
+        observer: &dyn TransferObserver,
+    ) -> Result<PutOutcome>;
+
+    /// `from` to `to` with new headers: server-side where the store can, by
+    /// reading and writing the bytes where it cannot.
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &ObjectMeta,
+        condition: Condition,
+    ) -> Result<PutOutcome>;
+
+    /// Deletes the keys; a key that is already gone is not an error.
+    async fn delete_objects(&self, keys: &[String]) -> Result<()>;
+
+    /// Keys under `prefix` (relative to the target root), sorted, with size
+    /// and age.
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>>;
+
+    /// What the store can say about the object's content: see
+    /// [`ContentDigest`].
+    async fn object_digest(&self, key: &str) -> Result<ContentDigest>;
+
+    /// Whether `If-None-Match`/`If-Match` are enforced: a store that knows
+    /// says so, one that may ignore them tries (the caller remembers the
+    /// answer).
+    async fn probe_conditional_writes(&self) -> Result<bool>;
+}
+
+/// A shared store is a store, so that `&Arc<dyn Store>` passes where
+/// `&dyn Store` is asked for.
+#[async_trait]
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
     }
 
+    async fn get_object(&self, key: &str, if_none_match: Option<&str>) -> Result<GetOutcome> {
+        (**self).get_object(key, if_none_match).await
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<Head>> {
+        (**self).head_object(key).await
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Body,
+        meta: &ObjectMeta,
+        condition: Condition,
+        observer: &dyn TransferObserver,
+    ) -> Result<PutOutcome> {
+        (**self)
+            .put_object(key, body, meta, condition, observer)
+            .await
+    }
+
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &ObjectMeta,
+        condition: Condition,
+    ) -> Result<PutOutcome> {
+        (**self).copy_object(from, to, meta, condition).await
+    }
+
+    async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        (**self).delete_objects(keys).await
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>> {
+        (**self).list_objects(prefix).await
+    }
+
+    async fn object_digest(&self, key: &str) -> Result<ContentDigest> {
+        (**self).object_digest(key).await
+    }
+
+    async fn probe_conditional_writes(&self) -> Result<bool> {
+        (**self).probe_conditional_writes().await
+    }
+}
+
+/// The operations as the layers above use them: every key is checked here,
+/// once for every backend.
+impl dyn Store + '_ {
     pub async fn get(&self, key: &str, if_none_match: Option<&str>) -> Result<GetOutcome> {
         check_key(key)?;
-        match self {
-            Store::Fs(s) => s.get(key, if_none_match).await,
-            Store::S3(s) => s.get(key, if_none_match).await,
-        }
+        self.get_object(key, if_none_match).await
     }
 
     pub async fn head(&self, key: &str) -> Result<Option<Head>> {
         check_key(key)?;
-        match self {
-            Store::Fs(s) => s.head(key).await,
-            Store::S3(s) => s.head(key).await,
-        }
+        self.head_object(key).await
     }
 
     pub async fn put(
@@ -148,10 +262,7 @@ impl Store {
         observer: &dyn TransferObserver,
     ) -> Result<PutOutcome> {
         check_key(key)?;
-        match self {
-            Store::Fs(s) => s.put(key, body, meta, condition, observer).await,
-            Store::S3(s) => s.put(key, body, meta, condition, observer).await,
-        }
+        self.put_object(key, body, meta, condition, observer).await
     }
 
     /// Server-side copy with new headers, so rollback never needs the build.
@@ -164,37 +275,24 @@ impl Store {
     ) -> Result<PutOutcome> {
         check_key(from)?;
         check_key(to)?;
-        match self {
-            Store::Fs(s) => s.copy(from, to, meta, condition).await,
-            Store::S3(s) => s.copy(from, to, meta, condition).await,
-        }
+        self.copy_object(from, to, meta, condition).await
     }
 
     pub async fn delete(&self, keys: &[String]) -> Result<()> {
         for k in keys {
             check_key(k)?;
         }
-        match self {
-            Store::Fs(s) => s.delete(keys).await,
-            Store::S3(s) => s.delete(keys).await,
-        }
+        self.delete_objects(keys).await
     }
 
     /// Keys under `prefix` (relative to the target root), with size and age.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
-        match self {
-            Store::Fs(s) => s.list(prefix).await,
-            Store::S3(s) => s.list(prefix).await,
-        }
+        self.list_objects(prefix).await
     }
 
-    /// Whether `If-None-Match`/`If-Match` are enforced. A directory always
-    /// enforces them; an S3-compatible store is probed once.
-    pub async fn probe_conditional_writes(&self) -> Result<bool> {
-        match self {
-            Store::Fs(_) => Ok(true),
-            Store::S3(s) => s.probe_conditional_writes().await,
-        }
+    pub async fn content_digest(&self, key: &str) -> Result<ContentDigest> {
+        check_key(key)?;
+        self.object_digest(key).await
     }
 }
 
@@ -209,7 +307,11 @@ pub struct CopyJob {
 /// Runs the copies, `concurrency` at a time (a site with thousands of pages
 /// must not roll back one request after another); stops starting new ones
 /// after the first failure and returns it.
-pub async fn copy_all(store: &Arc<Store>, jobs: Vec<CopyJob>, concurrency: usize) -> Result<()> {
+pub async fn copy_all(
+    store: &Arc<dyn Store>,
+    jobs: Vec<CopyJob>,
+    concurrency: usize,
+) -> Result<()> {
     let mut pending = jobs.into_iter();
     let mut running = tokio::task::JoinSet::new();
     let mut first_error = None;
@@ -240,7 +342,7 @@ pub async fn copy_all(store: &Arc<Store>, jobs: Vec<CopyJob>, concurrency: usize
 
 /// The keys among `keys` that the store does not have.
 pub async fn missing_keys(
-    store: &Arc<Store>,
+    store: &Arc<dyn Store>,
     concurrency: usize,
     keys: &[String],
 ) -> Result<Vec<String>> {

@@ -25,9 +25,30 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const CHUNK: usize = 256 * 1024;
 
-/// The error a body gives when the file no longer holds the hashed bytes;
-/// its text is matched by the store to say so plainly.
+/// What [`Changed`] says after the file's name.
 pub const CHANGED: &str = "changed on disk since it was hashed";
+
+/// The error a body gives when the file no longer holds the hashed bytes.
+/// The store finds it among the sources of the request's failure to say so
+/// plainly.
+#[derive(Debug)]
+pub struct Changed {
+    pub path: PathBuf,
+    /// It ended before the slice did.
+    shorter: bool,
+}
+
+impl std::fmt::Display for Changed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` {CHANGED}", self.path.display())?;
+        if self.shorter {
+            f.write_str(" (it is shorter)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Changed {}
 
 /// `length` bytes of `path` from `offset`, checked against `md5` (base64).
 /// Retryable: each attempt reopens the file and checks again.
@@ -74,10 +95,15 @@ impl VerifiedFile {
         }
     }
 
-    fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn fail(&mut self, error: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.remaining = 0;
         self.file = None;
-        Poll::Ready(Some(Err(message.into())))
+        Poll::Ready(Some(Err(error)))
+    }
+
+    fn changed(&mut self, shorter: bool) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let path = self.path.clone();
+        self.fail(Box::new(Changed { path, shorter }))
     }
 }
 
@@ -91,7 +117,7 @@ impl Body for VerifiedFile {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if let Some(e) = this.error.take() {
-            return this.fail(e);
+            return this.fail(e.into());
         }
         if this.remaining == 0 {
             return Poll::Ready(None);
@@ -106,13 +132,12 @@ impl Body for VerifiedFile {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => {
                 let message = format!("cannot read `{}`: {e}", this.path.display());
-                this.fail(message)
+                this.fail(message.into())
             }
             Poll::Ready(Ok(())) => {
                 let n = read.filled().len();
                 if n == 0 {
-                    let message = format!("`{}` {CHANGED} (it is shorter)", this.path.display());
-                    return this.fail(message);
+                    return this.changed(true);
                 }
                 buf.truncate(n);
                 this.md5.update(&buf);
@@ -121,8 +146,7 @@ impl Body for VerifiedFile {
                     let got = base64::engine::general_purpose::STANDARD
                         .encode(std::mem::take(&mut this.md5).finalize());
                     if got != this.expected {
-                        let message = format!("`{}` {CHANGED}", this.path.display());
-                        return this.fail(message);
+                        return this.changed(false);
                     }
                     this.file = None;
                 }
@@ -184,5 +208,25 @@ mod tests {
         // A file that shrank is caught too.
         let err = collect(stream(&path, 0, 800_000, md5_of(&[1u8; 800_000]))).await;
         assert!(err.unwrap_err().contains(CHANGED));
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_is_found_among_the_error_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![1u8; 1000]).unwrap();
+        let err = stream(&path, 0, 1000, md5_of(&[2u8; 1000]))
+            .collect()
+            .await
+            .unwrap_err();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        let mut found = None;
+        while let Some(e) = next {
+            if let Some(c) = e.downcast_ref::<Changed>() {
+                found = Some(c.path.clone());
+            }
+            next = e.source();
+        }
+        assert_eq!(found, Some(path));
     }
 }

@@ -164,7 +164,7 @@ fn prefix_error(e: Error, prefix: &str) -> Error {
     }
 }
 
-async fn upload_one(store: &Store, job: &Job, reporter: Arc<dyn Reporter>) -> Result<Done> {
+async fn upload_one(store: &dyn Store, job: &Job, reporter: Arc<dyn Reporter>) -> Result<Done> {
     let o = &job.object;
     let body = match &job.task {
         Task::Confirm => {

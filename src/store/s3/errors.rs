@@ -1,65 +1,18 @@
 //! How the SDK's failures become assetpub's errors: what a failed request
-//! was (its code, status and explanation), and why no credentials were
-//! found. The CloudFront client shares both.
+//! was (its code, status and explanation), which failures of a conditional
+//! write are an answer rather than an error, and the error and hint each
+//! other one becomes. The CloudFront client shares [`Failure`].
 
 use std::error::Error as StdError;
+use std::path::Path;
 
-use aws_sdk_s3::config::ProvideCredentials;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
+use super::{ATTEMPTS, S3Store};
 use crate::error::{Error, Result};
-
-pub async fn check_credentials(
-    shared: &aws_config::SdkConfig,
-    profile_name: &str,
-    profile: &str,
-) -> Result<()> {
-    let looked_at = || {
-        let config = std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| "~/.aws/config".into());
-        let credentials = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
-            .unwrap_or_else(|_| "~/.aws/credentials".into());
-        let imds = match std::env::var("AWS_EC2_METADATA_DISABLED") {
-            Ok(v) if v.eq_ignore_ascii_case("true") => " (disabled by AWS_EC2_METADATA_DISABLED)",
-            _ => "",
-        };
-        format!(
-            "looked at AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, {profile} in `{config}` and `{credentials}` (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), container credentials and EC2 instance metadata (IMDS){imds}"
-        )
-    };
-    let Some(provider) = shared.credentials_provider() else {
-        return Err(Error::Config(format!(
-            "no AWS credentials found: {}",
-            looked_at()
-        )));
-    };
-    match provider.provide_credentials().await {
-        Ok(_) => Ok(()),
-        // Matching on the Debug name avoids depending on aws-credential-types
-        // just for the variant; nothing of the error is printed.
-        Err(e) if format!("{e:?}").starts_with("CredentialsNotLoaded") => Err(Error::Config(
-            format!("no AWS credentials found: {}", looked_at()),
-        )),
-        Err(e) => {
-            // The wrapping layers only say that loading failed; the innermost
-            // ones say why.
-            let why = chain(&e)
-                .split(": ")
-                .filter(|part| !part.starts_with("an error occurred while"))
-                .collect::<Vec<_>>()
-                .join(": ");
-            let sso = if why.contains("SSO") {
-                format!(" (run `aws sso login --profile {profile_name}`)")
-            } else {
-                String::new()
-            };
-            Err(Error::Config(format!(
-                "cannot load AWS credentials: {why}{sso}; {}",
-                looked_at()
-            )))
-        }
-    }
-}
+use crate::store::verified_body;
+use crate::store::{Condition, PutOutcome};
 
 /// What a failed request says, reduced to what the messages and the
 /// outcome mapping need.
@@ -70,6 +23,9 @@ pub struct Failure {
     pub(super) unreachable: bool,
     /// No answer within the attempt timeout, on every attempt.
     pub(super) timed_out: bool,
+    /// "`path` changed on disk since it was hashed", when that is what
+    /// stopped a streamed body.
+    pub(super) changed: Option<String>,
 }
 
 impl<E> From<SdkError<E, HttpResponse>> for Failure
@@ -100,6 +56,7 @@ where
             message,
             unreachable,
             timed_out,
+            changed: changed_file(&err),
         }
     }
 }
@@ -148,4 +105,135 @@ pub(super) fn chain(err: &(dyn StdError + 'static)) -> String {
 
 pub(super) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What a write's NoSuchKey refers to.
+#[derive(PartialEq, Eq)]
+pub(super) enum NoSuchKey {
+    MeansDestination,
+    MeansCopySource,
+}
+
+/// Whether a failed write is the store's answer that `condition` does not
+/// hold: a failed conditional write is an answer, not an error.
+pub(super) fn refused(condition: &Condition, no_such_key: NoSuchKey, f: &Failure) -> bool {
+    match condition {
+        Condition::None => false,
+        Condition::IfAbsent => f.is_precondition_failure(),
+        // S3 answers NoSuchKey when there is no object to match; for a
+        // copy it means the source is missing, which is an error.
+        Condition::IfMatch(_) => {
+            f.is_precondition_failure()
+                || (no_such_key == NoSuchKey::MeansDestination && f.is_missing_key())
+        }
+    }
+}
+
+impl S3Store {
+    /// A failed conditional write is an answer, not an error.
+    pub(super) fn write_failed<E>(
+        &self,
+        action: String,
+        condition: &Condition,
+        no_such_key: NoSuchKey,
+        err: SdkError<E, HttpResponse>,
+    ) -> Result<PutOutcome>
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let f = Failure::from(err);
+        if refused(condition, no_such_key, &f) {
+            return Ok(PutOutcome::PreconditionFailed);
+        }
+        Err(self.error(action, f))
+    }
+
+    /// The error for a failed upload of the bytes of `path`: BadDigest on a
+    /// file that was verified just before means it changed between hashing
+    /// and sending, which the hint says.
+    pub(super) fn upload_error(&self, action: String, f: Failure, path: &Path) -> Error {
+        let bad_digest = f.code.as_deref() == Some("BadDigest");
+        match self.error(action, f) {
+            Error::Store(m) if bad_digest => Error::Store(format!(
+                "{m}\nhint: `{}` probably changed while it was being published; run the build to completion, then publish again",
+                path.display()
+            )),
+            e => e,
+        }
+    }
+
+    pub(super) fn error(&self, action: String, f: Failure) -> Error {
+        let code = f.code.as_deref().unwrap_or("");
+        let detail = f.describe();
+        if let Some(changed) = &f.changed {
+            return Error::Input(format!(
+                "{changed}; nothing was stored ({action})\nhint: run the build to completion, then publish again"
+            ));
+        }
+        if f.timed_out {
+            return Error::Store(format!(
+                "no answer from {} within {}s, {ATTEMPTS} attempts ({action})\nhint: the store, or a node behind it, hangs; raise `[target] request_timeout` if it is only slow",
+                self.location(),
+                self.request_timeout.as_secs()
+            ));
+        }
+        if f.unreachable {
+            return Error::Store(format!(
+                "cannot reach {}: {detail} ({action})",
+                self.location()
+            ));
+        }
+        let credentials = format!(
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or {}",
+            self.profile
+        );
+        let access = format!(
+            "check the access key and secret from {credentials}; they need read, write, list and delete access to bucket `{}`",
+            self.bucket
+        );
+        let region = "set `[target] region` in publish.toml, or AWS_REGION";
+        match (code, f.status) {
+            ("NoSuchBucket", _) => Error::Config(format!(
+                "bucket `{}` does not exist at {}",
+                self.bucket,
+                self.location()
+            )),
+            ("InvalidAccessKeyId", _) => Error::Config(format!(
+                "{action}: {detail}\nhint: {} does not know this access key; check {credentials}",
+                self.location()
+            )),
+            ("SignatureDoesNotMatch", _) => Error::Config(format!(
+                "{action}: {detail}\nhint: the secret does not match the access key; check {credentials}"
+            )),
+            ("AccessDenied" | "AllAccessDisabled" | "InvalidToken" | "ExpiredToken", _)
+            | ("", Some(403)) => Error::Config(format!("{action}: {detail}\nhint: {access}")),
+            (
+                "PermanentRedirect"
+                | "AuthorizationHeaderMalformed"
+                | "IllegalLocationConstraintException",
+                _,
+            )
+            | ("", Some(301)) => Error::Config(format!(
+                "{action}: {detail}\nhint: bucket `{}` is in another region; {region}",
+                self.bucket
+            )),
+            ("", Some(400)) => Error::Store(format!(
+                "{action}: {detail}\nhint: the store gave no reason; a wrong region is the usual one: {region}"
+            )),
+            _ => Error::Store(format!("{action}: {detail}")),
+        }
+    }
+}
+
+/// "`path` changed on disk since it was hashed", when a streamed body
+/// stopped because of that: its error is one of the failure's sources.
+fn changed_file(err: &(dyn StdError + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<verified_body::Changed>() {
+            return Some(format!("`{}` {}", c.path.display(), verified_body::CHANGED));
+        }
+        next = e.source();
+    }
+    None
 }
