@@ -105,3 +105,27 @@ fn names_longer_than_the_directory_target_holds_are_refused_up_front() {
     let key = m["files"][&fits_too]["key"].as_str().expect("key");
     assert_eq!(key.rsplit('/').next().unwrap().len(), 255);
 }
+
+#[test]
+fn a_path_that_is_a_file_in_one_source_dir_and_a_directory_in_another_is_refused() {
+    let p = Project::new();
+    p.write("extra/index.html/x.css", "a { }");
+    p.write("extra/css", "a file where site/ has a directory");
+    p.config("[source]\ndirs = [\"site\", \"extra\"]\n");
+    let err = refused(&p);
+    assert!(
+        err.contains("`site/index.html`") && err.contains("`extra/index.html/x.css`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`extra/css`") && err.contains("`site/css/app.css`"),
+        "{err}"
+    );
+
+    // After a good publish from `site` alone, adding `extra` writes nothing.
+    p.config("[source]\ndirs = [\"site\"]\n");
+    p.json(&["publish"]);
+    p.config("[source]\ndirs = [\"site\", \"extra\"]\n");
+    let err = refused(&p);
+    assert!(err.contains("`extra/index.html/x.css`"), "{err}");
+}

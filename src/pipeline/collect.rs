@@ -2,6 +2,7 @@
 //! validating every file and reporting all problems at once.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -54,6 +55,11 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
         let w = Walk::new(config, dir, &root, &own, names);
         walk(w, &mut files, &mut problems, reporter);
     }
+    // One directory cannot hold a file and a directory of the same name, so
+    // only paths from two source dirs can clash.
+    if config.sources.len() > 1 {
+        file_and_directory(&files, &mut problems);
+    }
     if problems.is_empty() && files.is_empty() {
         let dirs: Vec<_> = config
             .sources
@@ -69,6 +75,34 @@ pub fn collect(config: &Config, reporter: &dyn Reporter) -> Result<Vec<SourceFil
         return Err(Error::Validation(problems));
     }
     Ok(files.into_values().collect())
+}
+
+/// Every logical path that is a file and also the directory of another
+/// collected path (`index.html` in one source dir, `index.html/x.css` in
+/// another): no target holds both, and the upload would fail halfway.
+fn file_and_directory(files: &BTreeMap<String, SourceFile>, problems: &mut Vec<String>) {
+    let mut dir = String::new();
+    for (logical, file) in files {
+        dir.clear();
+        dir.push_str(logical);
+        dir.push('/');
+        let mut under = files
+            .range::<str, _>((Bound::Included(dir.as_str()), Bound::Unbounded))
+            .take_while(|(other, _)| other.starts_with(dir.as_str()));
+        let Some((_, first)) = under.next() else {
+            continue;
+        };
+        let more = match under.count() {
+            0 => String::new(),
+            1 => " (and 1 more file under it)".to_string(),
+            n => format!(" (and {n} more files under it)"),
+        };
+        problems.push(format!(
+            "`{}` is a file, but `{}` needs `{logical}` to be a directory{more}: a target cannot hold both; rename or exclude one",
+            file.path.display(),
+            first.path.display(),
+        ));
+    }
 }
 
 /// The longest name this target can hold: a file whose published names
@@ -593,6 +627,27 @@ mod tests {
         let p = problems(&config(tmp.path(), &toml));
         assert!(
             p[0].contains("256 bytes") && p[0].contains("suffix"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_and_a_directory_of_the_same_name_are_both_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "a/index.html", b"x");
+        write(tmp.path(), "a/index.html-2", b"x");
+        write(tmp.path(), "b/index.html/x.css", b"x");
+        write(tmp.path(), "b/index.html/y/z.css", b"x");
+        write(tmp.path(), "b/index.htm", b"x");
+        let toml = "[source]\ndirs = [\"a\", \"b\"]\n";
+        let p = problems(&config(tmp.path(), toml));
+        assert_eq!(p.len(), 1, "{p:?}");
+        let a = tmp.path().join("a/index.html");
+        let b = tmp.path().join("b/index.html/x.css");
+        assert!(
+            p[0].contains(&format!("`{}` is a file", a.display()))
+                && p[0].contains(&format!("`{}` needs", b.display()))
+                && p[0].contains("1 more"),
             "{p:?}"
         );
     }
