@@ -5,6 +5,7 @@ mod cdn;
 mod ci;
 mod cli;
 mod cluster;
+mod collect;
 mod env;
 mod faults;
 mod file_target;

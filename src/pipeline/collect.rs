@@ -2,11 +2,13 @@
 //! validating every file and reporting all problems at once.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::remote::manifest::{Layout, fingerprinted_name};
 use crate::report::Reporter;
-use crate::settings::{Config, TargetUrl};
+use crate::settings::{Config, Fingerprint, TargetUrl};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
@@ -30,6 +32,7 @@ pub fn collect(
     let mut problems = Vec::new();
     let mut files: BTreeMap<String, SourceFile> = BTreeMap::new();
     let own = own_paths(config, state_side_files);
+    let names = Names::for_target(config);
     for dir in &config.sources {
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
@@ -55,15 +58,13 @@ pub fn collect(
                 continue;
             }
         };
-        walk(
-            config,
-            dir,
-            &root,
-            &own,
-            &mut files,
-            &mut problems,
-            reporter,
-        );
+        let w = Walk::new(config, dir, &root, &own, names);
+        walk(w, &mut files, &mut problems, reporter);
+    }
+    // One directory cannot hold a file and a directory of the same name, so
+    // only paths from two source dirs can clash.
+    if config.sources.len() > 1 {
+        file_and_directory(&files, &mut problems);
     }
     if problems.is_empty() && files.is_empty() {
         let dirs: Vec<_> = config
@@ -80,6 +81,132 @@ pub fn collect(
         return Err(Error::Validation(problems));
     }
     Ok(files.into_values().collect())
+}
+
+/// Every logical path that is a file and also the directory of another
+/// collected path (`index.html` in one source dir, `index.html/x.css` in
+/// another): no target holds both, and the upload would fail halfway.
+fn file_and_directory(files: &BTreeMap<String, SourceFile>, problems: &mut Vec<String>) {
+    let mut dir = String::new();
+    for (logical, file) in files {
+        dir.clear();
+        dir.push_str(logical);
+        dir.push('/');
+        let mut under = files
+            .range::<str, _>((Bound::Included(dir.as_str()), Bound::Unbounded))
+            .take_while(|(other, _)| other.starts_with(dir.as_str()));
+        let Some((_, first)) = under.next() else {
+            continue;
+        };
+        let more = match under.count() {
+            0 => String::new(),
+            1 => " (and 1 more file under it)".to_string(),
+            n => format!(" (and {n} more files under it)"),
+        };
+        problems.push(format!(
+            "`{}` is a file, but `{}` needs `{logical}` to be a directory{more}: a target cannot hold both; rename or exclude one",
+            file.path.display(),
+            first.path.display(),
+        ));
+    }
+}
+
+/// The longest name this target can hold: a file whose published names
+/// would not fit is refused here, before anything is written, instead of
+/// failing halfway through the upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Names {
+    limit: Limit,
+    /// `.gz`/`.br` objects sit beside a compressible file's objects.
+    sidecars: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// A directory: each path segment at most [`NAME_MAX`] bytes.
+    Segment,
+    /// S3: the whole key at most [`S3_KEY_MAX`] bytes, with `prefix`
+    /// bytes of prefix (and its `/`) before it.
+    Key { prefix: usize },
+}
+
+/// The longest file name (one path segment) Linux file systems hold.
+const NAME_MAX: usize = 255;
+/// The longest key S3 holds.
+const S3_KEY_MAX: usize = 1024;
+/// What a fingerprint adds to a name: a dot and 12 hex.
+const FINGERPRINT_LEN: usize = 13;
+/// What a sidecar adds to a name: `.gz` or `.br`.
+const SIDECAR_LEN: usize = 3;
+
+impl Names {
+    fn for_target(config: &Config) -> Names {
+        let limit = match &config.target.url {
+            TargetUrl::Dir(_) => Limit::Segment,
+            TargetUrl::S3 { prefix, .. } if prefix.is_empty() => Limit::Key { prefix: 0 },
+            TargetUrl::S3 { prefix, .. } => Limit::Key {
+                prefix: prefix.len() + 1,
+            },
+        };
+        Names {
+            limit,
+            sidecars: Layout::for_config(config).sidecars,
+        }
+    }
+
+    /// Why the target cannot hold every name `logical` (of `size` bytes)
+    /// is published under, if it cannot: its key, its fingerprinted
+    /// object's and their sidecars'.
+    fn problem(&self, config: &Config, logical: &str, size: u64) -> Option<String> {
+        let (max, length) = match self.limit {
+            Limit::Segment => (NAME_MAX, longest_segment(logical)),
+            Limit::Key { prefix } => (S3_KEY_MAX, prefix + logical.len()),
+        };
+        // Most names are nowhere near the limit: no need to know their rules.
+        let most = FINGERPRINT_LEN + if self.sidecars { SIDECAR_LEN } else { 0 };
+        if length + most <= max {
+            return None;
+        }
+        let settings = config.settings_for(logical);
+        let fingerprinted = || fingerprinted_name(logical, &"0".repeat(64));
+        let (mut name, mut how) = match settings.fingerprint {
+            Fingerprint::Yes | Fingerprint::No => (fingerprinted(), "with its fingerprint"),
+            Fingerprint::Keep => (logical.to_string(), "as it is"),
+        };
+        if self.sidecars && settings.compress && size > 0 {
+            name.push_str(".gz");
+            how = match settings.fingerprint {
+                Fingerprint::Keep => "with a `.gz`/`.br` suffix",
+                _ => "with its fingerprint and `.gz`/`.br` suffix",
+            };
+        }
+        let length = match self.limit {
+            Limit::Segment => longest_segment(&name),
+            Limit::Key { prefix } => prefix + name.len(),
+        };
+        if length <= max {
+            return None;
+        }
+        Some(match self.limit {
+            Limit::Segment => format!(
+                "{how}, its name would be {length} bytes, over the {max}-byte limit on a file name (NAME_MAX) in a directory target; shorten it"
+            ),
+            Limit::Key { .. } => format!(
+                "{how}, its key would be {length} bytes (prefix included), over the {max}-byte limit on an S3 key; shorten its path"
+            ),
+        })
+    }
+}
+
+/// The length in bytes of the longest `/`-separated segment of `path`, as
+/// far as [`NAME_MAX`] goes: when the whole path is no longer than that,
+/// its file name's (the segment a fingerprint or suffix lengthens).
+fn longest_segment(path: &str) -> usize {
+    let name = path.rsplit('/').next().map_or(0, str::len);
+    if path.len() <= NAME_MAX {
+        return name;
+    }
+    path.split('/').map(str::len).max().unwrap_or(0)
 }
 
 /// What assetpub itself writes, wherever it sits: the directory target,
@@ -149,6 +276,7 @@ struct Walk<'a> {
     dir: &'a Path,
     root: &'a Path,
     own: &'a [PathBuf],
+    names: Names,
     /// The file names of `own`: only an entry with one of them can be one.
     own_names: Vec<&'a std::ffi::OsStr>,
     found: std::sync::Mutex<Vec<Found>>,
@@ -163,31 +291,40 @@ struct Below {
     hidden: bool,
 }
 
+impl<'a> Walk<'a> {
+    fn new(
+        config: &'a Config,
+        dir: &'a Path,
+        root: &'a Path,
+        own: &'a [PathBuf],
+        names: Names,
+    ) -> Walk<'a> {
+        Walk {
+            config,
+            dir,
+            root,
+            own,
+            names,
+            own_names: own.iter().filter_map(|o| o.file_name()).collect(),
+            found: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
 /// Walks one source dir into `files`. Directories are read in parallel and
 /// each file is `stat`ed relative to its open directory (no path lookup from
 /// the root per file): on a no-op run, walking the tree is most of the work.
 fn walk(
-    config: &Config,
-    dir: &Path,
-    root: &Path,
-    own: &[PathBuf],
+    w: Walk,
     files: &mut BTreeMap<String, SourceFile>,
     problems: &mut Vec<String>,
     reporter: &dyn Reporter,
 ) {
-    let w = Walk {
-        config,
-        dir,
-        root,
-        own,
-        own_names: own.iter().filter_map(|o| o.file_name()).collect(),
-        found: std::sync::Mutex::new(Vec::new()),
-    };
     let top = Below {
         logical: Some(String::new()),
         hidden: false,
     };
-    rayon::scope(|s| visit(s, &w, dir.to_path_buf(), top));
+    rayon::scope(|s| visit(s, &w, w.dir.to_path_buf(), top));
     let mut found = w.found.into_inner().unwrap_or_else(|p| p.into_inner());
     found.sort_unstable_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
     for f in found {
@@ -389,6 +526,9 @@ fn examine(
             ));
         }
     }
+    if let Some(why) = w.names.problem(config, &logical, meta.len()) {
+        return problem(format!("`{}`: {why}", path.display()));
+    }
     Some(Found::File(SourceFile {
         logical,
         size: meta.len(),
@@ -396,4 +536,125 @@ fn examine(
         inode: crate::util::inode(&meta),
         path,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CollectingReporter;
+    use crate::settings::Overrides;
+
+    /// The settings `toml` gives a project in `dir`.
+    fn config(dir: &Path, toml: &str) -> Config {
+        Config::parse(toml, &dir.join("publish.toml"), dir, &Overrides::default()).expect("config")
+    }
+
+    fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    fn problems(config: &Config) -> Vec<String> {
+        match collect(config, &CollectingReporter::default()) {
+            Err(Error::Validation(p)) => p,
+            Ok(files) => panic!("collected {} files", files.len()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn an_s3_key_may_be_1024_bytes_prefix_and_sidecars_included() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Four directories of 200 bytes and a 48-byte file name: 852 bytes,
+        // and no segment that NAME_MAX would refuse once fingerprinted.
+        let dirs: Vec<String> = (0..4).map(|i| format!("{i}").repeat(200)).collect();
+        let logical = format!("{}/{}.css", dirs.join("/"), "n".repeat(44));
+        assert_eq!(logical.len(), 852);
+        write(
+            tmp.path(),
+            &format!("site/{logical}"),
+            b"a { color: red }\n",
+        );
+        // 852 + 13 (fingerprint) = 865; 160 bytes of prefix and `/` make
+        // 1025 without sidecars: one over.
+        let prefix = "p".repeat(159);
+        let toml =
+            format!("[source]\ndirs = [\"site\"]\n[target]\nurl = \"s3://bucket/{prefix}\"\n");
+        let p = problems(&config(tmp.path(), &toml));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains(&logical) && p[0].contains("1025 bytes") && p[0].contains("1024-byte"),
+            "{p:?}"
+        );
+        // One byte less of prefix: it fits, with identity objects.
+        let toml = toml.replace(&prefix, &"p".repeat(158));
+        let files = collect(&config(tmp.path(), &toml), &CollectingReporter::default()).unwrap();
+        assert_eq!(files.len(), 1);
+        // With sidecars, the `.br` of the fingerprinted object is 3 more.
+        let p = problems(&config(tmp.path(), &format!("{toml}sidecars = true\n")));
+        assert!(p[0].contains("1027 bytes") && p[0].contains(".br"), "{p:?}");
+        // The same path on a directory target is fine: no segment is long.
+        let toml = "[source]\ndirs = [\"site\"]\n";
+        assert_eq!(
+            collect(&config(tmp.path(), toml), &CollectingReporter::default())
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn names_are_measured_as_the_rules_publish_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        // 250 bytes: fingerprinted it would be 263, its `.br` 266.
+        let kept = format!("assets/{}.js", "k".repeat(247));
+        write(tmp.path(), &format!("site/{kept}"), b"x");
+        let empty = format!("{}.css", "e".repeat(238));
+        write(tmp.path(), &format!("site/{empty}"), b"");
+        let toml = "[source]\ndirs = [\"site\"]\n";
+        let p = problems(&config(tmp.path(), toml));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains(&kept) && p[0].contains("266 bytes") && p[0].contains("NAME_MAX"),
+            "{p:?}"
+        );
+        // Kept as it is (bundler output), its name fits; an empty file gets
+        // no sidecars.
+        let toml = format!("{toml}[[rules]]\nmatch = \"assets/**\"\nfingerprint = \"keep\"\n");
+        let files = collect(&config(tmp.path(), &toml), &CollectingReporter::default()).unwrap();
+        assert_eq!(files.len(), 2);
+        // Its `.br` would be 253 + 3: still fits. One byte more does not.
+        write(
+            tmp.path(),
+            &format!("site/assets/{}.js", "k".repeat(250)),
+            b"x",
+        );
+        let p = problems(&config(tmp.path(), &toml));
+        assert!(
+            p[0].contains("256 bytes") && p[0].contains("suffix"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_and_a_directory_of_the_same_name_are_both_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "a/index.html", b"x");
+        write(tmp.path(), "a/index.html-2", b"x");
+        write(tmp.path(), "b/index.html/x.css", b"x");
+        write(tmp.path(), "b/index.html/y/z.css", b"x");
+        write(tmp.path(), "b/index.htm", b"x");
+        let toml = "[source]\ndirs = [\"a\", \"b\"]\n";
+        let p = problems(&config(tmp.path(), toml));
+        assert_eq!(p.len(), 1, "{p:?}");
+        let a = tmp.path().join("a/index.html");
+        let b = tmp.path().join("b/index.html/x.css");
+        assert!(
+            p[0].contains(&format!("`{}` is a file", a.display()))
+                && p[0].contains(&format!("`{}` needs", b.display()))
+                && p[0].contains("1 more"),
+            "{p:?}"
+        );
+    }
 }
