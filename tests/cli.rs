@@ -214,3 +214,162 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Runs `assetpub ARGS` and returns the exit code, the one JSON document
+/// stdout holds (the whole of stdout must parse as one), and stderr.
+fn failing_json(p: &Project, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = p.cmd().args(args).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "assetpub {args:?}: stdout is not one JSON document ({e}): {:?}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().expect("exit code"), doc, stderr)
+}
+
+/// The error document's fields, and the human lines on stderr saying the
+/// same.
+fn assert_error_document(doc: &serde_json::Value, stderr: &str, code: i32, kind: &str) {
+    let error = &doc["error"];
+    assert_eq!(error["exit_code"], code, "{doc}");
+    assert_eq!(error["kind"], kind, "{doc}");
+    let message = error["message"].as_str().expect("message");
+    assert!(
+        stderr.contains(&format!("error: {message}")),
+        "{stderr}\n{doc}"
+    );
+    if let Some(hint) = error["hint"].as_str() {
+        assert!(stderr.contains(&format!("hint: {hint}")), "{stderr}\n{doc}");
+    }
+    let keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(keys, ["error"], "{doc}");
+}
+
+/// With `--json`, a failure of any kind prints one document on stdout
+/// (`{"error": {...}}`), so that `assetpub publish --json | jq` in CI never
+/// reads empty input; the `error:` and `hint:` lines still go to stderr.
+#[test]
+fn with_json_every_failure_prints_one_error_document() {
+    let p = Project::new();
+    // Exit 2: configuration.
+    p.config("[source]\ndirs = [\"site\"]\n[target]\nconcurrency = 0\n");
+    let (code, doc, err) = failing_json(&p, &["publish", "--json"]);
+    assert_eq!(code, 2, "{err}");
+    assert_error_document(&doc, &err, 2, "config");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[target] concurrency"),
+        "{doc}"
+    );
+    assert!(doc["error"].get("problems").is_none(), "{doc}");
+    // Exit 2 before the config is read: no config file, with its hint.
+    let (code, doc, err) = failing_json(&p, &["--config", "nope.toml", "--json", "plan"]);
+    assert_eq!(code, 2, "{err}");
+    assert_error_document(&doc, &err, 2, "config");
+    assert!(
+        doc["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("assetpub init")
+    );
+
+    // Exit 3: every problem on its own.
+    p.write_bytes("site/img/huge.png", &vec![0u8; 5000]);
+    p.config("[source]\ndirs = [\"site\"]\nmax_file_size = \"4KB\"\nallowed_extensions = [\"html\", \"css\", \"js\", \"map\", \"png\", \"woff2\", \"ico\"]\n");
+    let (code, doc, err) = failing_json(&p, &["publish", "--json"]);
+    assert_eq!(code, 3, "{err}");
+    assert_error_document(&doc, &err, 3, "validation");
+    let problems: Vec<&str> = doc["error"]["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 2, "{doc}");
+    assert!(problems[0].contains("huge.png") && problems[1].contains("robots.txt"));
+    assert!(!p.path("published").exists());
+    std::fs::remove_file(p.path("site/img/huge.png")).unwrap();
+
+    // Exit 4: a conflict says which one, with its hint.
+    p.config("[source]\ndirs = [\"site\"]\n");
+    p.json(&["publish"]);
+    p.write(
+        "published/.assetpub/lock",
+        r#"{"owner":"ci","host":"runner-7","pid":42,"command":"publish","created":"2026-01-01T00:00:00Z","expires":"2999-01-01T00:00:00Z"}"#,
+    );
+    p.write("site/about.html", "changed");
+    let (code, doc, err) = failing_json(&p, &["publish", "--json"]);
+    assert_eq!(code, 4, "{err}");
+    assert_error_document(&doc, &err, 4, "conflict");
+    assert_eq!(doc["error"]["conflict"], "lock_held", "{doc}");
+    assert!(
+        doc["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--break-lock")
+    );
+    std::fs::remove_file(p.path("published/.assetpub/lock")).unwrap();
+
+    // Exit 1: a run-time failure (the target directory is a file).
+    p.config("[source]\ndirs = [\"site\"]\n[target]\nurl = \"file://./taken\"\n");
+    p.write("taken", "not a directory");
+    let (code, doc, err) = failing_json(&p, &["publish", "--json"]);
+    assert_eq!(code, 1, "{err}");
+    assert_error_document(&doc, &err, 1, "io");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("taken"));
+
+    // Without --json, stdout stays empty on failure.
+    let out = p.cmd().arg("publish").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+}
+
+/// A command line clap refuses exits 2 with the same document when
+/// `--json` is anywhere on it; `--help` is not an error, and without
+/// `--json` clap's own message is all there is.
+#[test]
+fn usage_errors_with_json_anywhere_print_the_error_document() {
+    let p = Project::new();
+    for args in [
+        &["--json", "publis"][..],
+        &["publish", "--bogus", "--json"][..],
+        &["--json"][..],
+        &["prune", "--json", "--keep", "many"][..],
+        &["rollback", "a", "b", "--json"][..],
+    ] {
+        let (code, doc, err) = failing_json(&p, args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(doc["error"]["exit_code"], 2, "{args:?}: {doc}");
+        assert_eq!(doc["error"]["kind"], "config", "{args:?}: {doc}");
+        // stderr has clap's own message: the error, its tip or the usage.
+        let message = doc["error"]["message"].as_str().unwrap();
+        let hint = doc["error"]["hint"].as_str().expect("hint");
+        assert!(
+            err.contains(&format!("error: {message}")) && err.contains(hint),
+            "{args:?}: {err}\n{doc}"
+        );
+    }
+    let (_, doc, _) = failing_json(&p, &["--json", "publis"]);
+    assert_eq!(doc["error"]["message"], "unrecognized subcommand 'publis'");
+    assert_eq!(
+        doc["error"]["hint"],
+        "a similar subcommand exists: 'publish'"
+    );
+    let out = p.cmd().args(["publish", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--bogus'"));
+    let out = p.cmd().args(["--help", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: assetpub"));
+    assert!(!p.path("published").exists() && !p.path(".assetpub").exists());
+}
