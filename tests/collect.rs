@@ -1,7 +1,7 @@
-//! Input the target could not hold, refused while collecting, before
-//! anything is written. Each refusal is checked on a first publish (the
-//! target directory never appears) and after a good one (the target stays
-//! byte for byte as it was).
+//! Input the target could not hold, and symlinked directories: refused or
+//! followed while collecting, before anything is written. Each refusal is
+//! checked on a first publish (the target directory never appears) and
+//! after a good one (the target stays byte for byte as it was).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -128,4 +128,78 @@ fn a_path_that_is_a_file_in_one_source_dir_and_a_directory_in_another_is_refused
     p.config("[source]\ndirs = [\"site\", \"extra\"]\n");
     let err = refused(&p);
     assert!(err.contains("`extra/index.html/x.css`"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_directories_inside_the_source_dir_are_followed() {
+    use std::os::unix::fs::symlink;
+    let p = Project::new();
+    // A relative link, and a link found again through it.
+    symlink("img", p.path("site/pictures")).unwrap();
+    symlink(p.path("site/fonts"), p.path("site/img/type")).unwrap();
+    p.json(&["publish"]);
+    let m = p.manifest();
+    for (linked, real) in [
+        ("pictures/bg.png", "img/bg.png"),
+        ("img/type/f.woff2", "fonts/f.woff2"),
+        ("pictures/type/f.woff2", "fonts/f.woff2"),
+    ] {
+        let key = m["files"][linked]["key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{linked} not collected: {m}"));
+        assert!(
+            key.starts_with(&linked[..linked.rfind('/').unwrap()]),
+            "{key}"
+        );
+        assert_eq!(
+            p.read(&format!("published/{key}")),
+            p.read(&format!("site/{real}"))
+        );
+    }
+
+    // A link to a directory out of the source dir is still refused.
+    std::fs::create_dir_all(p.path("elsewhere")).unwrap();
+    p.write("elsewhere/x.css", "a { }");
+    symlink("../../elsewhere", p.path("site/css/vendor")).unwrap();
+    let err = refused(&p);
+    assert!(
+        err.contains("`site/css/vendor`: symlink points outside its source dir"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_are_refused_naming_the_link() {
+    use std::os::unix::fs::symlink;
+    let p = Project::new();
+    // A link to the directory that holds it.
+    symlink("..", p.path("site/css/up")).unwrap();
+    let err = refused(&p);
+    assert!(err.contains("`site/css/up`: symlink loop"), "{err}");
+    assert_eq!(err.matches("symlink loop").count(), 1, "{err}");
+
+    std::fs::remove_file(p.path("site/css/up")).unwrap();
+    p.json(&["publish"]);
+    // A link into a directory that links back to it: found both ways.
+    std::fs::create_dir(p.path("site/b")).unwrap();
+    symlink("b", p.path("site/a")).unwrap();
+    symlink("../a", p.path("site/b/back")).unwrap();
+    let err = refused(&p);
+    assert!(
+        err.contains("`site/a/back`: symlink loop") && err.contains("`site/b/back`: symlink loop"),
+        "{err}"
+    );
+
+    // Links that lead only to each other.
+    std::fs::remove_file(p.path("site/b/back")).unwrap();
+    std::fs::remove_file(p.path("site/a")).unwrap();
+    symlink("y", p.path("site/x")).unwrap();
+    symlink("x", p.path("site/y")).unwrap();
+    let err = refused(&p);
+    assert!(
+        err.contains("`site/x`: symlink loop") && err.contains("`site/y`: symlink loop"),
+        "{err}"
+    );
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::remote::manifest::{Layout, fingerprinted_name};
@@ -289,6 +290,20 @@ struct Walk<'a> {
 struct Below {
     logical: Option<String>,
     hidden: bool,
+    /// The innermost symlinked directory followed on the way, if any.
+    link: Option<Arc<Link>>,
+}
+
+/// A symlinked directory the walk follows.
+struct Link {
+    /// The link, as walked (its path through the source dir).
+    via: PathBuf,
+    /// The canonical directory it leads to, inside the source dir.
+    real: PathBuf,
+    /// The canonical directory that holds the link.
+    from: PathBuf,
+    /// The symlinked directory the link itself was found in.
+    outer: Option<Arc<Link>>,
 }
 
 impl<'a> Walk<'a> {
@@ -309,6 +324,20 @@ impl<'a> Walk<'a> {
             found: std::sync::Mutex::new(Vec::new()),
         }
     }
+
+    /// The canonical path of `path`, walked under `link`. The walk follows
+    /// no symlink but the links it records, so a path below the source
+    /// dir's canonical root, or below the innermost link's canonical
+    /// target, is canonical too.
+    fn real(&self, link: Option<&Link>, path: &Path) -> Option<PathBuf> {
+        match link {
+            Some(l) => path.strip_prefix(&l.via).ok().map(|rel| l.real.join(rel)),
+            None => path
+                .strip_prefix(self.dir)
+                .ok()
+                .map(|rel| self.root.join(rel)),
+        }
+    }
 }
 
 /// Walks one source dir into `files`. Directories are read in parallel and
@@ -323,6 +352,7 @@ fn walk(
     let top = Below {
         logical: Some(String::new()),
         hidden: false,
+        link: None,
     };
     rayon::scope(|s| visit(s, &w, w.dir.to_path_buf(), top));
     let mut found = w.found.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -376,19 +406,12 @@ fn visit<'s>(s: &rayon::Scope<'s>, w: &'s Walk<'s>, path: PathBuf, below: Below)
                 continue;
             }
         };
-        // Nothing is followed through symlinks, so the path below the
-        // canonical root is canonical too.
         if w.own_names.contains(&name.as_os_str())
-            && let Ok(rel) = child.strip_prefix(w.dir)
-            && w.own.contains(&w.root.join(rel))
+            && w.real(below.link.as_deref(), &child)
+                .is_some_and(|real| w.own.contains(&real))
         {
             if file_type.is_dir() {
-                let msg = format!(
-                    "`{}` is the target directory, inside source dir `{}`: not collected",
-                    child.display(),
-                    w.dir.display()
-                );
-                out.push(Found::Warning(child, msg));
+                out.push(target_inside(w, child));
             }
             continue;
         }
@@ -400,28 +423,124 @@ fn visit<'s>(s: &rayon::Scope<'s>, w: &'s Walk<'s>, path: PathBuf, below: Below)
         };
         let hidden = below.hidden || name.is_some_and(|n| n.starts_with('.'));
         if file_type.is_dir() {
-            // Hidden directories (.git, .cache ...) are not walked unless an
-            // include pattern names something inside them.
-            let wanted = !hidden
-                || logical.as_deref().is_some_and(|rel| {
-                    w.config.include_hidden.is_match(rel)
-                        || w.config.include_hidden.is_match(format!("{rel}/x"))
+            if wanted(w, hidden, logical.as_deref()) {
+                let link = below.link.clone();
+                s.spawn(move |s| {
+                    let below = Below {
+                        logical,
+                        hidden,
+                        link,
+                    };
+                    visit(s, w, child, below)
                 });
-            if wanted {
-                s.spawn(move |s| visit(s, w, child, Below { logical, hidden }));
             }
             continue;
         }
-        let meta = if file_type.is_symlink() {
-            None
+        let stat = if file_type.is_symlink() {
+            let target = std::fs::metadata(&child);
+            if target.as_ref().is_ok_and(|m| m.is_dir()) {
+                if !wanted(w, hidden, logical.as_deref()) {
+                    continue;
+                }
+                // A link out of the source dir is refused below, as a link
+                // to a file out of it is.
+                if let Ok(real) = child.canonicalize()
+                    && real.starts_with(w.root)
+                {
+                    let next = Below {
+                        logical,
+                        hidden,
+                        link: None,
+                    };
+                    let found = follow(s, w, &path, &below, child, real, next);
+                    out.extend(found);
+                    continue;
+                }
+            }
+            Stat::Link(target)
         } else {
-            Some(entry.metadata())
+            Stat::Entry(entry.metadata())
         };
-        if let Some(found) = examine(w, child, logical, hidden, meta) {
+        if let Some(found) = examine(w, child, logical, hidden, stat) {
             out.push(found);
         }
     }
     push(w, out);
+}
+
+/// Whether a directory is walked: hidden ones (.git, .cache ...) are not,
+/// unless an include pattern names something inside them.
+fn wanted(w: &Walk, hidden: bool, logical: Option<&str>) -> bool {
+    !hidden
+        || logical.is_some_and(|rel| {
+            w.config.include_hidden.is_match(rel)
+                || w.config.include_hidden.is_match(format!("{rel}/x"))
+        })
+}
+
+fn target_inside(w: &Walk, path: PathBuf) -> Found {
+    let msg = format!(
+        "`{}` is the target directory, inside source dir `{}`: not collected",
+        path.display(),
+        w.dir.display()
+    );
+    Found::Warning(path, msg)
+}
+
+/// A symlink in directory `here` (walked as `below`) to the directory
+/// `real` inside the source dir: walked as if the directory were at the
+/// link's place, as `next`, unless it leads back into a directory the walk
+/// is in, which would never end.
+fn follow<'s>(
+    s: &rayon::Scope<'s>,
+    w: &'s Walk<'s>,
+    here: &Path,
+    below: &Below,
+    link: PathBuf,
+    real: PathBuf,
+    mut next: Below,
+) -> Option<Found> {
+    if w.own.contains(&real) {
+        return Some(target_inside(w, link));
+    }
+    let Some(from) = w
+        .real(below.link.as_deref(), here)
+        .or_else(|| here.canonicalize().ok())
+    else {
+        let msg = format!("`{}` cannot be resolved", here.display());
+        return Some(Found::Problem(link, msg));
+    };
+    let outer = below.link.clone();
+    let walked = std::iter::once(from.as_path())
+        .chain(std::iter::successors(outer.as_deref(), |l| l.outer.as_deref()).map(|l| &*l.from));
+    for dir in walked {
+        if dir.starts_with(&real) {
+            let msg = format!(
+                "`{}`: symlink loop: it leads back to `{}`, a directory it is inside of; remove the link or point it elsewhere",
+                link.display(),
+                display_below(w, &real)
+            );
+            return Some(Found::Problem(link, msg));
+        }
+    }
+    next.link = Some(Arc::new(Link {
+        via: link.clone(),
+        real,
+        from,
+        outer,
+    }));
+    s.spawn(move |s| visit(s, w, link, next));
+    None
+}
+
+/// `real`, a canonical path inside the source dir, as the user named it:
+/// through the source dir as configured.
+fn display_below(w: &Walk, real: &Path) -> String {
+    match real.strip_prefix(w.root) {
+        Ok(rel) if rel.as_os_str().is_empty() => w.dir.display().to_string(),
+        Ok(rel) => w.dir.join(rel).display().to_string(),
+        Err(_) => real.display().to_string(),
+    }
 }
 
 fn push(w: &Walk, mut found: Vec<Found>) {
@@ -433,14 +552,23 @@ fn push(w: &Walk, mut found: Vec<Found>) {
     }
 }
 
-/// One non-directory entry: `meta` is its own metadata, or `None` for a
-/// symlink (followed here, and only to a file inside the source dir).
+/// What is known of an entry that is not a walked directory.
+enum Stat {
+    /// Its own metadata.
+    Entry(std::io::Result<std::fs::Metadata>),
+    /// A symlink, and the metadata of what it leads to.
+    Link(std::io::Result<std::fs::Metadata>),
+}
+
+/// One entry that is not a walked directory: a file, or a symlink (taken
+/// only to a file inside the source dir; a symlinked directory inside it
+/// is walked instead).
 fn examine(
     w: &Walk,
     path: PathBuf,
     logical: Option<String>,
     hidden: bool,
-    meta: Option<std::io::Result<std::fs::Metadata>>,
+    stat: Stat,
 ) -> Option<Found> {
     let config = w.config;
     let Some(logical) = logical else {
@@ -467,32 +595,33 @@ fn examine(
         return None;
     }
     let problem = |msg: String| Some(Found::Problem(path.clone(), msg));
-    let meta = match meta {
-        Some(Ok(m)) => m,
-        Some(Err(e)) => return problem(format!("`{}` cannot be read: {e}", path.display())),
-        None => match std::fs::metadata(&path) {
-            Err(e) if e.raw_os_error() == Some(40) => {
-                return problem(format!("`{}`: symlink loop", path.display()));
+    let meta = match stat {
+        Stat::Entry(Ok(m)) => m,
+        Stat::Entry(Err(e)) => {
+            return problem(format!("`{}` cannot be read: {e}", path.display()));
+        }
+        Stat::Link(Err(e)) if e.raw_os_error() == Some(40) => {
+            return problem(format!("`{}`: symlink loop", path.display()));
+        }
+        Stat::Link(Err(e)) => {
+            return problem(format!("`{}`: broken symlink: {e}", path.display()));
+        }
+        Stat::Link(Ok(m)) => {
+            let inside = path.canonicalize().is_ok_and(|t| t.starts_with(w.root));
+            if !inside {
+                return problem(format!(
+                    "`{}`: symlink points outside its source dir `{}`; copy {} in instead",
+                    path.display(),
+                    w.dir.display(),
+                    if m.is_dir() {
+                        "the directory"
+                    } else {
+                        "the file"
+                    }
+                ));
             }
-            Err(e) => {
-                return problem(format!("`{}`: broken symlink: {e}", path.display()));
-            }
-            Ok(m) => {
-                let inside = path.canonicalize().is_ok_and(|t| t.starts_with(w.root));
-                if !inside {
-                    return problem(format!(
-                        "`{}`: symlink points outside its source dir `{}`; copy the file in instead",
-                        path.display(),
-                        w.dir.display()
-                    ));
-                }
-                if m.is_dir() {
-                    let msg = format!("`{}`: symlinked directory not followed", path.display());
-                    return Some(Found::Warning(path, msg));
-                }
-                m
-            }
-        },
+            m
+        }
     };
     if !meta.is_file() {
         let msg = format!(
