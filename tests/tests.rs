@@ -5,6 +5,7 @@ mod cdn;
 mod ci;
 mod cli;
 mod cluster;
+mod config_errors;
 mod env;
 mod faults;
 mod file_target;
