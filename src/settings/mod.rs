@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 mod de;
 mod names;
+mod sources;
 mod values;
 
 use de::{FingerprintSetting, Size};
@@ -834,10 +835,14 @@ fn resolve(
         .transpose()?
         .flatten();
 
+    // Last, as it looks at the file system: the sources against the target.
+    let sources: Vec<PathBuf> = dirs.iter().map(|d| rel(d)).collect();
+    sources::check(&dirs, &sources, &target.url, &url_origin, &manifest_key)?;
+
     Ok(Config {
         path: Some(path.to_path_buf()),
         base_dir: base_dir.to_path_buf(),
-        sources: dirs.iter().map(|d| rel(d)).collect(),
+        sources,
         include: glob_set("[source] include", &include_patterns)?,
         include_all: include_patterns.iter().any(|p| p == "**"),
         include_hidden: glob_set("[source] include", &hidden)?,
