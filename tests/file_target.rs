@@ -1042,3 +1042,110 @@ fn a_local_staticfiles_json_written_into_the_build_is_not_collected() {
         .stdout(predicate::str::contains("no changes"));
     assert!(p.manifest()["files"]["staticfiles.json"].is_null());
 }
+
+/// Every file under `dir` with its bytes: equal means byte-identical.
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    snapshot(dir)
+        .into_iter()
+        .map(|(rel, ..)| {
+            let bytes = std::fs::read(dir.join(&rel)).expect("read");
+            (rel, bytes)
+        })
+        .collect()
+}
+
+/// `dirs = ["published"]` with the default target, `file://./published`,
+/// used to be accepted: each run published the last one's output again,
+/// nested one level deeper. A source dir that is the target directory or
+/// inside it, however it is spelled (`./published/`, `site/../published`,
+/// a symlink, `--target`, an env's `url`), is refused naming both, before
+/// the target or the state DB is touched.
+#[test]
+fn a_source_dir_that_is_the_target_or_inside_it_is_refused_naming_both() {
+    let p = Project::new();
+    p.json(&["publish"]);
+    std::fs::create_dir_all(p.path("fresh")).unwrap();
+    p.write("fresh/a.css", "a{}");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(p.path("published"), p.path("link")).unwrap();
+    let published = tree(&p.path("published"));
+    let state = tree(&p.path(".assetpub"));
+    let mut cases = vec![
+        (
+            "[source]\ndirs = [\"published\"]\n",
+            &[][..],
+            "source dir `published` in `[source] dirs` is the target directory `published`, from the default target",
+        ),
+        (
+            "[source]\ndirs = [\"site\", \"./published/\"]\n",
+            &[][..],
+            "source dir `./published/` in `[source] dirs` is the target directory `published`",
+        ),
+        (
+            "[source]\ndirs = [\"site/../published/css\"]\n[target]\nurl = \"file://./published\"\n",
+            &[][..],
+            "is inside the target directory `published`, from `[target] url`",
+        ),
+        (
+            "[source]\ndirs = [\"site\"]\n",
+            &["--target", "file://site"][..],
+            "source dir `site` in `[source] dirs` is the target directory `site`, from `--target`",
+        ),
+        (
+            "[source]\ndirs = [\"fresh\"]\n[env.local.target]\nurl = \"file://fresh\"\n",
+            &[][..],
+            "is the target directory `fresh`, from `[env.local.target] url`",
+        ),
+    ];
+    if cfg!(unix) {
+        cases.push((
+            "[source]\ndirs = [\"link\"]\n",
+            &[][..],
+            "source dir `link` in `[source] dirs` is the target directory `published`",
+        ));
+    }
+    for (config, args, says) in cases {
+        p.config(config);
+        for command in ["publish", "plan"] {
+            p.cmd()
+                .args(args)
+                .arg(command)
+                .assert()
+                .code(2)
+                .stdout("")
+                .stderr(predicate::str::contains(says))
+                .stderr(predicate::str::contains("hint: point `[source] dirs`"));
+        }
+        assert_eq!(tree(&p.path("published")), published, "{config}");
+        assert_eq!(tree(&p.path(".assetpub")), state, "{config}: state DB");
+        assert_eq!(tree(&p.path("fresh")).len(), 1, "{config}");
+    }
+}
+
+/// A source dir holding an earlier publish's output (its manifest and
+/// `.assetpub/deploys/`) is a published copy, not a build: refused too,
+/// whichever target this run has, so that the output of one config cannot
+/// become the input of the next.
+#[test]
+fn a_source_dir_holding_an_earlier_publish_is_refused() {
+    let p = Project::new();
+    p.json(&["publish"]);
+    let published = tree(&p.path("published"));
+    let state = tree(&p.path(".assetpub"));
+    for config in [
+        "[source]\ndirs = [\"published\"]\n[target]\nurl = \"file://./mirror\"\n",
+        "[source]\ndirs = [\"site\", \"published\"]\n[target]\nurl = \"s3://my-bucket/site\"\n",
+    ] {
+        p.config(config);
+        p.cmd()
+            .arg("publish")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "source dir `published` in `[source] dirs` holds an earlier publish's output (`manifest.json` and `.assetpub/deploys/`)",
+            ));
+        assert!(!p.path("mirror").exists(), "{config}");
+        assert_eq!(tree(&p.path("published")), published, "{config}");
+        assert_eq!(tree(&p.path(".assetpub")), state, "{config}: state DB");
+    }
+}

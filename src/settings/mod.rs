@@ -9,6 +9,13 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+mod de;
+mod names;
+mod sources;
+mod values;
+
+use de::{FingerprintSetting, Size};
+
 pub const DEFAULT_TARGET: &str = "file://./published";
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
@@ -32,63 +39,81 @@ pub const DEFAULT_STABLE: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawConfig {
-    source: RawSource,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::some_settings")]
+    source: Option<RawSource>,
+    #[serde(default, deserialize_with = "de::settings")]
     target: RawTarget,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rules")]
     rules: Vec<RawRule>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::settings")]
     manifest: RawManifest,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::settings")]
     prune: RawPrune,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::settings")]
     rewrite: RawRewrite,
+    #[serde(default, deserialize_with = "de::some_settings")]
     cdn: Option<RawCdn>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "envs")]
     env: BTreeMap<String, RawEnv>,
+    /// The `[env.NAME.target]` that set `url`, once an env is applied.
+    #[serde(skip)]
+    url_from_env: Option<String>,
 }
 
 /// `[env.NAME]`: settings that differ between environments (staging,
 /// production) publishing the same build. Each table overrides the
 /// top-level one of the same name, setting by setting.
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawEnv {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::settings")]
     target: RawTarget,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::settings")]
     manifest: RawManifest,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::settings")]
     prune: RawPrune,
+    #[serde(default, deserialize_with = "de::some_settings")]
     cdn: Option<RawCdn>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+fn envs<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, RawEnv>, D::Error> {
+    de::table::<D, de::Table<RawEnv>>(d).map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawSource {
-    dirs: Vec<String>,
+    #[serde(default, deserialize_with = "de::some_strings")]
+    dirs: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de::some_strings")]
     include: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::strings")]
     exclude: Vec<String>,
     max_file_size: Option<Size>,
+    #[serde(default, deserialize_with = "de::some_strings")]
     allowed_extensions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawTarget {
     url: Option<String>,
     region: Option<String>,
     endpoint: Option<String>,
     path_style: Option<bool>,
     profile: Option<String>,
+    #[serde(default, deserialize_with = "de::count")]
     concurrency: Option<usize>,
     encoding: Option<String>,
     sidecars: Option<bool>,
     public_read: Option<bool>,
+    #[serde(default, deserialize_with = "de::duration_text")]
     lock_ttl: Option<String>,
+    #[serde(default, deserialize_with = "de::duration_text")]
     request_timeout: Option<String>,
 }
 
@@ -112,29 +137,30 @@ impl RawTarget {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawRule {
     #[serde(rename = "match")]
-    pattern: String,
+    pattern: Option<String>,
     fingerprint: Option<FingerprintSetting>,
     cache_control: Option<String>,
     content_type: Option<String>,
     compress: Option<bool>,
     content_disposition: Option<String>,
     content_language: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::table")]
     metadata: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum FingerprintSetting {
-    Bool(bool),
-    Word(String),
+impl de::Element for RawRule {
+    const ARRAY: &'static str = "an array of tables, each one written `[[rules]]`";
+}
+
+fn rules<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<RawRule>, D::Error> {
+    de::List::<de::Table<RawRule>>::deserialize(d).map(|l| l.0.into_iter().map(|r| r.0).collect())
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawManifest {
     key: Option<String>,
     django: Option<bool>,
@@ -152,9 +178,11 @@ impl RawManifest {
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawPrune {
+    #[serde(default, deserialize_with = "de::count")]
     keep: Option<usize>,
+    #[serde(default, deserialize_with = "de::duration_text")]
     min_age: Option<String>,
 }
 
@@ -168,14 +196,16 @@ impl RawPrune {
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawCdn {
     provider: Option<String>,
     distribution_id: Option<String>,
     region: Option<String>,
     endpoint: Option<String>,
     profile: Option<String>,
+    #[serde(default, deserialize_with = "de::some_strings")]
     command: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de::count")]
     max_paths: Option<usize>,
     path_prefix: Option<String>,
 }
@@ -204,7 +234,7 @@ impl RawCdn {
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawRewrite {
     #[serde(default)]
     strict: bool,
@@ -213,14 +243,6 @@ struct RawRewrite {
     #[serde(default)]
     html: bool,
     enabled: Option<bool>,
-}
-
-/// A byte count or a string with a unit.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum Size {
-    Bytes(u64),
-    Text(String),
 }
 
 /// How a file's key is chosen.
@@ -312,8 +334,6 @@ impl CdnProvider {
 }
 
 pub const DEFAULT_MAX_PATHS: usize = 100;
-/// CloudFront accepts at most 3000 paths in progress per distribution.
-const MAX_MAX_PATHS: usize = 3000;
 
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -422,6 +442,9 @@ impl Config {
         overrides: &Overrides,
     ) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        // Each table's values on their own first, so that a mistake is
+        // named by the table it is in (`[env.staging.target] lock_ttl`).
+        values::check_tables(&raw, base_dir)?;
         let config = resolve_env(&raw, overrides.env.as_deref(), path, base_dir, overrides)?;
         // Every environment is checked, not only the chosen one, so that a
         // mistake in production's settings fails the staging run too.
@@ -519,6 +542,7 @@ fn glob_set(setting: &str, patterns: &[String]) -> Result<GlobSet> {
         .map_err(|e| Error::Config(format!("invalid globs in `{setting}`: {e}")))
 }
 
+/// A TOML error with its line and column, and the setting it is about.
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     let location = e
         .span()
@@ -530,6 +554,23 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
         })
         .unwrap_or_default();
     let message = e.message().trim_end().replace('\n', " ");
+    let message = match e.span().and_then(|span| names::culprit(text, &span)) {
+        Some(names::Culprit::Value(setting)) => format!("`{setting}`: {message}"),
+        Some(names::Culprit::Key {
+            table: Some(table), ..
+        }) => format!("in `{table}`: {message}"),
+        Some(names::Culprit::Key { table: None, .. }) => message,
+        // Not TOML: the text where it goes wrong, when that is short (the
+        // key that is there twice).
+        None => match e.span().and_then(|span| text.get(span)) {
+            Some(snippet)
+                if !snippet.trim().is_empty() && snippet.len() <= 60 && !snippet.contains('\n') =>
+            {
+                format!("{message} (`{}`)", snippet.trim())
+            }
+            _ => message,
+        },
+    };
     Error::Config(format!(
         "invalid config `{}{location}`: {message}",
         path.display()
@@ -550,6 +591,9 @@ fn apply_env(raw: &mut RawConfig, name: &str, path: &Path) -> Result<()> {
             path.display()
         )));
     };
+    if env.target.url.is_some() {
+        raw.url_from_env = Some(name.to_string());
+    }
     raw.target = env.target.over(std::mem::take(&mut raw.target));
     raw.manifest = env.manifest.over(std::mem::take(&mut raw.manifest));
     raw.prune = env.prune.over(std::mem::take(&mut raw.prune));
@@ -587,78 +631,106 @@ fn resolve(
     env: Option<&str>,
 ) -> Result<Config> {
     let rel = |p: &str| join_clean(base_dir, p);
-    if raw.source.dirs.is_empty() {
+    let Some(source) = raw.source else {
         return Err(Error::Config(format!(
-            "`[source] dirs` in `{}` is empty: name at least one directory to publish",
+            "`[source]` is missing from `{}`: name the directories to publish in `[source] dirs`",
             path.display()
+        ))
+        .with_hint(
+            "add `[source]` with `dirs = [\"dist\"]`, or run `assetpub init` for a starter file",
+        ));
+    };
+    let dirs = match source.dirs {
+        None => {
+            return Err(Error::Config(format!(
+                "`[source] dirs` is missing from `{}`: name at least one directory to publish, e.g. `dirs = [\"dist\"]`",
+                path.display()
+            )));
+        }
+        Some(dirs) if dirs.is_empty() => {
+            return Err(Error::Config(format!(
+                "`[source] dirs` in `{}` is empty: name at least one directory to publish",
+                path.display()
+            )));
+        }
+        Some(dirs) => dirs,
+    };
+    if let Some(i) = dirs.iter().position(|d| d.trim().is_empty()) {
+        return Err(Error::Config(format!(
+            "`[source] dirs` entry #{} is empty: name a directory, e.g. \"dist\" (\".\" for the config file's own)",
+            i + 1
         )));
     }
-    let include_patterns = raw.source.include.unwrap_or_else(|| vec!["**".to_string()]);
+    let include_patterns = source.include.unwrap_or_else(|| vec!["**".to_string()]);
     let hidden: Vec<String> = include_patterns
         .iter()
         .filter(|p| p.starts_with('.') || p.contains("/."))
         .cloned()
         .chain(std::iter::once(".well-known/**".to_string()))
         .collect();
-    let max_file_size = raw
-        .source
+    let max_file_size = source
         .max_file_size
-        .map(|s| match s {
-            Size::Bytes(n) => Ok(n),
-            Size::Text(t) => parse_size(&t).ok_or_else(|| {
-                Error::Config(format!(
-                    "invalid size `{t}` for `[source] max_file_size`: use a byte count or a unit such as \"25 MiB\" or \"500KB\""
-                ))
-            }),
-        })
+        .as_ref()
+        .map(|s| values::max_file_size("[source] max_file_size", s))
         .transpose()?;
-    let allowed_extensions = raw.source.allowed_extensions.map(|v| {
+    let allowed_extensions: Option<Vec<String>> = source.allowed_extensions.map(|v| {
         v.into_iter()
             .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
             .collect()
     });
-
-    let url = overrides
-        .target
-        .clone()
-        .or(raw.target.url)
-        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
-    let url = parse_target_url(&url, base_dir)?;
-    let encoding = match raw.target.encoding.as_deref() {
-        None | Some("identity") => ObjectEncoding::Identity,
-        Some("gzip") => ObjectEncoding::Gzip,
-        Some("br") => ObjectEncoding::Br,
-        Some(other) => {
+    if let Some(exts) = &allowed_extensions {
+        if exts.is_empty() {
+            return Err(Error::Config(
+                "`[source] allowed_extensions` is empty, so every file would be refused: list the extensions to publish, or remove the setting to allow any".to_string(),
+            ));
+        }
+        if let Some(bad) = exts
+            .iter()
+            .find(|e| e.is_empty() || e.contains(['/', '\\']))
+        {
             return Err(Error::Config(format!(
-                "invalid `[target] encoding = \"{other}\"`: use \"identity\", \"gzip\" or \"br\""
+                "invalid extension `{bad}` in `[source] allowed_extensions`: use names such as \"css\" or \"woff2\""
             )));
         }
+    }
+
+    // Where the target comes from, to name it in errors.
+    let (url, url_origin) = match (&overrides.target, &raw.target.url, &raw.url_from_env) {
+        (Some(url), ..) => (url.clone(), "`--target` (or ASSETPUB_TARGET)".to_string()),
+        (None, Some(url), Some(env)) => (url.clone(), format!("`[env.{env}.target] url`")),
+        (None, Some(url), None) => (url.clone(), "`[target] url`".to_string()),
+        (None, None, _) => (
+            DEFAULT_TARGET.to_string(),
+            "the default target (`[target] url` is not set)".to_string(),
+        ),
     };
-    let concurrency = raw.target.concurrency.unwrap_or(32);
-    if concurrency == 0 || concurrency > 1024 {
-        return Err(Error::Config(format!(
-            "invalid `[target] concurrency = {concurrency}`: use 1 to 1024"
-        )));
+    let url = values::target_url(&url_origin, &url, base_dir)?;
+    let encoding = raw
+        .target
+        .encoding
+        .as_deref()
+        .map(|e| values::encoding("[target] encoding", e))
+        .transpose()?
+        .unwrap_or(ObjectEncoding::Identity);
+    let concurrency =
+        values::concurrency("[target] concurrency", raw.target.concurrency.unwrap_or(32))?;
+    if let Some(e) = &raw.target.endpoint {
+        values::endpoint("[target] endpoint", e)?;
     }
     let lock_ttl = raw
         .target
         .lock_ttl
         .as_deref()
-        .map(|s| duration_setting("[target] lock_ttl", s))
+        .map(|s| values::lock_ttl("[target] lock_ttl", s))
         .transpose()?
         .unwrap_or(std::time::Duration::from_secs(15 * 60));
     let request_timeout = raw
         .target
         .request_timeout
         .as_deref()
-        .map(|s| duration_setting("[target] request_timeout", s))
+        .map(|s| values::request_timeout("[target] request_timeout", s))
         .transpose()?
         .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-    if request_timeout.is_zero() {
-        return Err(Error::Config(
-            "invalid `[target] request_timeout = \"0s\"`: use at least one second".into(),
-        ));
-    }
     let target = Target {
         url,
         region: raw.target.region,
@@ -675,11 +747,16 @@ fn resolve(
 
     let mut rules = Vec::new();
     for (i, r) in raw.rules.into_iter().enumerate() {
-        let matcher = glob(&r.pattern)
+        let Some(pattern) = r.pattern else {
+            return Err(Error::Config(format!(
+                "`[[rules]]` #{} has no `match`: every rule needs a glob, e.g. `match = \"**/*.html\"`",
+                i + 1
+            )));
+        };
+        let matcher = glob(&pattern)
             .map_err(|e| {
                 Error::Config(format!(
-                    "invalid glob `{}` in `[[rules]]` #{}: {e}",
-                    r.pattern,
+                    "invalid glob `{pattern}` in `[[rules]]` #{} match: {e}",
                     i + 1
                 ))
             })?
@@ -691,9 +768,8 @@ fn resolve(
             Some(FingerprintSetting::Word(w)) if w == "keep" => Some(Fingerprint::Keep),
             Some(FingerprintSetting::Word(w)) => {
                 return Err(Error::Config(format!(
-                    "invalid `fingerprint = \"{w}\"` in `[[rules]]` #{} (`{}`): use true, false or \"keep\"",
+                    "invalid `fingerprint = \"{w}\"` in `[[rules]]` #{} (`{pattern}`): use true, false or \"keep\"",
                     i + 1,
-                    r.pattern
                 )));
             }
         };
@@ -713,7 +789,7 @@ fn resolve(
             metadata.insert(name, v);
         }
         rules.push(Rule {
-            pattern: r.pattern,
+            pattern,
             matcher,
             fingerprint,
             cache_control: r.cache_control,
@@ -729,11 +805,7 @@ fn resolve(
         .manifest
         .key
         .unwrap_or_else(|| "manifest.json".to_string());
-    crate::keys::check_key(&manifest_key).map_err(|_| {
-        Error::Config(format!(
-            "invalid `[manifest] key = \"{manifest_key}\"`: use a relative key"
-        ))
-    })?;
+    values::manifest_key("[manifest] key", &manifest_key)?;
     let django = raw.manifest.django.unwrap_or(false);
     if django && manifest_key == crate::keys::STATICFILES_KEY {
         return Err(Error::Config(format!(
@@ -749,7 +821,7 @@ fn resolve(
         .prune
         .min_age
         .as_deref()
-        .map(|s| duration_setting("[prune] min_age", s))
+        .map(|s| values::min_age("[prune] min_age", s))
         .transpose()?
         .unwrap_or(std::time::Duration::from_secs(7 * 86400));
 
@@ -763,14 +835,18 @@ fn resolve(
         .transpose()?
         .flatten();
 
+    // Last, as it looks at the file system: the sources against the target.
+    let sources: Vec<PathBuf> = dirs.iter().map(|d| rel(d)).collect();
+    sources::check(&dirs, &sources, &target.url, &url_origin, &manifest_key)?;
+
     Ok(Config {
         path: Some(path.to_path_buf()),
         base_dir: base_dir.to_path_buf(),
-        sources: raw.source.dirs.iter().map(|d| rel(d)).collect(),
+        sources,
         include: glob_set("[source] include", &include_patterns)?,
         include_all: include_patterns.iter().any(|p| p == "**"),
         include_hidden: glob_set("[source] include", &hidden)?,
-        exclude: glob_set("[source] exclude", &raw.source.exclude)?,
+        exclude: glob_set("[source] exclude", &source.exclude)?,
         max_file_size,
         allowed_extensions,
         target,
@@ -866,12 +942,10 @@ fn resolve_cdn(raw: RawCdn, target: &Target, base_dir: &Path) -> Result<Option<C
             )));
         }
     };
-    let max_paths = raw.max_paths.unwrap_or(DEFAULT_MAX_PATHS);
-    if max_paths == 0 || max_paths > MAX_MAX_PATHS {
-        return Err(Error::Config(format!(
-            "invalid `[cdn] max_paths = {max_paths}`: use 1 to {MAX_MAX_PATHS}"
-        )));
-    }
+    let max_paths = values::max_paths(
+        "[cdn] max_paths",
+        raw.max_paths.unwrap_or(DEFAULT_MAX_PATHS),
+    )?;
     let path_prefix = match raw.path_prefix {
         Some(p) => {
             let p = p.trim_matches('/').to_string();
@@ -893,40 +967,9 @@ fn resolve_cdn(raw: RawCdn, target: &Target, base_dir: &Path) -> Result<Option<C
     }))
 }
 
+/// A target URL (`file://PATH` or `s3://BUCKET/PREFIX`).
 pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        if rest.is_empty() {
-            return Err(Error::Config(format!(
-                "invalid target `{url}`: name a directory, e.g. file://./published"
-            )));
-        }
-        return Ok(TargetUrl::Dir(join_clean(base_dir, rest)));
-    }
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-        if !valid_bucket {
-            return Err(Error::Config(format!(
-                "invalid bucket name `{bucket}` in target `{url}`: 3-63 lowercase letters, digits, `-` or `.`"
-            )));
-        }
-        let prefix = prefix.trim_matches('/').to_string();
-        if !prefix.is_empty() {
-            crate::keys::check_key(&prefix).map_err(|_| {
-                Error::Config(format!("invalid prefix `{prefix}` in target `{url}`"))
-            })?;
-        }
-        return Ok(TargetUrl::S3 {
-            bucket: bucket.to_string(),
-            prefix,
-        });
-    }
-    Err(Error::Config(format!(
-        "unsupported target `{url}`: use file://PATH or s3://BUCKET/PREFIX"
-    )))
+    values::target_url("the target", url, base_dir)
 }
 
 /// `base/p` without the `.` components, so paths print the way users wrote
@@ -970,29 +1013,27 @@ pub fn parse_size(text: &str) -> Option<u64> {
     (num >= 0.0).then_some((num * mult as f64) as u64)
 }
 
-/// "90s", "12h", "7d", "30m", "2w".
+/// The longest duration a setting takes: 100 years.
+const MAX_DURATION_SECS: u64 = 100 * 365 * 86400;
+
+/// "90s", "12h", "7d", "30m", "2w", at most 100 years.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = t.split_at(split);
     let n: u64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "s" => n,
-        "m" | "min" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        "w" => n * 7 * 86400,
+    let unit = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
         _ => return None,
     };
+    // Beyond a century is a typo, and would overflow the clock arithmetic
+    // that deadlines and ages are made of.
+    let secs = n.checked_mul(unit).filter(|s| *s <= MAX_DURATION_SECS)?;
     Some(std::time::Duration::from_secs(secs))
-}
-
-fn duration_setting(setting: &str, text: &str) -> Result<std::time::Duration> {
-    parse_duration(text).ok_or_else(|| {
-        Error::Config(format!(
-            "invalid duration `{text}` for `{setting}`: use a number with s, m, h, d or w, e.g. \"7d\""
-        ))
-    })
 }
 
 /// The starter publish.toml `assetpub init` writes.
@@ -1324,7 +1365,7 @@ command = ["./bin/purge", "--all"]
         let e = with_env(&text, "staging").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("with `[env.broken]`: invalid `[target] concurrency = 0`"),
+                .starts_with("invalid `[env.broken.target] concurrency = 0`"),
             "{e}"
         );
     }
