@@ -685,7 +685,7 @@ mod tests {
     }
 
     fn problems(config: &Config) -> Vec<String> {
-        match collect(config, &CollectingReporter::default()) {
+        match collect(config, &[], &CollectingReporter::default()) {
             Err(Error::Validation(p)) => p,
             Ok(files) => panic!("collected {} files", files.len()),
             Err(e) => panic!("{e}"),
@@ -718,7 +718,12 @@ mod tests {
         );
         // One byte less of prefix: it fits, with identity objects.
         let toml = toml.replace(&prefix, &"p".repeat(158));
-        let files = collect(&config(tmp.path(), &toml), &CollectingReporter::default()).unwrap();
+        let files = collect(
+            &config(tmp.path(), &toml),
+            &[],
+            &CollectingReporter::default(),
+        )
+        .unwrap();
         assert_eq!(files.len(), 1);
         // With sidecars, the `.br` of the fingerprinted object is 3 more.
         let p = problems(&config(tmp.path(), &format!("{toml}sidecars = true\n")));
@@ -726,9 +731,13 @@ mod tests {
         // The same path on a directory target is fine: no segment is long.
         let toml = "[source]\ndirs = [\"site\"]\n";
         assert_eq!(
-            collect(&config(tmp.path(), toml), &CollectingReporter::default())
-                .unwrap()
-                .len(),
+            collect(
+                &config(tmp.path(), toml),
+                &[],
+                &CollectingReporter::default()
+            )
+            .unwrap()
+            .len(),
             1
         );
     }
@@ -751,7 +760,12 @@ mod tests {
         // Kept as it is (bundler output), its name fits; an empty file gets
         // no sidecars.
         let toml = format!("{toml}[[rules]]\nmatch = \"assets/**\"\nfingerprint = \"keep\"\n");
-        let files = collect(&config(tmp.path(), &toml), &CollectingReporter::default()).unwrap();
+        let files = collect(
+            &config(tmp.path(), &toml),
+            &[],
+            &CollectingReporter::default(),
+        )
+        .unwrap();
         assert_eq!(files.len(), 2);
         // Its `.br` would be 253 + 3: still fits. One byte more does not.
         write(

@@ -222,7 +222,7 @@ pub enum OnReleaseError {
 /// previous deploy serving and must not block the next one. The work's
 /// error wins over the release's.
 pub async fn with_lock<T>(
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     command: &str,
     ttl: Duration,
     enforced: bool,
@@ -332,8 +332,8 @@ mod tests {
     use crate::report::CollectingReporter;
     use crate::store::fs::FsStore;
 
-    fn store(dir: &tempfile::TempDir) -> Arc<Store> {
-        Arc::new(Store::Fs(FsStore::new(dir.path().to_path_buf())))
+    fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        Arc::new(FsStore::new(dir.path().to_path_buf()))
     }
 
     /// Work that makes the release fail: the lock's key becomes a
