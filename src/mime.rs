@@ -5,8 +5,10 @@
 //! small, well-known set of web formats.
 
 /// The extension after the last dot of the file name, lowercased. A leading
-/// dot alone (`.htaccess`) is a hidden file's name, not an extension.
-fn extension(logical: &str) -> Option<String> {
+/// dot alone (`.htaccess`) is a hidden file's name, not an extension. The
+/// one place a file name's extension is parsed: content types, the
+/// rewriters' syntax and `allowed_extensions` all ask here.
+pub fn extension(logical: &str) -> Option<String> {
     let name = logical.rsplit('/').next().unwrap_or(logical);
     match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => Some(ext.to_ascii_lowercase()),

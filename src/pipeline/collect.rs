@@ -641,12 +641,8 @@ fn examine(
         ));
     }
     if let Some(allowed) = &config.allowed_extensions {
-        let ext = logical
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase());
-        let ok = ext.as_ref().is_some_and(|e| {
-            allowed.iter().any(|a| a == e) && !logical.ends_with(&format!("/.{e}"))
-        });
+        let ext = crate::mime::extension(&logical);
+        let ok = ext.as_ref().is_some_and(|e| allowed.iter().any(|a| a == e));
         if !ok {
             return problem(format!(
                 "`{}`: extension {} is not in `allowed_extensions`",

@@ -24,11 +24,10 @@ pub enum Syntax {
 impl Syntax {
     /// By the file name's extension, in any case.
     pub fn for_path(logical: &str) -> Syntax {
-        let name = logical.rsplit('/').next().unwrap_or(logical);
-        let Some((_, ext)) = name.rsplit_once('.') else {
+        let Some(ext) = crate::mime::extension(logical) else {
             return Syntax::Other;
         };
-        match ext.to_ascii_lowercase().as_str() {
+        match ext.as_str() {
             "css" => Syntax::Css,
             "js" | "mjs" | "cjs" => Syntax::Js,
             "map" => Syntax::SourceMap,
