@@ -6,6 +6,7 @@ mod ci;
 mod cli;
 mod cluster;
 mod collect;
+mod collisions;
 mod config_errors;
 mod env;
 mod faults;

@@ -15,6 +15,7 @@
 //! publish command's (`commands/publish/upload.rs`).
 
 pub mod cache;
+pub mod claims;
 pub mod collect;
 pub mod compress;
 pub mod hash;

@@ -10,15 +10,16 @@ use serde::Serialize;
 use crate::commands::context::{Context, Served, deploy_record};
 use crate::error::{Conflict, Error, Result};
 use crate::integrations::cdn::Invalidation;
-use crate::pipeline::collect;
+use crate::keys::RESERVED_PREFIX;
 use crate::pipeline::hash;
 use crate::pipeline::payload;
 use crate::pipeline::plan::{self, FileChange, Plan, PlannedObject};
 use crate::pipeline::prepare::{self, Prepared};
+use crate::pipeline::{claims, collect};
 use crate::remote::django;
 use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::Variant;
-use crate::remote::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
+use crate::remote::manifest::{FORMAT_VERSION, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, manifest_meta, object_meta};
 use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
 use crate::report::{Phase, Recording};
@@ -260,7 +261,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     let prepared = prepare::prepare(&config, hashed, &mut StateCache(&mut ctx.state), &recording)?;
     timings.prepare_ms = started.elapsed().as_millis() as u64;
     let warnings = recording.into_warnings();
-    check_reserved_keys(&config, &prepared)?;
+    let layout = Layout::for_config(&config);
+    check_claims(&config, &prepared, layout)?;
     let remote = match remote {
         Some(r) => r,
         None => ctx.remote_manifest().await?,
@@ -270,7 +272,12 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         .iter()
         .map(|p| (p.logical.clone(), p.entry.clone()))
         .collect();
-    let layout = Layout::for_config(&config);
+    if let Some(current) = &remote.manifest {
+        let problems = claims::over_served(&entries, layout, current);
+        if !problems.is_empty() {
+            return Err(Error::Validation(problems));
+        }
+    }
     let known = state_cache::known_objects(&ctx.state, ctx.target.id, || {
         plan::unaccounted(&entries, layout, remote.manifest.as_ref())
     })?;
@@ -398,39 +405,38 @@ fn check_occupied(plan: &Plan) -> Result<()> {
     Err(Error::Validation(problems))
 }
 
-/// Refuses, before anything is uploaded, a file that would be published at
-/// a key assetpub writes itself: its stable copy would overwrite the
-/// manifest (or `staticfiles.json`, or a deploy record) and the next write
-/// of that key would overwrite the file.
-fn check_reserved_keys(config: &Config, files: &[Prepared]) -> Result<()> {
-    let mut problems = Vec::new();
-    for p in files {
-        let keys = std::iter::once(&p.entry.key).chain(p.entry.object.as_ref());
-        for key in keys {
-            let what = if *key == config.manifest_key {
-                "assetpub's manifest (`[manifest] key`)"
-            } else if config.django && key == django::KEY {
-                "Django's staticfiles.json (`[manifest] django`)"
-            } else if key.starts_with(DEPLOYS_PREFIX)
-                || key == LOCK_KEY
-                || key.starts_with(".assetpub/")
-            {
-                "assetpub's own records"
-            } else {
-                continue;
-            };
-            let fix = match config.settings_for(&p.logical).fingerprint {
-                Fingerprint::Yes => "rename or exclude it",
-                Fingerprint::No | Fingerprint::Keep => {
-                    "let it be fingerprinted (drop the `fingerprint` rule for it), rename it, or exclude it"
-                }
-            };
-            problems.push(format!(
-                "`{}` would be published at `{key}`, the key of {what}: {fix}",
-                p.logical
-            ));
-        }
+/// Refuses, before anything remote is read, a deploy in which one key has
+/// two owners: two files, a file and a sidecar, or a file and a key
+/// assetpub writes itself (the manifest, `staticfiles.json`, its records
+/// under `.assetpub/`). Either write would overwrite the other's bytes.
+fn check_claims(config: &Config, files: &[Prepared], layout: Layout) -> Result<()> {
+    let mut reserved = vec![
+        claims::Reserved::new(
+            config.manifest_key.clone(),
+            "the key of assetpub's manifest (`[manifest] key`)",
+        ),
+        claims::Reserved::new(RESERVED_PREFIX, "where assetpub keeps its own records"),
+    ];
+    if config.django {
+        reserved.push(claims::Reserved::new(
+            django::KEY,
+            "the key of Django's staticfiles.json (`[manifest] django`)",
+        ));
     }
+    let fix = |logical: &str| {
+        match config.settings_for(logical).fingerprint {
+            Fingerprint::Yes => "rename or exclude it",
+            Fingerprint::No | Fingerprint::Keep => {
+                "let it be fingerprinted (drop the `fingerprint` rule for it), rename it, or exclude it"
+            }
+        }
+        .to_string()
+    };
+    let entries: BTreeMap<String, crate::remote::manifest::Entry> = files
+        .iter()
+        .map(|p| (p.logical.clone(), p.entry.clone()))
+        .collect();
+    let problems = claims::collisions(&entries, layout, &reserved, &fix);
     if problems.is_empty() {
         Ok(())
     } else {
