@@ -91,7 +91,15 @@ pub enum Command {
         break_lock: bool,
     },
     /// Check every object the current manifest names
-    Verify,
+    Verify {
+        /// Write again what the checks find wrong: stable keys from their
+        /// objects, lost objects from the local build
+        #[arg(long)]
+        repair: bool,
+        /// Take over the deploy lock even if another run holds it
+        #[arg(long)]
+        break_lock: bool,
+    },
     /// Print an nginx server block that serves a file:// target
     NginxConfig {
         /// The `listen` directive: a port or address:port

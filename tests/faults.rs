@@ -27,18 +27,52 @@ fn project(files: usize) -> Project {
             ),
         );
     }
+    for i in 0..PAGES {
+        p.write(&format!("site/p{i}.html"), &page(&format!("p{i}"), 0));
+    }
+    p.write("site/r0.html", &page("r0", 0));
     p.age_sources();
     p
 }
 
+/// Pages served by name (stable keys) besides index.html and about.html.
+const PAGES: usize = 5;
+
+fn page(name: &str, round: u64) -> String {
+    format!("<!doctype html><link rel=stylesheet href=css/s00.css><p>{name} of round {round}</p>")
+}
+
 /// Changes `n` images (and so the stylesheets that reference them), with
-/// content that depends on `round`.
+/// content that depends on `round`, and the pages served by name: index.html
+/// and one more change, the page `r*.html` is renamed, and every other round
+/// a page is removed or comes back.
 fn change(p: &Project, n: usize, round: u64) {
     for i in 0..n {
         p.write_bytes(
             &format!("site/img/i{i:02}.png"),
             &pseudo_random(6_000, round * 1000 + i as u64),
         );
+    }
+    p.write(
+        "site/index.html",
+        &format!(
+            "<!doctype html><link rel=stylesheet href=css/app.css><p>round {round}</p><img src=img/logo.png>"
+        ),
+    );
+    let i = round as usize % PAGES;
+    p.write(&format!("site/p{i}.html"), &page(&format!("p{i}"), round));
+    for e in std::fs::read_dir(p.path("site")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('r') && name.ends_with(".html") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    p.write(&format!("site/r{round}.html"), &page("r", round));
+    let gone = p.path("site/about.html");
+    if round % 2 == 1 {
+        let _ = std::fs::remove_file(gone);
+    } else {
+        p.write("site/about.html", &page("about", round));
     }
 }
 
@@ -84,6 +118,90 @@ pub fn assert_whole(site: &S3Site, allowed: &[Option<&str>]) {
             .is_some(),
         "the deploy record of {deploy} is missing"
     );
+    assert!(
+        m.get("switching").is_none(),
+        "manifest.json still records a switch: {}",
+        m["switching"]
+    );
+    // No page of another deploy is live beside them: every stable key
+    // any deploy ever had is either one of the served deploy's or gone.
+    let served = crate::s3::stable_keys(&m);
+    for key in all_stable_keys(site) {
+        if !served.contains(&key) {
+            assert!(
+                site.s3.head(&site.key(&key)).is_none(),
+                "`{key}`, a page {deploy} does not have, is still live"
+            );
+        }
+    }
+}
+
+/// The stable keys of every deploy recorded at the target.
+fn all_stable_keys(site: &S3Site) -> BTreeSet<String> {
+    site.s3
+        .keys()
+        .into_iter()
+        .filter(|k| k.contains("/.assetpub/deploys/"))
+        .flat_map(|k| {
+            let m: serde_json::Value =
+                serde_json::from_slice(&site.s3.get(&k).expect("deploy record")).unwrap();
+            crate::s3::stable_keys(&m)
+        })
+        .collect()
+}
+
+/// The deploy a manifest records an unfinished switch to, if any.
+fn switching(site: &S3Site) -> Option<String> {
+    site.s3.get(&site.key("manifest.json")).and_then(|b| {
+        let m: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        m["switching"]["to"].as_str().map(String::from)
+    })
+}
+
+/// While a switch is recorded: every stable key holds the bytes of the
+/// served deploy or of the one being switched to, the pages of neither are
+/// mixed with a third, and every immutable object of both is intact.
+fn assert_between(site: &S3Site, to: &str) {
+    let from = site.manifest();
+    let record = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &site
+                .s3
+                .get(&site.key(&format!(".assetpub/deploys/{d}.json")))
+                .expect("record of the deploy being switched to"),
+        )
+        .unwrap()
+    };
+    let to = record(to);
+    let mut allowed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for m in [&from, &to] {
+        for e in m["files"].as_object().unwrap().values() {
+            let key = e["key"].as_str().unwrap();
+            let object = e["object"].as_str().unwrap_or(key);
+            let b = e["blake3"].as_str().unwrap().to_string();
+            assert_eq!(
+                site.s3
+                    .get(&site.key(object))
+                    .map(|x| blake3::hash(&x).to_hex().to_string()),
+                Some(b.clone()),
+                "`{object}` is not intact mid-switch"
+            );
+            if e["object"].is_string() {
+                allowed.entry(key.to_string()).or_default().push(b);
+            }
+        }
+    }
+    for key in all_stable_keys(site) {
+        let now = site
+            .s3
+            .get(&site.key(&key))
+            .map(|x| blake3::hash(&x).to_hex().to_string());
+        match (now, allowed.get(&key)) {
+            (None, _) => {}
+            (Some(h), Some(ok)) if ok.contains(&h) => {}
+            (Some(h), _) => panic!("`{key}` holds {h}, a page of neither deploy of the switch"),
+        }
+    }
 }
 
 /// Runs a publish under `fault` after a first clean deploy and a change of
@@ -279,39 +397,53 @@ fn a_server_that_dies_mid_upload_leaves_the_old_deploy_and_a_rerun_finishes() {
 }
 
 #[test]
-fn a_failing_manifest_switch_leaves_the_old_deploy() {
+fn a_failing_manifest_switch_puts_the_old_pages_back() {
     let site = S3Site::with_project(S3Server::moto(), "switch", project(5), "");
     let d1 = site.json(&["publish"])["deploy"]
         .as_str()
         .unwrap()
         .to_string();
     change(&site.p, 2, 4);
+    site.proxy.reset_counts();
+    // The first write of manifest.json, the mark that starts the switch,
+    // goes through; the switch fails every one of its 6 attempts (the S3
+    // client's `ATTEMPTS`); the store is back for the run's undo.
     site.proxy.set_fault_matching(
         "PUT",
         "/manifest.json",
-        Fault::Status {
-            code: 500,
-            s3_code: "InternalError",
-            times: 10_000,
+        Fault::Pass {
+            requests: 1,
+            then: Box::new(Fault::Status {
+                code: 500,
+                s3_code: "InternalError",
+                times: 6,
+            }),
         },
     );
     let out = site.run(&["publish"]);
     site.proxy.set_fault(Fault::None);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("manifest.json"), "{}", stderr(&out));
-    // The stable keys may already hold the new pages (they are written just
-    // before the switch), but the manifest, the one switch, is the old one
-    // and everything it names is intact.
-    assert_eq!(current(&site).as_deref(), Some(d1.as_str()));
-    let m = site.manifest();
-    for e in m["files"].as_object().unwrap().values() {
-        let object = e["object"].as_str().or(e["key"].as_str()).unwrap();
-        let bytes = site.s3.get(&site.key(object)).unwrap();
-        assert_eq!(
-            blake3::hash(&bytes).to_hex().as_str(),
-            e["blake3"].as_str().unwrap()
-        );
-    }
+    assert!(
+        site.proxy
+            .exchanges()
+            .iter()
+            .any(|x| x.injected && x.method == "PUT" && x.path().ends_with("/manifest.json")),
+        "the switch never failed"
+    );
+    assert!(
+        site.proxy
+            .exchanges()
+            .iter()
+            .any(|x| x.header("x-amz-copy-source").is_some()
+                && x.path().ends_with("/site/index.html")
+                && x.status == Some(200)),
+        "the run never got as far as changing a page"
+    );
+    // The failed run put back the stable keys it had changed (index.html
+    // and the pages changed, renamed or removed) before it gave up: the old
+    // deploy is served whole, pages included, and no switch is recorded.
+    assert_whole(&site, &[Some(d1.as_str())]);
     assert_rerun_finishes(&site);
 }
 
@@ -357,6 +489,7 @@ fn killed_at_random_points_twenty_times_the_site_is_always_whole() {
     deploys.push(second["deploy"].as_str().map(String::from));
     let mut rng = Rng::new();
     let mut killed = 0;
+    let mut inside = 0;
     for round in 0..20u64 {
         change(&site.p, 1 + rng.below(8) as usize, 200 + round);
         site.proxy.reset_counts();
@@ -389,6 +522,15 @@ fn killed_at_random_points_twenty_times_the_site_is_always_whole() {
         // Requests the run had sent before it died still land (the proxy
         // holds each one 15 ms, as a network would): let them.
         std::thread::sleep(Duration::from_millis(300));
+        if let Some(to) = switching(&site) {
+            // Killed inside the switch: pages of both deploys may be live
+            // until the next run undoes it, which `verify` does.
+            assert_between(&site, &to);
+            inside += 1;
+            let v = site.json(&["verify"]);
+            assert_eq!(v["undone_switch"].as_str(), Some(to.as_str()), "{v}");
+            assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+        }
         let now = current(&site);
         if !deploys.contains(&now) {
             deploys.push(now);
@@ -397,6 +539,7 @@ fn killed_at_random_points_twenty_times_the_site_is_always_whole() {
         assert_whole(&site, &allowed);
     }
     assert!(killed >= 15, "only {killed} of 20 runs were killed mid-way");
+    eprintln!("{killed} runs killed, {inside} of them inside the switch");
     site.proxy.set_fault(Fault::None);
     assert_rerun_finishes(&site);
 }
@@ -593,4 +736,119 @@ fn a_file_that_vanishes_after_it_was_hashed_fails_the_run_naming_it() {
         site.s3.head(&site.key(".assetpub/lock")).is_none(),
         "lock released"
     );
+}
+
+/// A publish of a change (pages changed, renamed, removed) killed after it
+/// marked the manifest and changed some stable keys, while the copy of the
+/// others hangs: returns the site, the served deploy and the one being
+/// switched to. At that moment pages of both are live.
+fn killed_inside_the_switch() -> (S3Site, String, String) {
+    let site = S3Site::with_project(S3Server::moto(), "inside", project(3), "concurrency = 2");
+    site.json(&["publish"]);
+    change(&site.p, 1, 1);
+    let d1 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    change(&site.p, 2, 2);
+    site.proxy.reset_counts();
+    // The copies to the pages p*.html hang; index.html's goes through.
+    site.proxy
+        .set_fault_matching("PUT", "/site/p", Fault::Delay { ms: 5_000 });
+    let mut child = site
+        .cmd()
+        .args(["publish", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let index_copied = |site: &S3Site| {
+        site.proxy.exchanges().iter().any(|x| {
+            x.header("x-amz-copy-source").is_some()
+                && x.path().ends_with("/site/index.html")
+                && x.status == Some(200)
+        })
+    };
+    while !index_copied(&site) {
+        assert!(Instant::now() < deadline, "the switch never started");
+        assert!(child.try_wait().unwrap().is_none(), "publish ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    site.proxy.set_fault(Fault::None);
+    std::thread::sleep(Duration::from_millis(200));
+    let to = switching(&site).expect("the manifest records the switch");
+    assert_eq!(current(&site).as_deref(), Some(d1.as_str()));
+    // Half switched, which is what the next run must undo: index.html is
+    // the new deploy's, the rest of the pages the old one's.
+    let served = site.manifest();
+    let index = site.s3.get(&site.key("index.html")).unwrap();
+    assert_ne!(
+        blake3::hash(&index).to_hex().as_str(),
+        served["files"]["index.html"]["blake3"].as_str().unwrap(),
+        "index.html should hold the interrupted deploy's page"
+    );
+    assert_between(&site, &to);
+    (site, d1, to)
+}
+
+#[test]
+fn a_switch_killed_half_way_is_undone_by_verify() {
+    let (site, d1, to) = killed_inside_the_switch();
+    let v = site.json(&["verify"]);
+    assert_eq!(v["undone_switch"].as_str(), Some(to.as_str()), "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_whole(&site, &[Some(d1.as_str())]);
+}
+
+#[test]
+fn a_switch_killed_half_way_is_undone_by_a_rerun_of_the_served_build() {
+    let (site, d1, to) = killed_inside_the_switch();
+    // Back to the build the site serves (the older commit, run again): there
+    // is nothing to upload, and yet the half switch must go.
+    change(&site.p, 1, 1);
+    for i in 0..PAGES {
+        let round = if i == 1 { 1 } else { 0 };
+        site.p
+            .write(&format!("site/p{i}.html"), &page(&format!("p{i}"), round));
+    }
+    site.p
+        .write_bytes("site/img/i01.png", &pseudo_random(6_000, 501));
+    let out = site.run(&["publish", "--json"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["changed"], false, "{report}");
+    assert!(
+        err.contains(&format!("interrupted switch to `{to}`")),
+        "{err}"
+    );
+    assert_whole(&site, &[Some(d1.as_str())]);
+}
+
+#[test]
+fn a_switch_killed_half_way_is_undone_by_the_next_publish_rollback_or_prune() {
+    for command in [
+        &["publish"][..],
+        &["rollback"][..],
+        &["prune", "--keep", "1", "--min-age", "0s"][..],
+    ] {
+        let (site, d1, to) = killed_inside_the_switch();
+        let out = site.run(command);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{command:?}: {err}");
+        assert!(
+            err.contains(&format!("interrupted switch to `{to}`")),
+            "{command:?}: {err}"
+        );
+        let now = current(&site).unwrap();
+        match command[0] {
+            "prune" => assert_eq!(now, d1),
+            _ => assert_ne!(now, d1, "{command:?}"),
+        }
+        assert_whole(&site, &[Some(now.as_str())]);
+        assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
+    }
 }

@@ -606,7 +606,17 @@ fn json_documents_have_stable_fields() {
         ]
     );
     let v = p.json(&["verify"]);
-    assert_eq!(fields(&v), ["deploy", "objects", "problems", "target"]);
+    assert_eq!(
+        fields(&v),
+        [
+            "deploy",
+            "objects",
+            "problems",
+            "repaired",
+            "target",
+            "undone_switch"
+        ]
+    );
     assert_eq!(v["problems"], serde_json::json!([]));
     let n = p.json(&["nginx-config"]);
     assert_eq!(fields(&n), ["nginx_config"]);

@@ -18,5 +18,6 @@ mod pages;
 mod pipeline;
 mod prune;
 mod races;
+mod repair;
 mod s3;
 mod support;

@@ -78,6 +78,7 @@ impl Context {
         let what = format!("`{key}` at {}", self.store.describe());
         // None: the state DB already holds the target's manifest as it is.
         let mut seen = None;
+        let mut fetched_etag = None;
         let manifest = match outcome {
             GetOutcome::Missing => {
                 seen = Some((None, None));
@@ -101,7 +102,12 @@ impl Context {
                 let m = Manifest::parse(&f.bytes, &what)?;
                 let json = String::from_utf8(f.bytes)
                     .map_err(|_| Error::Store(format!("{what} is not UTF-8")))?;
-                seen = Some((f.etag, Some(json)));
+                fetched_etag = f.etag.clone();
+                // A manifest that records a switch under way is not
+                // remembered by its ETag: the next run must read it whole
+                // to see whether the switch finished.
+                let etag = if m.switching.is_some() { None } else { f.etag };
+                seen = Some((etag, Some(json)));
                 Some(m)
             }
         };
@@ -129,7 +135,7 @@ impl Context {
         let etag = match seen {
             Some((etag, json)) => {
                 self.remember(etag.as_deref(), json.as_deref(), remote_deploy.as_deref())?;
-                etag
+                etag.or(fetched_etag)
             }
             // Already in the state DB: rewriting it (megabytes for a large
             // site) on every run is wasted work.
@@ -173,16 +179,21 @@ impl Context {
         Ok(enforced)
     }
 
+    /// The target as the switch sees it.
+    pub fn switch_target(&self, enforced: bool) -> crate::remote::switch::Target<'_> {
+        crate::remote::switch::Target {
+            store: &self.store,
+            manifest_key: &self.config.manifest_key,
+            concurrency: self.config.target.concurrency,
+            enforced,
+            django: self.config.django,
+            reporter: self.reporter.as_ref(),
+        }
+    }
+
     /// Fetches one deploy's manifest from `.assetpub/deploys/`.
     pub async fn deploy_manifest(&self, deploy: &str) -> Result<Option<Manifest>> {
-        if deploy.is_empty() || deploy.contains('/') || deploy.contains("..") {
-            return Ok(None);
-        }
-        let key = Manifest::deploy_key(deploy);
-        match self.store.get(&key, None).await? {
-            GetOutcome::Found(f) => Ok(Some(Manifest::parse(&f.bytes, &format!("`{key}`"))?)),
-            GetOutcome::Missing | GetOutcome::NotModified => Ok(None),
-        }
+        crate::remote::switch::read_deploy(self.store.as_ref(), deploy).await
     }
 }
 

@@ -159,9 +159,13 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             listen,
             server_name,
         } => nginx_config::nginx_config(&load_config(cli)?, listen, server_name),
-        Command::Verify => {
+        Command::Verify { repair, break_lock } => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
-            let r = crate::commands::verify::verify(&mut ctx).await?;
+            let opts = crate::commands::verify::VerifyOptions {
+                repair: *repair,
+                break_lock: *break_lock,
+            };
+            let r = crate::commands::verify::verify(&mut ctx, &opts).await?;
             let mut out = Output::new(cli, &r, || r.render());
             if !r.ok() {
                 out.exit_code = 1;

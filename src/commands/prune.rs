@@ -77,7 +77,7 @@ pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport
         deleted_bytes: 0,
         duration_ms: 0,
     };
-    let Some(current) = remote.manifest else {
+    let Some(current) = remote.manifest.clone() else {
         return Ok(report);
     };
     if opts.dry_run {
@@ -92,7 +92,14 @@ pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport
             enforced,
             opts.break_lock,
             OnReleaseError::Fail,
-            async |_| select_and_delete(ctx, &current, opts, &mut report).await,
+            async |_| {
+                let remote = crate::remote::switch::Remote {
+                    manifest: Some(current.clone()),
+                    etag: remote.etag.clone(),
+                };
+                crate::remote::switch::resolve(&ctx.switch_target(enforced), &remote).await?;
+                select_and_delete(ctx, &current, opts, &mut report).await
+            },
         )
         .await?;
     }

@@ -12,8 +12,8 @@ use crate::integrations::cdn::Invalidation;
 use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::object_meta;
 use crate::remote::manifest::{Manifest, objects_for};
-use crate::remote::switch::{ensure_unmoved, switch_manifest};
-use crate::store::{CopyJob, copy_all};
+use crate::remote::switch::SwitchJob;
+use crate::store::CopyJob;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackReport {
@@ -113,7 +113,7 @@ pub async fn rollback(
         enforced,
         break_lock,
         OnReleaseError::Warn(ctx.reporter.clone()),
-        async |lock| switch(ctx, &remote, &current, &target, lock).await,
+        async |lock| switch(ctx, &remote, &current, &target, lock, enforced).await,
     )
     .await?;
     report.changed = true;
@@ -168,14 +168,13 @@ async fn switch(
     current: &Manifest,
     target: &Manifest,
     lock: &Lock,
+    enforced: bool,
 ) -> Result<usize> {
-    lock.check()?;
-    ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
+    let (remote, _) = crate::remote::switch::resolve(&ctx.switch_target(enforced), remote).await?;
+    // Every stable key of the restored deploy is written, not only those
+    // whose entry differs: a page that drifted is put right too.
     let mut copies = Vec::new();
-    for (logical, entry) in &target.files {
-        if current.files.get(logical) == Some(entry) && current.sidecars == target.sidecars {
-            continue;
-        }
+    for entry in target.files.values() {
         for o in objects_for(entry, target.sidecars, target.object_encoding()) {
             if let Some(from) = o.copy_of {
                 copies.push(CopyJob {
@@ -187,16 +186,6 @@ async fn switch(
         }
     }
     let copied = copies.len();
-    copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?;
-    let staticfiles = ctx
-        .config
-        .django
-        .then(|| crate::remote::django::staticfiles_json(&target.files));
-    if let Some(sf) = &staticfiles {
-        crate::remote::django::write_remote(&ctx.store, sf).await?;
-    }
-    let json = target.to_json();
-    let etag = switch_manifest(&ctx.store, &ctx.config.manifest_key, remote, &json).await?;
     // Stable keys of files the restored deploy does not have.
     let stale: Vec<String> = current
         .files
@@ -206,13 +195,24 @@ async fn switch(
         .filter(|o| o.stable)
         .map(|o| o.key)
         .collect();
-    if !stale.is_empty()
-        && let Err(e) = ctx.store.delete(&stale).await
-    {
-        ctx.reporter.warn(&format!(
-            "could not delete stable keys of files the restored deploy lacks: {e}"
-        ));
-    }
+    let staticfiles = ctx
+        .config
+        .django
+        .then(|| crate::remote::django::staticfiles_json(&target.files));
+    let json = target.settled().to_json();
+    let etag = crate::remote::switch::switch(
+        &ctx.switch_target(enforced),
+        lock,
+        &remote,
+        SwitchJob {
+            to: target.clone(),
+            to_json: json.clone(),
+            stable: copies,
+            remove: stale,
+            staticfiles: staticfiles.clone(),
+        },
+    )
+    .await?;
     ctx.state
         .record_deploy(ctx.target.id, &deploy_record(target, None))?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");

@@ -5,18 +5,34 @@ use std::io::Read;
 
 use serde::Serialize;
 
+use std::collections::HashSet;
+
 use crate::commands::context::Context;
 use crate::concurrency::limited;
-use crate::error::{Error, Result};
-use crate::remote::manifest::object_meta;
-use crate::remote::manifest::{Entry, ObjectRef, Variant, objects_for};
-use crate::store::{ContentDigest, Head, Store};
+use crate::error::{Conflict, Error, Result};
+use crate::remote::lock::{OnReleaseError, with_lock};
+use crate::remote::manifest::{Entry, Manifest, ObjectRef, Variant, objects_for};
+use crate::remote::manifest::{manifest_meta, object_meta};
+use crate::remote::switch::{ensure_unmoved, resolve};
+use crate::store::{Body, Condition, ContentDigest, CopyJob, Head, NoObserver, Store, copy_all};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     pub key: String,
     pub logical: String,
     pub problem: String,
+    /// The object the key should be, for the repair.
+    #[serde(skip)]
+    object: Option<(Entry, ObjectRef)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Put right what the checks find: stable keys from their objects,
+    /// lost objects from the local build, the deploy record from the
+    /// manifest, `staticfiles.json` from the entries.
+    pub repair: bool,
+    pub break_lock: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +41,15 @@ pub struct VerifyReport {
     pub deploy: Option<String>,
     pub objects: usize,
     pub problems: Vec<Problem>,
+    /// Keys `--repair` wrote.
+    pub repaired: Vec<String>,
+    /// The deploy of an interrupted switch that was undone first.
+    pub undone_switch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
+
+const REPAIR_HINT: &str = "run `assetpub verify --repair`: it writes stable keys again from their objects, uploads lost objects again from the local build when it holds their bytes, and rewrites the deploy record and staticfiles.json; `assetpub rollback` restores a deploy whose objects the build no longer holds";
 
 impl VerifyReport {
     pub fn ok(&self) -> bool {
@@ -37,6 +61,19 @@ impl VerifyReport {
             return format!("no deploy at {}: nothing to verify\n", self.target);
         };
         let mut out = String::new();
+        if let Some(to) = &self.undone_switch {
+            out.push_str(&format!(
+                "undid an interrupted switch to {to}: {deploy} is served whole again\n"
+            ));
+        }
+        if !self.repaired.is_empty() {
+            out.push_str(&format!(
+                "repaired {} key{}: {}\n",
+                self.repaired.len(),
+                if self.repaired.len() == 1 { "" } else { "s" },
+                self.repaired.join(", ")
+            ));
+        }
         for p in &self.problems {
             out.push_str(&format!("`{}` ({}): {}\n", p.key, p.logical, p.problem));
         }
@@ -53,43 +90,113 @@ impl VerifyReport {
                 self.objects,
                 self.target
             ));
+            if let Some(hint) = &self.hint {
+                out.push_str(&format!("hint: {hint}\n"));
+            }
         }
         out
     }
 }
 
-pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
-    let remote = ctx.remote_manifest().await?;
+pub async fn verify(ctx: &mut Context, opts: &VerifyOptions) -> Result<VerifyReport> {
+    let mut remote = ctx.remote_manifest().await?;
     let mut report = VerifyReport {
         target: ctx.store.describe(),
         deploy: None,
         objects: 0,
         problems: Vec::new(),
+        repaired: Vec::new(),
+        undone_switch: None,
+        hint: None,
     };
-    let Some(m) = remote.manifest else {
+    let Some(marked) = remote.manifest.clone() else {
         return Ok(report);
     };
+    if let Some(sw) = &marked.switching {
+        let enforced = ctx.conditional_writes().await?;
+        let resolved = with_lock(
+            ctx.store.clone(),
+            "verify",
+            ctx.config.target.lock_ttl,
+            enforced,
+            opts.break_lock,
+            OnReleaseError::Warn(ctx.reporter.clone()),
+            async |_| resolve(&ctx.switch_target(enforced), &remote).await,
+        )
+        .await;
+        match resolved {
+            Ok((settled, undone)) => {
+                remote = settled;
+                report.undone_switch = undone;
+            }
+            Err(e) if e.conflict_kind() == Some(Conflict::LockHeld) => {
+                report.problems.push(Problem {
+                    key: ctx.config.manifest_key.clone(),
+                    logical: "-".into(),
+                    problem: format!(
+                        "a switch to `{}` is under way ({e}); its stable keys change until it ends",
+                        sw.to
+                    ),
+                    object: None,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let m = remote
+        .manifest
+        .clone()
+        .expect("a settled manifest is still a manifest");
     report.deploy = Some(m.deploy.clone());
-    if ctx
-        .store
-        .head(&crate::remote::manifest::Manifest::deploy_key(&m.deploy))
-        .await?
-        .is_none()
-    {
-        report.problems.push(Problem {
-            key: crate::remote::manifest::Manifest::deploy_key(&m.deploy),
+    let (objects, problems) = check_all(ctx, &m).await?;
+    report.objects = objects;
+    report.problems.extend(problems);
+    if opts.repair && !report.problems.is_empty() {
+        let enforced = ctx.conditional_writes().await?;
+        let problems = std::mem::take(&mut report.problems);
+        report.repaired = with_lock(
+            ctx.store.clone(),
+            "verify --repair",
+            ctx.config.target.lock_ttl,
+            enforced,
+            opts.break_lock,
+            OnReleaseError::Warn(ctx.reporter.clone()),
+            async |lock| {
+                lock.check()?;
+                ensure_unmoved(&ctx.store, &ctx.config.manifest_key, &remote).await?;
+                repair(ctx, &m, &problems).await
+            },
+        )
+        .await?;
+        report.problems = check_all(ctx, &m).await?.1;
+    }
+    if !report.problems.is_empty() {
+        report.hint = Some(REPAIR_HINT.into());
+    }
+    Ok(report)
+}
+
+/// Every object `m` names, checked; how many there are, and the problems.
+async fn check_all(ctx: &Context, m: &Manifest) -> Result<(usize, Vec<Problem>)> {
+    let mut problems = Vec::new();
+    let deploy_key = Manifest::deploy_key(&m.deploy);
+    if ctx.store.head(&deploy_key).await?.is_none() {
+        problems.push(Problem {
+            key: deploy_key,
             logical: "-".into(),
             problem: "the deploy's versioned manifest is missing: it cannot be rolled back to"
                 .into(),
+            object: None,
         });
     }
     if ctx.config.django {
         let json = crate::remote::django::staticfiles_json(&m.files);
         if !crate::remote::django::remote_is_current(&ctx.store, &json).await? {
-            report.problems.push(Problem {
+            problems.push(Problem {
                 key: crate::remote::django::KEY.into(),
                 logical: "-".into(),
-                problem: "missing, or does not map the current deploy's files (`[manifest] django = true`): run `assetpub publish` to rewrite it".into(),
+                problem: "missing, or does not map the current deploy's files (`[manifest] django = true`)".into(),
+                object: None,
             });
         }
     }
@@ -100,7 +207,7 @@ pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
             work.push((logical.clone(), entry.clone(), o));
         }
     }
-    report.objects = work.len();
+    let count = work.len();
     let store = ctx.store.clone();
     let checked = limited(
         ctx.config.target.concurrency,
@@ -110,18 +217,108 @@ pub async fn verify(ctx: &mut Context) -> Result<VerifyReport> {
             async move {
                 let problem = check(&store, &entry, &o, headers_matter).await?;
                 Ok::<_, Error>(problem.map(|problem| Problem {
-                    key: o.key,
+                    key: o.key.clone(),
                     logical,
                     problem,
+                    object: Some((entry, o)),
                 }))
             }
         },
     )
     .try_collect(|e| Error::Runtime(format!("verify task failed: {e}")))
     .await?;
-    report.problems.extend(checked.into_iter().flatten());
-    report.problems.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(report)
+    problems.extend(checked.into_iter().flatten());
+    problems.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok((count, problems))
+}
+
+/// Writes again what `problems` found wrong; returns the keys written.
+/// Lost or damaged objects come from the local build, and only when it
+/// holds the very bytes the manifest names; stable keys are copied from
+/// their objects once those are right.
+async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result<Vec<String>> {
+    let mut repaired = Vec::new();
+    let broken: HashSet<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    let lost: Vec<&(Entry, ObjectRef)> = problems
+        .iter()
+        .filter_map(|p| p.object.as_ref())
+        .filter(|(_, o)| !o.stable)
+        .collect();
+    let mut restored: HashSet<String> = HashSet::new();
+    if !lost.is_empty() {
+        let wanted: Vec<(String, String, Variant)> = lost
+            .iter()
+            .map(|(e, o)| {
+                let logical = m
+                    .files
+                    .iter()
+                    .find(|(_, x)| *x == e)
+                    .map(|(l, _)| l.clone())
+                    .unwrap_or_default();
+                (logical, e.blake3.clone(), o.variant)
+            })
+            .collect();
+        let bodies = crate::commands::publish::local_objects(ctx, &wanted).await?;
+        for ((entry, o), body) in lost.into_iter().zip(bodies) {
+            let Some(body) = body else { continue };
+            if body.len() != expected_size(entry, o.variant) {
+                continue;
+            }
+            ctx.store
+                .put(
+                    &o.key,
+                    body,
+                    &object_meta(entry, o.variant, false),
+                    Condition::None,
+                    &NoObserver,
+                )
+                .await?;
+            restored.insert(o.key.clone());
+            repaired.push(o.key.clone());
+        }
+    }
+    let copies: Vec<CopyJob> = problems
+        .iter()
+        .filter_map(|p| p.object.as_ref())
+        .filter(|(_, o)| o.stable)
+        .filter_map(|(entry, o)| {
+            let from = o.copy_of.clone()?;
+            (!broken.contains(from.as_str()) || restored.contains(&from)).then(|| CopyJob {
+                from,
+                to: o.key.clone(),
+                meta: object_meta(entry, o.variant, true),
+            })
+        })
+        .collect();
+    repaired.extend(copies.iter().map(|c| c.to.clone()));
+    copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?;
+    let deploy_key = Manifest::deploy_key(&m.deploy);
+    if broken.contains(deploy_key.as_str()) {
+        ctx.store
+            .put(
+                &deploy_key,
+                Body::Bytes(std::sync::Arc::new(m.settled().to_json())),
+                &manifest_meta(),
+                Condition::IfAbsent,
+                &NoObserver,
+            )
+            .await?;
+        repaired.push(deploy_key);
+    }
+    if ctx.config.django && broken.contains(crate::remote::django::KEY) {
+        let json = crate::remote::django::staticfiles_json(&m.files);
+        crate::remote::django::write_remote(&ctx.store, &json).await?;
+        repaired.push(crate::remote::django::KEY.into());
+    }
+    repaired.sort();
+    Ok(repaired)
+}
+
+fn expected_size(entry: &Entry, variant: Variant) -> u64 {
+    match variant {
+        Variant::Identity => entry.size,
+        v => entry.encodings.get(v.name()).copied().unwrap_or(0),
+    }
 }
 
 async fn check(
@@ -133,10 +330,7 @@ async fn check(
     let Some(head) = store.head(&o.key).await? else {
         return Ok(Some("missing".into()));
     };
-    let expected_size = match o.variant {
-        Variant::Identity => entry.size,
-        v => entry.encodings.get(v.name()).copied().unwrap_or(0),
-    };
+    let expected_size = expected_size(entry, o.variant);
     if head.size != expected_size {
         return Ok(Some(format!(
             "size {} but the manifest says {expected_size}",

@@ -396,6 +396,7 @@ mod tests {
                 .iter()
                 .map(|(l, e)| (l.to_string(), e.clone()))
                 .collect(),
+            switching: None,
         }
     }
 

@@ -272,6 +272,7 @@ mod tests {
             files: [about()].into_iter().collect(),
             sidecars: true,
             encoding: "identity".into(),
+            switching: None,
         };
         // about.html changed, and a new page is named like its old object.
         let files: BTreeMap<_, _> = [

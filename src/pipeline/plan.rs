@@ -294,6 +294,7 @@ mod tests {
             sidecars: false,
             encoding: "identity".into(),
             files: files.clone(),
+            switching: None,
         }
     }
 

@@ -31,6 +31,21 @@ pub struct Manifest {
     #[serde(default = "identity")]
     pub encoding: String,
     pub files: BTreeMap<String, Entry>,
+    /// Set on the served manifest (whose deploy it still names) from the
+    /// moment a run starts changing stable keys until its switch: the
+    /// record by which the next run finds an interrupted switch and undoes
+    /// it. Never in a deploy record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switching: Option<Box<Switching>>,
+}
+
+/// A switch under way: the deploy the stable keys are being changed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switching {
+    pub to: String,
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 fn identity() -> String {
@@ -105,6 +120,16 @@ impl Variant {
     }
 }
 
+/// Whether `id` can name a deploy record: one key segment of plain
+/// characters.
+pub fn is_deploy_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// One object a manifest entry needs on the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
@@ -126,6 +151,14 @@ impl Manifest {
             Ok(m) if m.version <= FORMAT_VERSION => m,
             parsed => return Err(Manifest::refusal(bytes, what, parsed.err())),
         };
+        if let Some(sw) = &m.switching
+            && !is_deploy_id(&sw.to)
+        {
+            return Err(Error::Store(format!(
+                "{what} names an invalid deploy `{}` as being switched to; refusing to use it",
+                sw.to
+            )));
+        }
         for (logical, entry) in &m.files {
             for key in std::iter::once(&entry.key).chain(entry.object.as_ref()) {
                 crate::keys::check_key(key).map_err(|_| {
@@ -172,6 +205,14 @@ impl Manifest {
         let mut v = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
         v.push(b'\n');
         v
+    }
+
+    /// The manifest as served once no switch is under way.
+    pub fn settled(&self) -> Manifest {
+        Manifest {
+            switching: None,
+            ..self.clone()
+        }
     }
 
     pub fn deploy_key(deploy: &str) -> String {
@@ -394,6 +435,7 @@ mod tests {
             sidecars: false,
             encoding: "identity".into(),
             files: BTreeMap::new(),
+            switching: None,
         };
         let id = deploy_id(t, &m);
         assert!(id.starts_with("20261123T200135Z-"), "{id}");
@@ -493,6 +535,7 @@ mod tests {
                 entry("index.html", Some("index.3f2a9c1b7d4e.html")),
             )]
             .into(),
+            switching: None,
         };
         assert_eq!(Manifest::parse(&m.to_json(), "m").unwrap(), m);
     }
@@ -522,6 +565,7 @@ mod tests {
                 ),
             ]
             .into(),
+            switching: None,
         };
         let base = m.to_json();
         let splices: [&[u8]; 8] = [

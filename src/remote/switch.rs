@@ -1,11 +1,18 @@
-//! The switch: `manifest.json` written once, conditional on the version the
-//! run started from, and the check that nobody moved it in between.
+//! The switch: the served `manifest.json` marked with the deploy being
+//! switched to, the stable keys changed, then `manifest.json` written,
+//! each write conditional on the version before it. A switch interrupted
+//! in between is found by its mark and undone ([`resolve`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Conflict, Error, Result};
-use crate::remote::manifest::{Manifest, manifest_meta};
-use crate::store::{Body, Condition, GetOutcome, NoObserver, PutOutcome, Store};
+use crate::remote::django;
+use crate::remote::lock::Lock;
+use crate::remote::manifest::{Entry, Manifest, ObjectRef, Switching, manifest_meta};
+use crate::remote::manifest::{object_meta, objects_for};
+use crate::report::Reporter;
+use crate::store::{Body, Condition, CopyJob, GetOutcome, NoObserver, PutOutcome, Store, copy_all};
 
 /// The remote `manifest.json` as this run found it.
 #[derive(Debug, Clone)]
@@ -78,5 +85,228 @@ pub async fn switch_manifest(
             }
             Err(moved_error(store, key).await)
         }
+    }
+}
+
+/// What a switch makes live: the deploy's manifest, the stable keys it
+/// (re)writes, the stable keys of the files it drops, and Django's
+/// `staticfiles.json` when that is on.
+pub struct SwitchJob {
+    pub to: Manifest,
+    pub to_json: Vec<u8>,
+    pub stable: Vec<CopyJob>,
+    pub remove: Vec<String>,
+    pub staticfiles: Option<Vec<u8>>,
+}
+
+/// Where the switch runs, and how.
+pub struct Target<'a> {
+    pub store: &'a Arc<dyn Store>,
+    pub manifest_key: &'a str,
+    pub concurrency: usize,
+    /// Whether the store enforces `If-Match`: then marking the manifest is
+    /// itself the check that nobody moved it.
+    pub enforced: bool,
+    pub django: bool,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// Makes `job.to` live: marks the served manifest with the switch (the
+/// record an interrupted run leaves behind), changes the stable keys,
+/// removes the dropped ones, then writes the manifest, the one switch.
+/// A run that fails in between undoes its own changes before it returns
+/// the error. Returns the manifest's new ETag.
+pub async fn switch(
+    t: &Target<'_>,
+    lock: &Lock,
+    remote: &Remote,
+    job: SwitchJob,
+) -> Result<Option<String>> {
+    lock.check()?;
+    if !t.enforced || remote.manifest.is_none() {
+        ensure_unmoved(t.store.as_ref(), t.manifest_key, remote).await?;
+    }
+    let marked = mark(t, remote, &job.to.deploy).await?;
+    let result = async {
+        copy_all(t.store, job.stable, t.concurrency).await?;
+        if !job.remove.is_empty() {
+            t.store.delete(&job.remove).await?;
+        }
+        if let Some(sf) = &job.staticfiles {
+            django::write_remote(t.store.as_ref(), sf).await?;
+        }
+        lock.check()?;
+        switch_manifest(t.store.as_ref(), t.manifest_key, &marked, &job.to_json).await
+    }
+    .await;
+    let Err(e) = result else {
+        return result;
+    };
+    let Some(from) = &marked.manifest else {
+        // A first deploy: nothing was live before, and the next publish
+        // writes every stable key again.
+        return Err(e);
+    };
+    match undo(t, from, marked.etag.as_deref(), Some(&job.to)).await {
+        Ok(_) => Err(e),
+        Err(u) => {
+            t.reporter.warn(&format!(
+                "could not undo the stable keys this run changed ({u}); the next publish, rollback, prune or verify undoes them"
+            ));
+            Err(e)
+        }
+    }
+}
+
+/// Writes the served manifest again with the switch to `to` recorded in
+/// it, conditional on the version this run read. A first deploy has no
+/// manifest to mark.
+async fn mark(t: &Target<'_>, remote: &Remote, to: &str) -> Result<Remote> {
+    let Some(current) = &remote.manifest else {
+        return Ok(remote.clone());
+    };
+    let marked = Manifest {
+        switching: Some(Box::new(Switching {
+            to: to.to_string(),
+            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            by: Some(format!(
+                "{}:{}",
+                gethostname::gethostname().to_string_lossy(),
+                std::process::id()
+            )),
+        })),
+        ..current.settled()
+    };
+    let json = marked.to_json();
+    let etag = switch_manifest(t.store.as_ref(), t.manifest_key, remote, &json).await?;
+    Ok(Remote {
+        manifest: Some(marked),
+        etag,
+    })
+}
+
+/// Puts back the stable keys of `marked`'s deploy that a switch to `to`
+/// may have changed (all of them when `to`'s record is gone), deletes those
+/// only `to` has, rewrites `staticfiles.json`, then writes the manifest
+/// without the mark. Returns the settled manifest and its ETag.
+async fn undo(
+    t: &Target<'_>,
+    marked: &Manifest,
+    etag: Option<&str>,
+    to: Option<&Manifest>,
+) -> Result<Remote> {
+    let from = marked.settled();
+    let stable = |m: &Manifest| -> HashMap<String, (Entry, ObjectRef)> {
+        m.files
+            .values()
+            .flat_map(|e| {
+                objects_for(e, m.sidecars, m.object_encoding())
+                    .into_iter()
+                    .filter(|o| o.stable)
+                    .map(move |o| (o.key.clone(), (e.clone(), o)))
+            })
+            .collect()
+    };
+    let before = stable(&from);
+    let after = to.map(stable).unwrap_or_default();
+    let restore: Vec<CopyJob> = before
+        .iter()
+        .filter(|(key, (entry, o))| {
+            after
+                .get(*key)
+                .is_none_or(|(e, a)| e != entry || a.copy_of != o.copy_of)
+                || to.is_none()
+        })
+        .map(|(key, (entry, o))| CopyJob {
+            from: o.copy_of.clone().expect("a stable key has an object"),
+            to: key.clone(),
+            meta: object_meta(entry, o.variant, true),
+        })
+        .collect();
+    let extra: Vec<String> = after
+        .keys()
+        .filter(|k| !before.contains_key(*k))
+        .cloned()
+        .collect();
+    copy_all(t.store, restore, t.concurrency).await?;
+    if !extra.is_empty() {
+        t.store.delete(&extra).await?;
+    }
+    if t.django {
+        django::write_remote(t.store.as_ref(), &django::staticfiles_json(&from.files)).await?;
+    }
+    let condition = Remote {
+        manifest: Some(marked.clone()),
+        etag: etag.map(String::from),
+    };
+    let etag = switch_manifest(
+        t.store.as_ref(),
+        t.manifest_key,
+        &condition,
+        &from.to_json(),
+    )
+    .await?;
+    Ok(Remote {
+        manifest: Some(from),
+        etag,
+    })
+}
+
+/// Undoes a switch that a run (killed, or failed and unable to undo it
+/// itself) left recorded in the served manifest. Call it holding the lock:
+/// nobody else is switching then. `remote` is the manifest as read before
+/// the lock was taken; it is read again. Returns the manifest to go on
+/// from, and the deploy whose switch was undone.
+pub async fn resolve(t: &Target<'_>, remote: &Remote) -> Result<(Remote, Option<String>)> {
+    if remote
+        .manifest
+        .as_ref()
+        .is_none_or(|m| m.switching.is_none())
+    {
+        return Ok((remote.clone(), None));
+    }
+    let (manifest, etag) = match t.store.get(t.manifest_key, None).await? {
+        GetOutcome::Found(f) => (
+            Manifest::parse(&f.bytes, &format!("`{}`", t.manifest_key))?,
+            f.etag,
+        ),
+        GetOutcome::Missing | GetOutcome::NotModified => {
+            return Err(moved_error(t.store.as_ref(), t.manifest_key).await);
+        }
+    };
+    let Some(sw) = manifest.switching.clone() else {
+        // Someone settled it since it was read: this run's view is stale.
+        return Err(moved_error(t.store.as_ref(), t.manifest_key).await);
+    };
+    let to = read_deploy(t.store.as_ref(), &sw.to).await?;
+    if to.is_none() {
+        t.reporter.warn(&format!(
+            "the interrupted switch names deploy `{}`, whose record is gone: every stable key of `{}` is written again",
+            sw.to, manifest.deploy
+        ));
+    }
+    let settled = undo(t, &manifest, etag.as_deref(), to.as_ref()).await?;
+    t.reporter.warn(&format!(
+        "found an interrupted switch to `{}` (started {}{}): undone, `{}` is served whole again",
+        sw.to,
+        sw.started,
+        sw.by
+            .as_deref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default(),
+        manifest.deploy
+    ));
+    Ok((settled, Some(sw.to)))
+}
+
+/// One deploy's record from `.assetpub/deploys/`, if it is there.
+pub async fn read_deploy(store: &dyn Store, deploy: &str) -> Result<Option<Manifest>> {
+    if !crate::remote::manifest::is_deploy_id(deploy) {
+        return Ok(None);
+    }
+    let key = Manifest::deploy_key(deploy);
+    match store.get(&key, None).await? {
+        GetOutcome::Found(f) => Ok(Some(Manifest::parse(&f.bytes, &format!("`{key}`"))?)),
+        GetOutcome::Missing | GetOutcome::NotModified => Ok(None),
     }
 }

@@ -36,6 +36,11 @@ pub enum Fault {
         after_bytes: usize,
         times: u32,
     },
+    /// Let the next `requests` requests through, then act as `then`.
+    Pass {
+        requests: u32,
+        then: Box<Fault>,
+    },
     /// Hold every request this long before forwarding it.
     Delay {
         ms: u64,
@@ -228,6 +233,15 @@ impl Shared {
         let fault = &mut armed.fault;
         match fault {
             Fault::None => forward,
+            Fault::Pass { requests: 0, then } => {
+                *fault = (**then).clone();
+                drop(armed);
+                self.action(head)
+            }
+            Fault::Pass { requests, .. } => {
+                *requests -= 1;
+                forward
+            }
             Fault::Delay { ms } => Action::Forward {
                 delay_ms: *ms,
                 drop_after: None,

@@ -21,7 +21,7 @@ use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::Variant;
 use crate::remote::manifest::{FORMAT_VERSION, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, manifest_meta, object_meta};
-use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
+use crate::remote::switch::{self, Remote, SwitchJob, ensure_unmoved};
 use crate::report::{Phase, Recording};
 use crate::settings::{Config, Fingerprint};
 use crate::state::PreparedFrom;
@@ -227,10 +227,12 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
                 let plan = Plan::unchanged(BTreeMap::new(), file_count, layout);
                 return Ok(reuse(plan, remote, deploy));
             }
+            // A manifest that records an interrupted switch keeps its
+            // entries: undoing the switch needs them.
             Served::Fetched(mut r)
                 if r.manifest
                     .as_ref()
-                    .is_some_and(|m| m.deploy == earlier.deploy) =>
+                    .is_some_and(|m| m.deploy == earlier.deploy && m.switching.is_none()) =>
             {
                 // Moved, not copied: for a large site the entries are most
                 // of the memory a run uses, and nothing after this reads
@@ -320,6 +322,48 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         timings,
         inputs,
     })
+}
+
+/// The local build, collected, hashed and prepared as a publish would, for
+/// a repair that needs the bytes of objects the target lost. With the
+/// bodies of the objects `wanted` asks for ((logical, blake3, variant)):
+/// None for one the build does not hold.
+pub async fn local_objects(
+    ctx: &mut Context,
+    wanted: &[(String, String, Variant)],
+) -> Result<Vec<Option<Body>>> {
+    let walk = Walk::start(&ctx.config, ctx.reporter.clone());
+    let scan_start = walk.scan_start;
+    let (collected, _) = walk.finish();
+    let mut timings = Timings::default();
+    let mut hashed = 0;
+    let (files, _) = hash_tree(
+        ctx,
+        (collected?, None),
+        scan_start,
+        &mut timings,
+        &mut hashed,
+    )?;
+    let config = ctx.config.clone();
+    let recording = Recording::new(ctx.reporter.as_ref());
+    let prepared = prepare::prepare(&config, files, &mut StateCache(&mut ctx.state), &recording)?;
+    let by_logical: HashMap<&str, &Prepared> =
+        prepared.iter().map(|p| (p.logical.as_str(), p)).collect();
+    let found: Vec<Option<(&Prepared, Variant)>> = wanted
+        .iter()
+        .map(|(logical, blake3, variant)| {
+            by_logical
+                .get(logical.as_str())
+                .filter(|p| p.entry.blake3 == *blake3)
+                .map(|p| (*p, *variant))
+        })
+        .collect();
+    let objects: Vec<(&Prepared, Variant)> = found.iter().flatten().copied().collect();
+    let mut payloads = payload::payloads(&objects, config.rewrite_js_imports)?.into_iter();
+    Ok(found
+        .iter()
+        .map(|f| f.map(|_| upload::body(payloads.next().expect("one payload an object"))))
+        .collect())
 }
 
 /// blake3 of every collected file the stat cache cannot vouch for (the
@@ -568,13 +612,39 @@ pub async fn publish(
     } else {
         None
     };
+    let interrupted = remote
+        .manifest
+        .as_ref()
+        .and_then(|m| m.switching.as_ref())
+        .map(|s| s.to.clone());
+    if let Some(to) = &interrupted
+        && (opts.dry_run || report.changed)
+    {
+        ctx.reporter.warn(&format!(
+            "the served manifest records a switch to `{to}` that did not finish: {}",
+            if opts.dry_run {
+                "the next publish, rollback, prune or verify undoes it"
+            } else {
+                "this run undoes it first"
+            }
+        ));
+    }
     if opts.dry_run || !report.changed {
+        if interrupted.is_some() && !opts.dry_run {
+            settle(ctx, opts, &remote).await?;
+        }
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
     if !plan.has_changes() {
         let json = staticfiles.expect("only staticfiles.json can change without a plan change");
-        refresh_staticfiles(ctx, opts, &remote, &json, &report).await?;
+        if interrupted.is_some() {
+            // Undoing writes staticfiles.json of the served deploy.
+            settle(ctx, opts, &remote).await?;
+            django::write_local_if_changed(ctx.config.django_local.as_deref(), &json)?;
+        } else {
+            refresh_staticfiles(ctx, opts, &remote, &json, &report).await?;
+        }
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
@@ -588,6 +658,7 @@ pub async fn publish(
         opts.break_lock,
         OnReleaseError::Warn(ctx.reporter.clone()),
         async |lock| {
+            let (remote, _) = switch::resolve(&ctx.switch_target(enforced), &remote).await?;
             let live = deploy(
                 ctx,
                 &plan,
@@ -623,6 +694,28 @@ pub async fn publish(
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Undoes the interrupted switch recorded in the served manifest, when
+/// there is nothing else to do.
+async fn settle(ctx: &mut Context, opts: &PublishOptions, remote: &Remote) -> Result<()> {
+    let enforced = ctx.conditional_writes().await?;
+    let settled = with_lock(
+        ctx.store.clone(),
+        "publish",
+        ctx.config.target.lock_ttl,
+        enforced,
+        opts.break_lock,
+        OnReleaseError::Warn(ctx.reporter.clone()),
+        async |_| switch::resolve(&ctx.switch_target(enforced), remote).await,
+    )
+    .await?
+    .0;
+    if let Some(m) = &settled.manifest {
+        let text = String::from_utf8(m.to_json()).expect("manifest JSON is UTF-8");
+        ctx.remember(settled.etag.as_deref(), Some(&text), Some(&m.deploy))?;
+    }
+    Ok(())
 }
 
 /// Writes `staticfiles.json` for the deploy that is already current, when
@@ -668,6 +761,8 @@ async fn deploy(
     lock: &Lock,
     report: &mut PublishReport,
 ) -> Result<Manifest> {
+    // Probed before the lock was taken.
+    let enforced = ctx.target.conditional_writes.unwrap_or(false);
     report.already_there = send_objects(ctx, plan, files).await?;
 
     let header_updates = plan
@@ -693,6 +788,7 @@ async fn deploy(
         sidecars: plan.layout.sidecars,
         encoding: plan.layout.encoding.name().to_string(),
         files: plan.files.clone(),
+        switching: None,
     };
     manifest.deploy = deploy_id(now, &manifest);
     let mut json = manifest.to_json();
@@ -731,10 +827,8 @@ async fn deploy(
         manifest
     };
 
-    // Nothing the site serves by name changes until we know no other deploy
-    // moved the manifest since this run read it.
-    lock.check()?;
-    ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
+    // Nothing the site serves by name changes until the served manifest is
+    // marked with this switch, conditional on the version this run read.
     let stable = plan
         .stable
         .iter()
@@ -744,20 +838,19 @@ async fn deploy(
             meta: object_meta(&files[&o.logical].entry, o.variant, true),
         })
         .collect();
-    copy_all(&ctx.store, stable, ctx.config.target.concurrency).await?;
-    // Django resolves names through it, so it changes with the manifest: the
-    // last write before the switch.
-    if let Some(sf) = staticfiles {
-        django::write_remote(&ctx.store, sf).await?;
-    }
-    let etag = switch_manifest(&ctx.store, &ctx.config.manifest_key, remote, &json).await?;
-
-    for key in &plan.removed_stable_keys {
-        if let Err(e) = ctx.store.delete(std::slice::from_ref(key)).await {
-            ctx.reporter
-                .warn(&format!("could not delete `{key}` of a removed file: {e}"));
-        }
-    }
+    let etag = switch::switch(
+        &ctx.switch_target(enforced),
+        lock,
+        remote,
+        SwitchJob {
+            to: manifest.clone(),
+            to_json: json.clone(),
+            stable,
+            remove: plan.removed_stable_keys.clone(),
+            staticfiles: staticfiles.map(<[u8]>::to_vec),
+        },
+    )
+    .await?;
     ctx.state.record_deploy(
         ctx.target.id,
         &deploy_record(
