@@ -545,7 +545,7 @@ fn json_documents_have_stable_fields() {
     assert_eq!(fields(&plan), REPORT);
     assert_eq!(
         fields(&plan["timings"]),
-        ["hash_ms", "prepare_ms", "walk_ms"]
+        ["hash_ms", "prepare_ms", "switch_ms", "walk_ms"]
     );
     assert_eq!(
         fields(&plan["uploads"][0]),

@@ -80,6 +80,10 @@ pub struct Timings {
     /// Rewriting references, fingerprinting and compressing; 0 when the
     /// served deploy's entries were reused.
     pub prepare_ms: u64,
+    /// The switch window: from marking the served manifest (just before
+    /// the first page is written) to the new manifest's write. On S3, pages
+    /// change key by key within it.
+    pub switch_ms: u64,
 }
 
 /// What happens to Django's `staticfiles.json` (see django.rs).
@@ -838,6 +842,7 @@ async fn deploy(
             meta: object_meta(&files[&o.logical].entry, o.variant, true),
         })
         .collect();
+    let switch_started = Instant::now();
     let etag = switch::switch(
         &ctx.switch_target(enforced),
         lock,
@@ -851,6 +856,7 @@ async fn deploy(
         },
     )
     .await?;
+    report.timings.switch_ms = switch_started.elapsed().as_millis() as u64;
     ctx.state.record_deploy(
         ctx.target.id,
         &deploy_record(
