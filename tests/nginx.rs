@@ -111,7 +111,7 @@ fn nginx_serves_the_published_site_with_the_right_headers() {
     assert_eq!(status, 200);
     assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
     assert_eq!(h["content-type"], "text/css; charset=utf-8");
-    assert_eq!(body, p.read(&format!("published/{css}")));
+    assert_eq!(body, p.live(css));
 
     let (status, h, body) = http_get(&addr, &format!("/{css}"), &[("Accept-Encoding", "gzip")]);
     assert_eq!(status, 200);
@@ -120,7 +120,7 @@ fn nginx_serves_the_published_site_with_the_right_headers() {
         Some("gzip"),
         "gzip_static serves the sidecar"
     );
-    assert_eq!(body, p.read(&format!("published/{css}.gz")));
+    assert_eq!(body, p.live(&format!("{css}.gz")));
 
     let (status, h, _) = http_get(&addr, "/", &[]);
     assert_eq!(status, 200);

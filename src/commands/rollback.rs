@@ -12,8 +12,8 @@ use crate::integrations::cdn::Invalidation;
 use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::object_meta;
 use crate::remote::manifest::{Manifest, objects_for};
-use crate::remote::switch::{ensure_unmoved, switch_manifest};
-use crate::store::{CopyJob, copy_all};
+use crate::remote::switch::{Switch, ensure_unmoved, switch_to};
+use crate::store::CopyJob;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackReport {
@@ -187,16 +187,11 @@ async fn switch(
         }
     }
     let copied = copies.len();
-    copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?;
     let staticfiles = ctx
         .config
         .django
         .then(|| crate::remote::django::staticfiles_json(&target.files));
-    if let Some(sf) = &staticfiles {
-        crate::remote::django::write_remote(&ctx.store, sf).await?;
-    }
     let json = target.to_json();
-    let etag = switch_manifest(&ctx.store, &ctx.config.manifest_key, remote, &json).await?;
     // Stable keys of files the restored deploy does not have.
     let stale: Vec<String> = current
         .files
@@ -206,13 +201,27 @@ async fn switch(
         .filter(|o| o.stable)
         .map(|o| o.key)
         .collect();
-    if !stale.is_empty()
-        && let Err(e) = ctx.store.delete(&stale).await
-    {
-        ctx.reporter.warn(&format!(
-            "could not delete stable keys of files the restored deploy lacks: {e}"
-        ));
+    // On a directory target whose release of that deploy is still there,
+    // this is one rename.
+    let switched = switch_to(
+        &ctx.store,
+        Switch {
+            manifest_key: &ctx.config.manifest_key,
+            remote,
+            target,
+            json: &json,
+            changed: copies,
+            removed: stale,
+            staticfiles: staticfiles.as_deref(),
+            concurrency: ctx.config.target.concurrency,
+            lock,
+        },
+    )
+    .await?;
+    for w in &switched.warnings {
+        ctx.reporter.warn(w);
     }
+    let etag = switched.etag;
     ctx.state
         .record_deploy(ctx.target.id, &deploy_record(target, None))?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");

@@ -20,7 +20,7 @@ use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::Variant;
 use crate::remote::manifest::{DEPLOYS_PREFIX, FORMAT_VERSION, LOCK_KEY, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, manifest_meta, object_meta};
-use crate::remote::switch::{Remote, ensure_unmoved, switch_manifest};
+use crate::remote::switch::{Remote, Switch, ensure_unmoved, switch_to};
 use crate::report::{Phase, Recording};
 use crate::settings::{Config, Fingerprint};
 use crate::state::PreparedFrom;
@@ -729,7 +729,7 @@ async fn deploy(
     // moved the manifest since this run read it.
     lock.check()?;
     ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
-    let stable = plan
+    let changed = plan
         .stable
         .iter()
         .map(|o| CopyJob {
@@ -738,20 +738,25 @@ async fn deploy(
             meta: object_meta(&files[&o.logical].entry, o.variant, true),
         })
         .collect();
-    copy_all(&ctx.store, stable, ctx.config.target.concurrency).await?;
-    // Django resolves names through it, so it changes with the manifest: the
-    // last write before the switch.
-    if let Some(sf) = staticfiles {
-        django::write_remote(&ctx.store, sf).await?;
+    let switched = switch_to(
+        &ctx.store,
+        Switch {
+            manifest_key: &ctx.config.manifest_key,
+            remote,
+            target: &manifest,
+            json: &json,
+            changed,
+            removed: plan.removed_stable_keys.clone(),
+            staticfiles,
+            concurrency: ctx.config.target.concurrency,
+            lock,
+        },
+    )
+    .await?;
+    for w in &switched.warnings {
+        ctx.reporter.warn(w);
     }
-    let etag = switch_manifest(&ctx.store, &ctx.config.manifest_key, remote, &json).await?;
-
-    for key in &plan.removed_stable_keys {
-        if let Err(e) = ctx.store.delete(std::slice::from_ref(key)).await {
-            ctx.reporter
-                .warn(&format!("could not delete `{key}` of a removed file: {e}"));
-        }
-    }
+    let etag = switched.etag;
     ctx.state.record_deploy(
         ctx.target.id,
         &deploy_record(
