@@ -1146,3 +1146,159 @@ fn a_source_dir_holding_an_earlier_publish_is_refused() {
         assert_eq!(tree(&p.path(".assetpub")), state, "{config}: state DB");
     }
 }
+
+fn write_pages(p: &Project, pages: &[String], version: u32) {
+    for page in pages {
+        p.write(
+            &format!("site/{page}"),
+            &format!("<!doctype html><p>{page}, version {version}</p>\n").repeat(8),
+        );
+    }
+}
+
+/// Where `.assetpub/current` points.
+fn live_release(p: &Project) -> String {
+    std::fs::read_link(p.path("published/.assetpub/current"))
+        .expect("a live release")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A publish killed while it builds its release (after every object is
+/// uploaded, before the rename that switches) leaves the old release live
+/// and whole: `current` points at it, each of its pages holds its bytes.
+/// The unfinished release is never served, a rerun publishes, and `prune`
+/// deletes it.
+#[cfg(unix)]
+#[test]
+fn a_publish_killed_while_building_its_release_leaves_the_old_release_live_and_whole() {
+    let p = Project::empty();
+    p.config("[source]\ndirs = [\"site\"]\n");
+    // Enough pages that building the release takes a moment to catch.
+    let pages: Vec<String> = (0..1500).map(|i| format!("p/{i}.html")).collect();
+    write_pages(&p, &pages, 1);
+    let first = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    let release = format!("published/.assetpub/releases/{first}");
+    assert_eq!(live_release(&p), format!("releases/{first}"));
+    let before = tree(&p.path(&release));
+    assert!(before.len() > pages.len(), "pages and the manifest");
+
+    write_pages(&p, &pages, 2);
+    let releases = p.path("published/.assetpub/releases");
+    let staging = || {
+        std::fs::read_dir(&releases)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
+    };
+    let mut child = p
+        .std_cmd()
+        .args(["publish", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !staging() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the publish ended before it was seen building its release"
+        );
+        assert!(std::time::Instant::now() < deadline, "no release was built");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(live_release(&p), format!("releases/{first}"));
+    assert_eq!(
+        tree(&p.path(&release)),
+        before,
+        "the old release is untouched"
+    );
+    assert_eq!(p.manifest()["deploy"], first.as_str());
+    for page in &pages {
+        assert_eq!(
+            p.live(page),
+            format!("<!doctype html><p>{page}, version 1</p>\n")
+                .repeat(8)
+                .into_bytes(),
+            "{page}"
+        );
+    }
+    p.cmd().arg("verify").assert().success();
+    assert!(staging(), "the unfinished release is left aside");
+
+    // A rerun publishes; prune deletes the unfinished release, and the
+    // release of the deploy it drops, never the live one.
+    let second = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    assert_eq!(live_release(&p), format!("releases/{second}"));
+    assert_eq!(
+        p.live("p/7.html"),
+        "<!doctype html><p>p/7.html, version 2</p>\n"
+            .repeat(8)
+            .into_bytes()
+    );
+    let pruned = p.json(&[
+        "prune",
+        "--keep",
+        "1",
+        "--min-age",
+        "0s",
+        "--max-deletes",
+        "100000",
+    ]);
+    let deleted: Vec<&str> = pruned["deleted_releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(deleted.contains(&first.as_str()), "{deleted:?}");
+    assert!(
+        deleted.iter().any(|r| r.starts_with(".staging-")),
+        "{deleted:?}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&releases)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [second]);
+    p.cmd().arg("verify").assert().success();
+}
+
+/// A rollback to a deploy whose release is still there is one rename of
+/// `.assetpub/current`: nothing else under the target changes.
+#[cfg(unix)]
+#[test]
+fn a_rollback_to_a_release_still_there_is_one_rename() {
+    let p = Project::new();
+    let first = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    let v1 = p.read("site/index.html");
+    p.write("site/index.html", "<!doctype html><p>version two</p>");
+    std::fs::remove_file(p.path("site/about.html")).unwrap();
+    p.json(&["publish"]);
+    let inodes = |p: &Project| -> Vec<(String, u64, std::time::SystemTime)> {
+        use std::os::unix::fs::MetadataExt;
+        snapshot(&p.path("published"))
+            .into_iter()
+            .filter(|(rel, ..)| rel != ".assetpub/current")
+            .map(|(rel, mtime, _)| {
+                let ino = std::fs::symlink_metadata(p.path("published").join(&rel))
+                    .unwrap()
+                    .ino();
+                (rel, ino, mtime)
+            })
+            .collect()
+    };
+    let before = inodes(&p);
+    let out = p.json(&["rollback"]);
+    assert_eq!(out["to"], first.as_str());
+    assert_eq!(live_release(&p), format!("releases/{first}"));
+    assert_eq!(inodes(&p), before, "only `.assetpub/current` changed");
+    assert_eq!(p.live("index.html"), v1);
+    assert!(p.live("about.html").starts_with(b"<!doctype html><p>about"));
+    p.cmd().arg("verify").assert().success();
+}

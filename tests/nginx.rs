@@ -387,3 +387,80 @@ fn a_reader_through_nginx_never_sees_two_deploys_mixed_during_50_publishes_and_r
         pages.len()
     );
 }
+
+/// Moves a directory target back to the layout of versions before
+/// releases: its stable keys and manifest at the root, no release.
+fn flatten(p: &Project) {
+    let root = p.path("published");
+    let live = std::fs::canonicalize(root.join(".assetpub/current")).unwrap();
+    for (rel, ..) in crate::cli::snapshot(&live) {
+        let to = root.join(&rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        // A copy, as those versions wrote them.
+        std::fs::copy(live.join(&rel), &to).unwrap();
+    }
+    std::fs::remove_file(root.join(".assetpub/current")).unwrap();
+    std::fs::remove_dir_all(root.join(".assetpub/releases")).unwrap();
+}
+
+/// A target published before releases (pages and manifest at its root) is
+/// served by the new config as it is, and moved into a release by its next
+/// publish, which says so; the pages it kept at its root are deleted, and a
+/// rollback builds the release of the earlier deploy from its objects.
+#[test]
+fn a_target_published_before_releases_is_served_then_moved_by_its_next_publish() {
+    let p = Project::new();
+    let first = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    flatten(&p);
+    assert!(p.path("published/index.html").is_file());
+    assert!(p.path("published/manifest.json").is_file());
+    p.cmd().arg("verify").assert().success();
+    let (_nginx, addr) = serve(&p);
+    let v1 = p.read("site/index.html");
+    let (status, _, body) = http_get(&addr, "/", &[]);
+    assert_eq!((status, body), (200, v1.clone()));
+    let (status, ..) = http_get(&addr, "/about.html", &[]);
+    assert_eq!(status, 200);
+
+    p.write("site/index.html", "<!doctype html><p>version two</p>");
+    std::fs::remove_file(p.path("site/about.html")).unwrap();
+    let out = p.cmd().args(["publish"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("now serves its pages from releases")
+            && stderr.contains("assetpub nginx-config"),
+        "{stderr}"
+    );
+    for flat in [
+        "index.html",
+        "index.html.gz",
+        "about.html",
+        "robots.txt",
+        "manifest.json",
+    ] {
+        assert!(
+            !p.path(&format!("published/{flat}")).exists(),
+            "{flat} is left at the root"
+        );
+    }
+    let (status, _, body) = http_get(&addr, "/", &[]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"<!doctype html><p>version two</p>"[..])
+    );
+    let (status, ..) = http_get(&addr, "/about.html", &[]);
+    assert_eq!(status, 404, "a page the deploy does not have is gone");
+    p.cmd().arg("verify").assert().success();
+
+    p.json(&["rollback", &first]);
+    let (status, _, body) = http_get(&addr, "/", &[]);
+    assert_eq!((status, body), (200, v1));
+    let (status, ..) = http_get(&addr, "/about.html", &[]);
+    assert_eq!(status, 200);
+    assert!(
+        p.path(&format!("published/.assetpub/releases/{first}/about.html"))
+            .is_file()
+    );
+    p.cmd().arg("verify").assert().success();
+}

@@ -733,3 +733,189 @@ fn copy_verified(src: &Path, size: u64, blake3: &str, dst: &mut std::fs::File) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &tempfile::TempDir) -> FsStore {
+        FsStore::new(dir.path().to_path_buf())
+    }
+
+    async fn put(s: &FsStore, key: &str, bytes: &str) {
+        s.put_object(
+            key,
+            Body::Bytes(Arc::new(bytes.as_bytes().to_vec())),
+            &ObjectMeta::default(),
+            Condition::None,
+            &super::super::NoObserver,
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn read(s: &FsStore, key: &str) -> Option<String> {
+        match s.get_object(key, None).await.unwrap() {
+            GetOutcome::Found(f) => Some(String::from_utf8(f.bytes).unwrap()),
+            _ => None,
+        }
+    }
+
+    /// Release `deploy`: `index.html` linked to `index.<deploy>.html`.
+    async fn release(s: &FsStore, deploy: &str, page: &str) {
+        let object = format!("index.{deploy}.html");
+        put(s, &object, page).await;
+        s.stage_release(
+            deploy,
+            vec![("index.html".into(), object)],
+            vec![(
+                "manifest.json".into(),
+                format!("{{\"deploy\":\"{deploy}\"}}").into_bytes(),
+            )],
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_switch_is_one_rename_and_reads_see_the_live_release_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        release(&s, "d1", "one").await;
+        assert_eq!(s.live_release().await.unwrap(), None);
+        assert_eq!(read(&s, "index.html").await, None, "not live yet");
+        let written = s.switch_release("d1", "manifest.json", None).await.unwrap();
+        let PutOutcome::Written { etag } = written else {
+            panic!("{written:?}")
+        };
+        assert_eq!(s.live_release().await.unwrap().as_deref(), Some("d1"));
+        assert_eq!(read(&s, "index.html").await.as_deref(), Some("one"));
+        // A hard link to the object, not a copy.
+        use std::os::unix::fs::MetadataExt;
+        let a = std::fs::metadata(dir.path().join(".assetpub/releases/d1/index.html")).unwrap();
+        let b = std::fs::metadata(dir.path().join("index.d1.html")).unwrap();
+        assert_eq!(a.ino(), b.ino());
+        // Objects are read from the root.
+        assert_eq!(read(&s, "index.d1.html").await.as_deref(), Some("one"));
+
+        release(&s, "d2", "two").await;
+        // Conditional on the manifest served now.
+        assert_eq!(
+            s.switch_release("d2", "manifest.json", Some("\"stale\""))
+                .await
+                .unwrap(),
+            PutOutcome::PreconditionFailed
+        );
+        assert_eq!(read(&s, "index.html").await.as_deref(), Some("one"));
+        s.switch_release("d2", "manifest.json", etag.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(read(&s, "index.html").await.as_deref(), Some("two"));
+        assert_eq!(
+            std::fs::read_link(dir.path().join(LIVE_RELEASE)).unwrap(),
+            Path::new("releases/d2")
+        );
+        // The live release is never deleted; another one is.
+        assert!(s.delete_releases(&["d2".into()]).await.is_err());
+        s.delete_releases(&["d1".into()]).await.unwrap();
+        assert!(!dir.path().join(".assetpub/releases/d1").exists());
+        // Nothing but the symlink and the releases in `.assetpub/`.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(".assetpub"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_release_that_cannot_be_built_changes_nothing_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        release(&s, "d1", "one").await;
+        s.switch_release("d1", "manifest.json", None).await.unwrap();
+        let e = s
+            .stage_release(
+                "d2",
+                vec![("index.html".into(), "index.gone.html".into())],
+                vec![("manifest.json".into(), b"{}".to_vec())],
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("index.gone.html"), "{e}");
+        assert_eq!(s.live_release().await.unwrap().as_deref(), Some("d1"));
+        assert_eq!(read(&s, "index.html").await.as_deref(), Some("one"));
+        // No release, whole or partial, is left behind.
+        let releases: Vec<ReleaseDir> = s.list_releases().await.unwrap();
+        assert_eq!(releases.len(), 1, "{releases:?}");
+        assert_eq!(releases[0].deploy.as_deref(), Some("d1"));
+        // Switching to a release that is not there fails too.
+        assert!(s.switch_release("d2", "manifest.json", None).await.is_err());
+        assert_eq!(s.live_release().await.unwrap().as_deref(), Some("d1"));
+    }
+
+    #[tokio::test]
+    async fn a_release_that_holds_exactly_what_is_asked_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        release(&s, "d1", "one").await;
+        let again = s
+            .stage_release(
+                "d1",
+                vec![("index.html".into(), "index.d1.html".into())],
+                vec![("manifest.json".into(), b"{\"deploy\":\"d1\"}".to_vec())],
+            )
+            .await
+            .unwrap();
+        assert!(!again, "kept as it is");
+        // Another file asked for: built anew.
+        let rebuilt = s
+            .stage_release(
+                "d1",
+                vec![("index.html".into(), "index.d1.html".into())],
+                vec![
+                    ("manifest.json".into(), b"{\"deploy\":\"d1\"}".to_vec()),
+                    (STATICFILES_KEY.into(), b"{}".to_vec()),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(rebuilt);
+        assert!(
+            dir.path()
+                .join(".assetpub/releases/d1/staticfiles.json")
+                .is_file()
+        );
+        assert_eq!(s.list_releases().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_manifest_and_staticfiles_json_are_written_into_the_live_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).with_manifest_key("site.json");
+        put(&s, "index.d1.html", "one").await;
+        s.stage_release(
+            "d1",
+            vec![("index.html".into(), "index.d1.html".into())],
+            vec![("site.json".into(), b"{}".to_vec())],
+        )
+        .await
+        .unwrap();
+        s.switch_release("d1", "site.json", None).await.unwrap();
+        put(&s, STATICFILES_KEY, "{\"paths\": {}}").await;
+        put(&s, "css/a.0123456789ab.css", "a").await;
+        let live = dir.path().join(".assetpub/releases/d1");
+        assert!(live.join(STATICFILES_KEY).is_file());
+        assert!(dir.path().join("css/a.0123456789ab.css").is_file());
+        assert!(!live.join("css").exists());
+        // The listing of objects leaves the releases out.
+        let keys: Vec<String> = s
+            .list_objects("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        assert_eq!(keys, ["css/a.0123456789ab.css", "index.d1.html"]);
+    }
+}
