@@ -327,10 +327,7 @@ fn stage(
         .map_err(|e| Error::io("cannot create directory", releases, e))?;
     // Removed when this fails; left behind when the process is killed, for
     // `prune` (its name says it is unfinished).
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(releases)
-        .map_err(|e| Error::io("cannot create a directory in", releases, e))?;
+    let staging = Scratch::create(releases, ".staging-")?;
     for (key, object) in links {
         let to = staging.path().join(key);
         make_parent(&to)?;
@@ -360,17 +357,58 @@ fn stage(
                 root.display()
             )));
         }
-        let old = tempfile::Builder::new()
-            .prefix(".staging-old-")
-            .tempdir_in(releases)
-            .map_err(|e| Error::io("cannot create a directory in", releases, e))?;
+        let old = Scratch::create(releases, ".staging-old-")?;
         let aside = old.path().join(deploy);
         std::fs::rename(&dir, &aside).map_err(|e| Error::io("cannot move aside", &dir, e))?;
         drop(old);
     }
-    let staged = staging.keep();
-    std::fs::rename(&staged, &dir).map_err(|e| Error::io("cannot rename into place", &dir, e))?;
+    std::fs::rename(staging.path(), &dir)
+        .map_err(|e| Error::io("cannot rename into place", &dir, e))?;
+    staging.keep();
     Ok(true)
+}
+
+/// A new directory, deleted with what it holds when dropped unless kept.
+/// Made with `create_dir`, so it gets the mode the umask gives every other
+/// directory of the target (nginx's workers must read it), not a private
+/// temporary directory's 0700.
+struct Scratch(Option<PathBuf>);
+
+impl Scratch {
+    fn create(parent: &Path, prefix: &str) -> Result<Scratch> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for attempt in 0..100u32 {
+            let path = parent.join(format!("{prefix}{}-{nanos}-{attempt}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Scratch(Some(path))),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("cannot create a directory in", parent, e)),
+            }
+        }
+        Err(Error::Runtime(format!(
+            "cannot create a directory in `{}`: every name tried is taken",
+            parent.display()
+        )))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("not kept yet")
+    }
+
+    /// It stays (it was renamed into place).
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
 }
 
 fn make_parent(path: &Path) -> Result<()> {
@@ -795,6 +833,10 @@ mod tests {
         let a = std::fs::metadata(dir.path().join(".assetpub/releases/d1/index.html")).unwrap();
         let b = std::fs::metadata(dir.path().join("index.d1.html")).unwrap();
         assert_eq!(a.ino(), b.ino());
+        // As readable as the target's other directories (by nginx's
+        // workers), not private like a temporary one.
+        let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().mode() & 0o777;
+        assert_eq!(mode(".assetpub/releases/d1"), mode(".assetpub/releases"));
         // Objects are read from the root.
         assert_eq!(read(&s, "index.d1.html").await.as_deref(), Some("one"));
 
