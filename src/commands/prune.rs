@@ -222,8 +222,8 @@ async fn select_and_delete(
     if opts.dry_run || total == 0 {
         return Ok(());
     }
-    // Objects first: a deploy manifest is the record of what to delete,
-    // so it goes last and an interrupted prune can be rerun.
+    // Releases and objects first: a deploy manifest is the record of what
+    // to delete, so it goes last and an interrupted prune can be rerun.
     if let Some(releases) = ctx.store.releases() {
         releases.delete_releases(&report.deleted_releases).await?;
     }

@@ -115,7 +115,7 @@ async fn switch_release(
         leftovers.push(crate::remote::django::KEY.to_string());
         if let Err(e) = releases.delete_at_root(&leftovers).await {
             warnings.push(format!(
-                "could not delete the stable keys {} kept at its root before releases: {e}",
+                "could not delete from the root of {} the stable keys it kept there before releases: {e}",
                 store.describe()
             ));
         }
