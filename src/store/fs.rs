@@ -595,8 +595,11 @@ fn put(
     }
     let dir = path.parent().unwrap_or(root);
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
+    // The mode the umask gives any new file (0644 with the usual 022), not
+    // a temporary file's 0600: nginx's workers, another user, read it.
     let mut tmp = tempfile::Builder::new()
         .prefix(".assetpub-tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
     match body {
@@ -837,6 +840,10 @@ mod tests {
         // workers), not private like a temporary one.
         let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().mode() & 0o777;
         assert_eq!(mode(".assetpub/releases/d1"), mode(".assetpub/releases"));
+        // And so are its files: the objects they link to.
+        std::fs::write(dir.path().join("plain"), "x").unwrap();
+        assert_eq!(mode(".assetpub/releases/d1/index.html"), mode("plain"));
+        assert_eq!(mode("index.d1.html"), mode("plain"));
         // Objects are read from the root.
         assert_eq!(read(&s, "index.d1.html").await.as_deref(), Some("one"));
 
