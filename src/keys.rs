@@ -10,6 +10,13 @@ pub const RESERVED_PREFIX: &str = ".assetpub/";
 pub const DEPLOYS_PREFIX: &str = ".assetpub/deploys/";
 /// The deploy lock.
 pub const LOCK_KEY: &str = ".assetpub/lock";
+/// On a directory target, each deploy's release: its stable keys (hard
+/// links to their fingerprinted objects), its manifest and Django's
+/// `staticfiles.json`, as `<deploy>/<key>`.
+pub const RELEASES_PREFIX: &str = ".assetpub/releases/";
+/// On a directory target, the symlink to the live release (relative:
+/// `releases/<deploy>`), replaced with one `rename(2)` to switch.
+pub const LIVE_RELEASE: &str = ".assetpub/current";
 /// Django's `ManifestStaticFilesStorage` manifest, with `[manifest] django`.
 pub const STATICFILES_KEY: &str = "staticfiles.json";
 

@@ -125,7 +125,25 @@ impl Project {
     }
 
     pub fn manifest(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.read("published/manifest.json")).expect("manifest JSON")
+        serde_json::from_slice(&self.live("manifest.json")).expect("manifest JSON")
+    }
+
+    /// Where the directory target serves `key` from: its live release
+    /// (pages and other stable keys, the manifest, `staticfiles.json`),
+    /// else its root (the immutable objects).
+    pub fn live_path(&self, key: &str) -> PathBuf {
+        let release = self.path("published/.assetpub/current").join(key);
+        if release.exists() {
+            release
+        } else {
+            self.path("published").join(key)
+        }
+    }
+
+    /// The bytes the directory target serves at `key` (see
+    /// [`Project::live_path`]).
+    pub fn live(&self, key: &str) -> Vec<u8> {
+        std::fs::read(self.live_path(key)).unwrap_or_else(|e| panic!("read live {key}: {e}"))
     }
 }
 

@@ -99,7 +99,7 @@ fn a_file_at_a_sidecar_key_is_refused() {
         &format!("<!doctype html>{}", "<p>hello sidecars</p>\n".repeat(200)),
     );
     p.json(&["publish"]);
-    assert!(p.path("published/index.html.gz").is_file());
+    assert!(p.live_path("index.html.gz").is_file());
     p.write("site/index.html.gz", "not gzip at all");
     p.config("[source]\ndirs = [\"site\"]\n\n[[rules]]\nmatch = \"*.gz\"\nfingerprint = false\n");
     let err = refused(&p);

@@ -51,7 +51,10 @@ fn two_envs_publish_to_two_directories_and_the_state_db_keeps_them_apart() {
     let p = project();
     let staging = p.json(&["--env", "staging", "publish"]);
     let s1 = staging["deploy"].as_str().unwrap().to_string();
-    assert_eq!(manifest(&p, "out/staging/manifest.json")["deploy"], s1);
+    assert_eq!(
+        manifest(&p, "out/staging/.assetpub/current/manifest.json")["deploy"],
+        s1
+    );
     assert!(!p.path("out/production").exists());
     assert!(!p.path("published").exists());
     assert!(
@@ -73,7 +76,7 @@ fn two_envs_publish_to_two_directories_and_the_state_db_keeps_them_apart() {
     let production: serde_json::Value = serde_json::from_slice(&prod_out.stdout).unwrap();
     let p1 = production["deploy"].as_str().unwrap().to_string();
     assert_eq!(
-        manifest(&p, "out/production/site.json")["deploy"],
+        manifest(&p, "out/production/.assetpub/current/site.json")["deploy"],
         p1,
         "production's own manifest key"
     );
@@ -112,12 +115,18 @@ fn two_envs_publish_to_two_directories_and_the_state_db_keeps_them_apart() {
     // Rolling staging back leaves production alone.
     let back = p.json(&["--env", "staging", "rollback"]);
     assert_eq!(back["to"], s1.as_str());
-    assert_eq!(manifest(&p, "out/staging/manifest.json")["deploy"], s1);
-    assert_eq!(manifest(&p, "out/production/site.json")["deploy"], p1);
+    assert_eq!(
+        manifest(&p, "out/staging/.assetpub/current/manifest.json")["deploy"],
+        s1
+    );
+    assert_eq!(
+        manifest(&p, "out/production/.assetpub/current/site.json")["deploy"],
+        p1
+    );
 
     // Without --env, the top-level target: a third place.
     p.json(&["publish"]);
-    assert!(p.path("published/manifest.json").exists());
+    assert!(p.live_path("manifest.json").exists());
 }
 
 #[test]

@@ -57,20 +57,16 @@ fn first_publish_writes_objects_stable_keys_and_manifest_last() {
         regex_like(&index_object, "index.", ".html"),
         "{index_object}"
     );
-    assert_eq!(
-        p.read(&format!("published/{index_object}")),
-        p.read("site/index.html")
-    );
-    assert_eq!(p.read("published/index.html"), p.read("site/index.html"));
+    assert_eq!(p.live(&index_object), p.read("site/index.html"));
+    assert_eq!(p.live("index.html"), p.read("site/index.html"));
     assert!(
         p.path(&format!("published/.assetpub/deploys/{deploy}.json"))
             .exists()
     );
     // Compressible files get sidecars for nginx's gzip_static.
-    assert!(p.path("published/index.html.gz").exists());
+    assert!(p.live_path("index.html.gz").exists());
     assert!(
-        p.path(&format!("published/{css}.br")).exists()
-            || p.path(&format!("published/{css}.gz")).exists()
+        p.live_path(&format!("{css}.br")).exists() || p.live_path(&format!("{css}.gz")).exists()
     );
     // No temporary files are left behind.
     assert!(
@@ -153,11 +149,11 @@ fn a_changed_image_is_uploaded_under_a_new_key() {
     assert_ne!(key_of(&m1, "img/logo.png"), key_of(&m2, "img/logo.png"));
     // The old object stays for rollback and for pages still cached.
     assert!(
-        p.path(&format!("published/{}", key_of(&m1, "img/logo.png")))
+        p.live_path(&key_of(&m1, "img/logo.png").to_string())
             .exists()
     );
     assert_eq!(
-        p.read(&format!("published/{}", key_of(&m2, "img/logo.png"))),
+        p.live(&key_of(&m2, "img/logo.png").to_string()),
         pseudo_random(2100, 99)
     );
 }
@@ -176,7 +172,7 @@ fn a_deleted_file_disappears_from_the_manifest_and_its_stable_key() {
         .stdout(predicate::str::contains("removed:").and(predicate::str::contains("- about.html")));
     p.json(&["publish"]);
     assert!(p.manifest()["files"].get("about.html").is_none());
-    assert!(!p.path("published/about.html").exists());
+    assert!(!p.live_path("about.html").exists());
 }
 
 #[test]
@@ -187,19 +183,16 @@ fn rollback_restores_the_exact_earlier_bytes_at_stable_keys() {
     p.write("site/index.html", "<!doctype html><p>version two</p>");
     p.write("site/new.html", "<p>new page</p>");
     let second = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
-    assert_eq!(
-        p.read("published/index.html"),
-        b"<!doctype html><p>version two</p>"
-    );
+    assert_eq!(p.live("index.html"), b"<!doctype html><p>version two</p>");
     // The build is gone: rollback must not need it.
     std::fs::remove_dir_all(p.path("site")).unwrap();
     let out = p.json(&["rollback"]);
     assert_eq!(out["from"], second.as_str());
     assert_eq!(out["to"], first.as_str());
-    assert_eq!(p.read("published/index.html"), v1);
+    assert_eq!(p.live("index.html"), v1);
     assert_eq!(p.manifest()["deploy"], first.as_str());
     assert!(
-        !p.path("published/new.html").exists(),
+        !p.live_path("new.html").exists(),
         "a page the restored deploy lacks is gone"
     );
     let h = p.json(&["history"]);
@@ -209,10 +202,7 @@ fn rollback_restores_the_exact_earlier_bytes_at_stable_keys() {
     assert_eq!(deploys[1]["current"], true);
     // And forward again, by name.
     p.json(&["rollback", &second]);
-    assert_eq!(
-        p.read("published/index.html"),
-        b"<!doctype html><p>version two</p>"
-    );
+    assert_eq!(p.live("index.html"), b"<!doctype html><p>version two</p>");
     p.cmd().arg("verify").assert().success();
 }
 
@@ -247,7 +237,7 @@ fn rollback_to_a_deploy_whose_objects_are_gone_is_refused() {
     p.write_bytes("site/img/logo.png", &pseudo_random(2100, 7));
     p.json(&["publish"]);
     let gone = key_of(&m1, "img/logo.png");
-    std::fs::remove_file(p.path(&format!("published/{gone}"))).unwrap();
+    std::fs::remove_file(p.live_path(&gone)).unwrap();
     let before = snapshot(&p.path("published"));
     p.cmd()
         .args(["rollback", &first])
@@ -263,7 +253,7 @@ fn verify_catches_a_tampered_object() {
     p.json(&["publish"]);
     let m = p.manifest();
     let css = key_of(&m, "css/app.css");
-    let mut bytes = p.read(&format!("published/{css}"));
+    let mut bytes = p.live(&css);
     bytes[0] ^= 0x20;
     p.write_bytes(&format!("published/{css}"), &bytes);
     p.cmd()
@@ -271,7 +261,7 @@ fn verify_catches_a_tampered_object() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains(css.as_str()).and(predicate::str::contains("tampered")));
-    std::fs::remove_file(p.path("published/robots.txt")).unwrap();
+    std::fs::remove_file(p.live_path("robots.txt")).unwrap();
     let out = p.cmd().args(["verify", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -347,7 +337,7 @@ fn a_remote_manifest_that_is_not_ours_is_never_overwritten() {
     p.cmd().arg("publish").assert().code(1).stderr(
         predicate::str::contains("manifest.json").and(predicate::str::contains("refusing")),
     );
-    assert_eq!(p.read("published/manifest.json"), b"{ this is not json");
+    assert_eq!(p.live("manifest.json"), b"{ this is not json");
     p.write(
         "published/manifest.json",
         r#"{"version": 9, "deploy": "x", "created": "y", "files": {}}"#,
@@ -436,7 +426,7 @@ fn earlier_source_dirs_win_and_hidden_files_are_skipped() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("shadowed"));
     let m = p.manifest();
-    assert_eq!(p.read("published/robots.txt"), b"User-agent: static\n");
+    assert_eq!(p.live("robots.txt"), b"User-agent: static\n");
     assert!(m["files"].get(".env").is_none() && m["files"].get(".git/config").is_none());
     assert_eq!(
         key_of(&m, ".well-known/security.txt"),
@@ -482,7 +472,7 @@ fn bad_names_and_symlinks_are_validation_errors() {
     std::os::unix::fs::symlink(p.path("site/robots.txt"), p.path("site/robots2.txt")).unwrap();
     p.json(&["publish"]);
     let key = key_of(&p.manifest(), "robots2.txt");
-    assert_eq!(p.read(&format!("published/{key}")), b"User-agent: *\n");
+    assert_eq!(p.live(&key), b"User-agent: *\n");
 }
 
 #[test]
@@ -599,6 +589,7 @@ fn json_documents_have_stable_fields() {
             "deleted_bytes",
             "deleted_deploys",
             "deleted_objects",
+            "deleted_releases",
             "dry_run",
             "duration_ms",
             "kept_deploys",
@@ -1026,7 +1017,8 @@ fn the_target_directory_and_state_db_inside_a_source_dir_are_never_collected() {
         .success()
         .stdout(predicate::str::contains("no changes"))
         .stderr(predicate::str::contains("is the target directory"));
-    let m: serde_json::Value = serde_json::from_slice(&p.read("out/manifest.json")).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&p.read("out/.assetpub/current/manifest.json")).unwrap();
     let files = fields(&m["files"]);
     assert!(
         files
@@ -1058,7 +1050,12 @@ fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     snapshot(dir)
         .into_iter()
         .map(|(rel, ..)| {
-            let bytes = std::fs::read(dir.join(&rel)).expect("read");
+            let path = dir.join(&rel);
+            // The live release's symlink: where it points.
+            let bytes = match std::fs::read_link(&path) {
+                Ok(target) => target.to_string_lossy().into_owned().into_bytes(),
+                Err(_) => std::fs::read(&path).expect("read"),
+            };
             (rel, bytes)
         })
         .collect()
@@ -1158,4 +1155,160 @@ fn a_source_dir_holding_an_earlier_publish_is_refused() {
         assert_eq!(tree(&p.path("published")), published, "{config}");
         assert_eq!(tree(&p.path(".assetpub")), state, "{config}: state DB");
     }
+}
+
+fn write_pages(p: &Project, pages: &[String], version: u32) {
+    for page in pages {
+        p.write(
+            &format!("site/{page}"),
+            &format!("<!doctype html><p>{page}, version {version}</p>\n").repeat(8),
+        );
+    }
+}
+
+/// Where `.assetpub/current` points.
+fn live_release(p: &Project) -> String {
+    std::fs::read_link(p.path("published/.assetpub/current"))
+        .expect("a live release")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A publish killed while it builds its release (after every object is
+/// uploaded, before the rename that switches) leaves the old release live
+/// and whole: `current` points at it, each of its pages holds its bytes.
+/// The unfinished release is never served, a rerun publishes, and `prune`
+/// deletes it.
+#[cfg(unix)]
+#[test]
+fn a_publish_killed_while_building_its_release_leaves_the_old_release_live_and_whole() {
+    let p = Project::empty();
+    p.config("[source]\ndirs = [\"site\"]\n");
+    // Enough pages that building the release takes a moment to catch.
+    let pages: Vec<String> = (0..1500).map(|i| format!("p/{i}.html")).collect();
+    write_pages(&p, &pages, 1);
+    let first = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    let release = format!("published/.assetpub/releases/{first}");
+    assert_eq!(live_release(&p), format!("releases/{first}"));
+    let before = tree(&p.path(&release));
+    assert!(before.len() > pages.len(), "pages and the manifest");
+
+    write_pages(&p, &pages, 2);
+    let releases = p.path("published/.assetpub/releases");
+    let staging = || {
+        std::fs::read_dir(&releases)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
+    };
+    let mut child = p
+        .std_cmd()
+        .args(["publish", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !staging() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the publish ended before it was seen building its release"
+        );
+        assert!(std::time::Instant::now() < deadline, "no release was built");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(live_release(&p), format!("releases/{first}"));
+    assert_eq!(
+        tree(&p.path(&release)),
+        before,
+        "the old release is untouched"
+    );
+    assert_eq!(p.manifest()["deploy"], first.as_str());
+    for page in &pages {
+        assert_eq!(
+            p.live(page),
+            format!("<!doctype html><p>{page}, version 1</p>\n")
+                .repeat(8)
+                .into_bytes(),
+            "{page}"
+        );
+    }
+    p.cmd().arg("verify").assert().success();
+    assert!(staging(), "the unfinished release is left aside");
+
+    // A rerun publishes; prune deletes the unfinished release, and the
+    // release of the deploy it drops, never the live one.
+    let second = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    assert_eq!(live_release(&p), format!("releases/{second}"));
+    assert_eq!(
+        p.live("p/7.html"),
+        "<!doctype html><p>p/7.html, version 2</p>\n"
+            .repeat(8)
+            .into_bytes()
+    );
+    let pruned = p.json(&[
+        "prune",
+        "--keep",
+        "1",
+        "--min-age",
+        "0s",
+        "--max-deletes",
+        "100000",
+    ]);
+    let deleted: Vec<&str> = pruned["deleted_releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(deleted.contains(&first.as_str()), "{deleted:?}");
+    assert!(
+        deleted.iter().any(|r| r.starts_with(".staging-")),
+        "{deleted:?}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&releases)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [second]);
+    p.cmd().arg("verify").assert().success();
+}
+
+/// A rollback to a deploy whose release is still there is one rename of
+/// `.assetpub/current`: nothing else under the target changes.
+#[cfg(unix)]
+#[test]
+fn a_rollback_to_a_release_still_there_is_one_rename() {
+    let p = Project::new();
+    let first = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    let v1 = p.read("site/index.html");
+    p.write("site/index.html", "<!doctype html><p>version two</p>");
+    std::fs::remove_file(p.path("site/about.html")).unwrap();
+    p.json(&["publish"]);
+    let inodes = |p: &Project| -> Vec<(String, u64, std::time::SystemTime)> {
+        use std::os::unix::fs::MetadataExt;
+        snapshot(&p.path("published"))
+            .into_iter()
+            .filter(|(rel, ..)| rel != ".assetpub/current")
+            .map(|(rel, mtime, _)| {
+                let ino = std::fs::symlink_metadata(p.path("published").join(&rel))
+                    .unwrap()
+                    .ino();
+                (rel, ino, mtime)
+            })
+            .collect()
+    };
+    let before = inodes(&p);
+    let out = p.json(&["rollback"]);
+    assert_eq!(out["to"], first.as_str());
+    assert_eq!(live_release(&p), format!("releases/{first}"));
+    assert_eq!(inodes(&p), before, "only `.assetpub/current` changed");
+    assert_eq!(p.live("index.html"), v1);
+    assert!(p.live("about.html").starts_with(b"<!doctype html><p>about"));
+    p.cmd().arg("verify").assert().success();
 }

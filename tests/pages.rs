@@ -4,7 +4,7 @@
 use crate::cli::{Project, pseudo_random};
 
 fn published(p: &Project, rel: &str) -> String {
-    String::from_utf8(p.read(&format!("published/{rel}"))).unwrap()
+    String::from_utf8(p.live(rel)).unwrap()
 }
 
 #[test]

@@ -202,7 +202,7 @@ fn django_references(p: &Project) -> Vec<DjangoReference> {
 }
 
 fn published_text(p: &Project, key: &str) -> String {
-    String::from_utf8(p.read(&format!("published/{key}"))).expect("UTF-8")
+    String::from_utf8(p.live(key)).expect("UTF-8")
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn real_builds_are_rewritten_exactly_where_django_rewrites_them() {
         );
         assert_eq!(resolve(referrer_key, &new_url), target_key);
         assert!(
-            p.path(&format!("published/{target_key}")).is_file(),
+            p.live_path(target_key).is_file(),
             "`{new_url}` in `{referrer_key}` names a key that was not published"
         );
         rewritten_by_file
@@ -285,7 +285,7 @@ fn real_builds_are_rewritten_exactly_where_django_rewrites_them() {
         if !referrers.contains(logical.as_str()) {
             let k = entry["key"].as_str().unwrap();
             assert!(
-                p.read(&format!("published/{k}")) == p.read(&format!("site/{logical}")),
+                p.live(k) == p.read(&format!("site/{logical}")),
                 "`{logical}` has no references and must be published byte for byte"
             );
         }
@@ -295,16 +295,16 @@ fn real_builds_are_rewritten_exactly_where_django_rewrites_them() {
     let mut sidecars = 0;
     for entry in files.values() {
         let k = entry["key"].as_str().unwrap();
-        let object = p.read(&format!("published/{k}"));
+        let object = p.live(k);
         for (encoding, size) in entry["encodings"].as_object().into_iter().flatten() {
             let (suffix, decoded) = match encoding.as_str() {
-                "gzip" => ("gz", gunzip(&p.read(&format!("published/{k}.gz")))),
-                "br" => ("br", unbrotli(&p.read(&format!("published/{k}.br")))),
+                "gzip" => ("gz", gunzip(&p.live(&format!("{k}.gz")))),
+                "br" => ("br", unbrotli(&p.live(&format!("{k}.br")))),
                 other => panic!("unknown encoding {other}"),
             };
             assert!(decoded == object, "`{k}.{suffix}` does not decode to `{k}`");
             assert_eq!(
-                p.read(&format!("published/{k}.{suffix}")).len() as u64,
+                p.live(&format!("{k}.{suffix}")).len() as u64,
                 size.as_u64().unwrap()
             );
             sidecars += 1;
@@ -345,7 +345,7 @@ fn staticfiles_json_is_what_django_writes_and_resolves_every_file() {
         .iter()
         .map(|(logical, e)| (logical.clone(), e["key"].clone()))
         .collect();
-    let text = String::from_utf8(p.read("published/staticfiles.json")).unwrap();
+    let text = String::from_utf8(p.live("staticfiles.json")).unwrap();
     let sf: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(sf["version"], "1.1");
     assert_eq!(sf["paths"], serde_json::Value::Object(expected.clone()));
@@ -355,7 +355,8 @@ fn staticfiles_json_is_what_django_writes_and_resolves_every_file() {
         "the local copy is the same file"
     );
 
-    let loaded = django(&["load", path_str(&p.path("published"))]);
+    // On a directory target it lives in the live release.
+    let loaded = django(&["load", path_str(&p.path("published/.assetpub/current"))]);
     assert_eq!(
         loaded["resolved"],
         serde_json::Value::Object(expected),
@@ -382,7 +383,7 @@ fn nginx_serves_every_image_and_font_through_the_rewritten_stylesheets() {
     assert_eq!(status, 200);
     assert_eq!(h["cache-control"], "no-cache");
     assert!(h["content-type"].starts_with("application/json"), "{h:?}");
-    assert_eq!(body, p.read("published/staticfiles.json"));
+    assert_eq!(body, p.live("staticfiles.json"));
 
     let (status, h, body) = http_get(&addr, "/", &[]);
     assert_eq!(status, 200);
@@ -404,7 +405,7 @@ fn nginx_serves_every_image_and_font_through_the_rewritten_stylesheets() {
         assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
         let want_type = m["files"][&r.target]["content_type"].as_str().unwrap();
         assert_eq!(h["content-type"], want_type, "{path}");
-        assert_eq!(body, p.read(&format!("published/{path}")));
+        assert_eq!(body, p.live(&path));
         loaded.insert(r.target.clone());
     }
     for font in ["eot", "woff2", "woff", "ttf", "svg"] {
@@ -421,7 +422,7 @@ fn nginx_serves_every_image_and_font_through_the_rewritten_stylesheets() {
     let css = key(&m, "admin/css/base.css");
     let (_, h, body) = http_get(&addr, &format!("/{css}"), &[("Accept-Encoding", "gzip")]);
     assert_eq!(h.get("content-encoding").map(String::as_str), Some("gzip"));
-    assert_eq!(gunzip(&body), p.read(&format!("published/{css}")));
+    assert_eq!(gunzip(&body), p.live(css));
 }
 
 #[test]
@@ -434,7 +435,7 @@ fn a_changed_image_changes_the_key_of_every_stylesheet_that_reaches_it() {
     p.config(SITE_CONFIG);
     p.json(&["publish"]);
     let m1 = p.manifest();
-    let sf1 = p.read("published/staticfiles.json");
+    let sf1 = p.live("staticfiles.json");
 
     // widgets.css and rtl.css use the icons; forms.css imports widgets.css.
     let icons = "site/admin/img/selector-icons.svg";
@@ -468,7 +469,7 @@ fn a_changed_image_changes_the_key_of_every_stylesheet_that_reaches_it() {
     )));
 
     // staticfiles.json follows, at the target and locally.
-    let sf2 = p.read("published/staticfiles.json");
+    let sf2 = p.live("staticfiles.json");
     let paths: serde_json::Value = serde_json::from_slice(&sf2).unwrap();
     assert_eq!(
         paths["paths"]["admin/css/forms.css"],
@@ -479,7 +480,7 @@ fn a_changed_image_changes_the_key_of_every_stylesheet_that_reaches_it() {
     // And back with the deploy on rollback.
     let out = p.json(&["rollback"]);
     assert_eq!(out["staticfiles"], true);
-    assert_eq!(p.read("published/staticfiles.json"), sf1);
+    assert_eq!(p.live("staticfiles.json"), sf1);
     assert_eq!(p.read("app/staticfiles.json"), sf1);
     p.cmd().arg("verify").assert().success();
 }
@@ -508,7 +509,7 @@ fn plan_and_dry_run_say_staticfiles_json_would_be_written() {
     assert!(!p.path("published").exists() && !p.path("app").exists());
 
     let first = p.json(&["publish"]);
-    assert!(p.path("published/staticfiles.json").is_file());
+    assert!(p.live_path("staticfiles.json").is_file());
     assert!(p.path("app/staticfiles.json").is_file());
     let plan = p.json(&["plan"]);
     assert_eq!(plan["changed"], false);
@@ -516,8 +517,8 @@ fn plan_and_dry_run_say_staticfiles_json_would_be_written() {
     assert_eq!(plan["staticfiles"]["write_local"], false);
 
     // A lost copy is a change, and publishing restores it without a deploy.
-    let written = p.read("published/staticfiles.json");
-    std::fs::remove_file(p.path("published/staticfiles.json")).unwrap();
+    let written = p.live("staticfiles.json");
+    std::fs::remove_file(p.live_path("staticfiles.json")).unwrap();
     p.cmd()
         .arg("verify")
         .assert()
@@ -531,7 +532,7 @@ fn plan_and_dry_run_say_staticfiles_json_would_be_written() {
     let out = p.json(&["publish"]);
     assert!(out["deploy"].is_null(), "{out}");
     assert_eq!(out["parent"], first["deploy"]);
-    assert_eq!(p.read("published/staticfiles.json"), written);
+    assert_eq!(p.live("staticfiles.json"), written);
     std::fs::remove_file(p.path("app/staticfiles.json")).unwrap();
     p.cmd()
         .arg("publish")
@@ -549,13 +550,12 @@ fn plan_and_dry_run_say_staticfiles_json_would_be_written() {
 fn turning_django_on_writes_staticfiles_json_for_the_current_deploy() {
     let p = Project::new();
     let first = p.json(&["publish"]);
-    assert!(!p.path("published/staticfiles.json").exists());
+    assert!(!p.live_path("staticfiles.json").exists());
     p.config("[source]\ndirs = [\"site\"]\n[manifest]\ndjango = true\n");
     let out = p.json(&["publish"]);
     assert!(out["deploy"].is_null());
     assert_eq!(out["staticfiles"]["write"], true);
-    let sf: serde_json::Value =
-        serde_json::from_slice(&p.read("published/staticfiles.json")).unwrap();
+    let sf: serde_json::Value = serde_json::from_slice(&p.live("staticfiles.json")).unwrap();
     assert_eq!(
         sf["paths"]["css/app.css"],
         key(&p.manifest(), "css/app.css")
@@ -578,8 +578,7 @@ fn regression_a_stable_file_at_the_staticfiles_json_key_is_refused() {
     // Fingerprinted, it is just another file.
     p.config("[source]\ndirs = [\"site\"]\n[manifest]\ndjango = true\n");
     p.json(&["publish"]);
-    let sf: serde_json::Value =
-        serde_json::from_slice(&p.read("published/staticfiles.json")).unwrap();
+    let sf: serde_json::Value = serde_json::from_slice(&p.live("staticfiles.json")).unwrap();
     assert!(
         sf["paths"]["staticfiles.json"]
             .as_str()
@@ -637,7 +636,7 @@ fn regression_a_kept_name_with_new_content_was_skipped_as_already_there() {
         "[source]\ndirs = [\"site\"]\n[[rules]]\nmatch = \"assets/**\"\nfingerprint = \"keep\"\n";
     p.config(keep);
     p.json(&["publish"]);
-    let first = p.read("published/assets/index-BxK3f9a1.css");
+    let first = p.live("assets/index-BxK3f9a1.css");
     let logo = file_name(key(&p.manifest(), "logo.png")).to_string();
     assert_eq!(
         first,
@@ -674,10 +673,10 @@ fn regression_a_kept_name_with_new_content_was_skipped_as_already_there() {
     p.write_bytes("site/logo.png", b"logo, third version");
     p.json(&["publish"]);
     assert_eq!(
-        p.read("published/assets/index-C9aa01ff.css"),
+        p.live("assets/index-C9aa01ff.css"),
         b"h1 { background: url(/logo.png) }\n"
     );
-    assert_eq!(p.read("published/logo.png"), b"logo, third version");
+    assert_eq!(p.live("logo.png"), b"logo, third version");
     p.cmd().arg("verify").assert().success();
 }
 
@@ -840,8 +839,8 @@ fn a_rule_can_turn_compression_off() {
     let m = p.manifest();
     let app = key(&m, "css/app.css").to_string();
     let other = key(&m, "css/other.css").to_string();
-    assert!(p.path(&format!("published/{other}.gz")).is_file());
-    assert!(p.path(&format!("published/{other}.br")).is_file());
-    assert!(!p.path(&format!("published/{app}.gz")).exists());
-    assert!(!p.path(&format!("published/{app}.br")).exists());
+    assert!(p.live_path(&format!("{other}.gz")).is_file());
+    assert!(p.live_path(&format!("{other}.br")).is_file());
+    assert!(!p.live_path(&format!("{app}.gz")).exists());
+    assert!(!p.live_path(&format!("{app}.br")).exists());
 }

@@ -56,14 +56,11 @@ fn prune_keeps_the_newest_deploys_and_what_they_reference() {
     let out = p.json(&["prune", "--keep", "2", "--min-age", "0s"]);
     assert_eq!(out["deleted_deploys"].as_array().unwrap().len(), 3);
     for key in keys_of(&ms[3]).iter().chain(keys_of(&ms[4]).iter()) {
-        assert!(
-            p.path(&format!("published/{key}")).exists(),
-            "kept deploy needs {key}"
-        );
+        assert!(p.live_path(key).exists(), "kept deploy needs {key}");
     }
     let old_logo = ms[0]["files"]["img/logo.png"]["key"].as_str().unwrap();
-    assert!(!p.path(&format!("published/{old_logo}")).exists());
-    assert!(!p.path(&format!("published/{old_logo}.gz")).exists());
+    assert!(!p.live_path(old_logo).exists());
+    assert!(!p.live_path(&format!("{old_logo}.gz")).exists());
     p.cmd().arg("verify").assert().success();
     // The kept parent can still be rolled back to.
     p.json(&["rollback"]);
@@ -106,8 +103,8 @@ fn prune_respects_max_deletes_and_never_touches_foreign_keys() {
         "nothing deleted past the limit"
     );
     p.json(&["prune", "--keep", "1", "--min-age", "0s"]);
-    assert!(p.path("published/uploads/user-photo.jpg").exists());
-    assert!(p.path("published/js/vendor.abcdefabcdef.js").exists());
+    assert!(p.live_path("uploads/user-photo.jpg").exists());
+    assert!(p.live_path("js/vendor.abcdefabcdef.js").exists());
     p.cmd().arg("verify").assert().success();
 }
 
@@ -129,7 +126,7 @@ fn prune_deletes_objects_of_interrupted_runs() {
     let key = write_orphan(&p, b"orphan bytes");
     let out = p.json(&["prune", "--min-age", "0s"]);
     assert_eq!(out["deleted_objects"], serde_json::json!([key]));
-    assert!(!p.path(&format!("published/{key}")).exists());
+    assert!(!p.live_path(&key).exists());
 }
 
 /// Many deploys and rollbacks on S3, pruned as a daily job would: every
@@ -263,14 +260,14 @@ fn an_interrupted_runs_object_younger_than_min_age_is_kept() {
     // A run may be uploading it right now: kept under the 7-day default.
     let out = p.json(&["prune"]);
     assert_eq!(out["deleted_objects"], serde_json::json!([]));
-    assert!(p.path(&format!("published/{key}")).exists());
+    assert!(p.live_path(&key).exists());
     let out = p.json(&["prune", "--min-age", "1h"]);
     assert_eq!(out["deleted_objects"], serde_json::json!([]));
     // Once old enough, it goes.
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
     std::fs::File::options()
         .write(true)
-        .open(p.path(&format!("published/{key}")))
+        .open(p.live_path(&key))
         .unwrap()
         .set_modified(old)
         .unwrap();

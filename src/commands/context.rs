@@ -214,7 +214,9 @@ pub fn deploy_record(m: &Manifest, uploaded: Option<(u64, u64)>) -> DeployRecord
 /// The store a target URL names: one line a backend.
 pub async fn connect(config: &Config) -> Result<Arc<dyn Store>> {
     Ok(match &config.target.url {
-        TargetUrl::Dir(p) => Arc::new(FsStore::new(p.clone())),
+        TargetUrl::Dir(p) => {
+            Arc::new(FsStore::new(p.clone()).with_manifest_key(&config.manifest_key))
+        }
         TargetUrl::S3 { bucket, prefix } => Arc::new(
             S3Store::connect(S3Settings {
                 bucket: bucket.clone(),

@@ -33,6 +33,9 @@ pub struct PruneReport {
     pub kept_deploys: Vec<String>,
     pub deleted_deploys: Vec<String>,
     pub deleted_objects: Vec<String>,
+    /// Releases of a directory target (by name): those of deploys no
+    /// longer kept, and unfinished ones of interrupted runs.
+    pub deleted_releases: Vec<String>,
     pub deleted_bytes: u64,
     pub duration_ms: u64,
 }
@@ -52,9 +55,17 @@ impl PruneReport {
             for k in &self.deleted_objects {
                 out.push_str(&format!("object  {k}\n"));
             }
+            for r in &self.deleted_releases {
+                out.push_str(&format!("release {r}\n"));
+            }
         }
+        let releases = if self.deleted_releases.is_empty() {
+            String::new()
+        } else {
+            format!(", {} releases", self.deleted_releases.len())
+        };
         out.push_str(&format!(
-            "{}: {verb} {} deploys and {} objects ({}); kept {} deploys\n",
+            "{}: {verb} {} deploys{releases} and {} objects ({}); kept {} deploys\n",
             self.target,
             self.deleted_deploys.len(),
             self.deleted_objects.len(),
@@ -74,6 +85,7 @@ pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport
         kept_deploys: Vec::new(),
         deleted_deploys: Vec::new(),
         deleted_objects: Vec::new(),
+        deleted_releases: Vec::new(),
         deleted_bytes: 0,
         duration_ms: 0,
     };
@@ -188,7 +200,24 @@ async fn select_and_delete(
     report.deleted_objects = candidates.iter().map(|l| l.key.clone()).collect();
     report.deleted_objects.sort();
     report.deleted_bytes = candidates.iter().map(|l| l.size).sum();
-    let total = report.deleted_objects.len() + report.deleted_deploys.len();
+    // A directory target's releases: those no kept deploy needs, and the
+    // unfinished ones of interrupted runs (the lock is held: no run is
+    // building one now). Never the live one.
+    if let Some(releases) = ctx.store.releases() {
+        let live = releases.live_release().await?;
+        report.deleted_releases = releases
+            .list_releases()
+            .await?
+            .into_iter()
+            .filter(|r| match &r.deploy {
+                Some(d) => !kept.contains(d.as_str()) && live.as_ref() != Some(d),
+                None => true,
+            })
+            .map(|r| r.name)
+            .collect();
+    }
+    let total =
+        report.deleted_objects.len() + report.deleted_deploys.len() + report.deleted_releases.len();
     if total > opts.max_deletes {
         return Err(Error::Runtime(format!(
             "prune would delete {total} keys at {}, more than --max-deletes {}; nothing was deleted",
@@ -200,8 +229,11 @@ async fn select_and_delete(
     if opts.dry_run || total == 0 {
         return Ok(());
     }
-    // Objects first: a deploy manifest is the record of what to delete,
-    // so it goes last and an interrupted prune can be rerun.
+    // Releases and objects first: a deploy manifest is the record of what
+    // to delete, so it goes last and an interrupted prune can be rerun.
+    if let Some(releases) = ctx.store.releases() {
+        releases.delete_releases(&report.deleted_releases).await?;
+    }
     ctx.store.delete(&report.deleted_objects).await?;
     ctx.state
         .forget_objects(ctx.target.id, &report.deleted_objects)?;

@@ -291,7 +291,15 @@ async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result
         })
         .collect();
     repaired.extend(copies.iter().map(|c| c.to.clone()));
-    copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?;
+    match ctx.store.releases() {
+        // A directory target's pages are links in the live release.
+        Some(releases) if !copies.is_empty() => {
+            releases
+                .relink_live(copies.into_iter().map(|c| (c.to, c.from)).collect())
+                .await?;
+        }
+        _ => copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?,
+    }
     let deploy_key = Manifest::deploy_key(&m.deploy);
     if broken.contains(deploy_key.as_str()) {
         ctx.store

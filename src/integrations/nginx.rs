@@ -1,8 +1,9 @@
 //! `nginx-config`: a server block that serves a `file://` target the way the
-//! manifest says: fingerprinted keys immutable for a year, stable keys
-//! revalidated, the `Cache-Control`, `Content-Disposition` and
-//! `Content-Language` that `[[rules]]` set, sidecars for `gzip_static`, and
-//! `.assetpub/` hidden.
+//! manifest says: stable keys from the live release (`.assetpub/current`,
+//! switched with one rename), immutable objects from the target's root,
+//! fingerprinted keys immutable for a year, stable keys revalidated, the
+//! `Cache-Control`, `Content-Disposition` and `Content-Language` that
+//! `[[rules]]` set, sidecars for `gzip_static`, and `.assetpub/` hidden.
 
 use crate::error::{Error, Result};
 use crate::settings::{Config, DEFAULT_STABLE, Fingerprint, IMMUTABLE, REVALIDATE, TargetUrl};
@@ -94,7 +95,8 @@ pub fn render(config: &Config, opts: &Options) -> Result<String> {
         .iter()
         .map(|d| {
             format!(
-                "    # `fingerprint = \"keep\"`: named by the bundler, never change.\n    location ^~ /{d}/ {{\n{}        try_files $uri =404;\n    }}\n\n",
+                "    # `fingerprint = \"keep\"`: named by the bundler, never change.\n    location ^~ /{d}/ {{\n        root {};\n{}        try_files $uri =404;\n    }}\n\n",
+                root.display(),
                 rules.headers(Location::Kept)
             )
         })
@@ -115,8 +117,14 @@ pub fn render(config: &Config, opts: &Options) -> Result<String> {
 {maps}server {{
     listen {listen};
     server_name {server_name};
-    root {root};
+    # Stable keys (pages, robots.txt, manifest.json ...) come from the live
+    # release, a symlink that each publish and rollback replaces with one
+    # rename: every request sees the files of one deploy. Immutable objects
+    # stay at the target's root, for pages of every release.
+    root {root}/{live};
     index index.html;
+    # A cached descriptor or stat would outlive a switch.
+    open_file_cache off;
 
     # The .gz and .br files beside each object are served to clients that
     # accept them (gzip_static is in every Debian/Ubuntu nginx; brotli_static
@@ -144,15 +152,25 @@ pub fn render(config: &Config, opts: &Options) -> Result<String> {
 
 {staticfiles}{kept_blocks}    # Fingerprinted objects: `name.<12 hex>.ext` never changes.
     location ~ "\.[0-9a-f]{{12}}(\.[^/.]+)?$" {{
+        root {root};
 {fingerprinted_headers}        try_files $uri =404;
     }}
 
     # Stable keys (pages, robots.txt, favicon.ico ...): always revalidated.
     location / {{
+{stable_headers}        try_files $uri $uri/ @objects;
+    }}
+
+    # Objects at the root without a fingerprint in their name, and the
+    # pages of a target published before releases, until its next publish
+    # or rollback moves them into one.
+    location @objects {{
+        root {root};
 {stable_headers}        try_files $uri $uri/ =404;
     }}
 }}
 "#,
+        live = crate::keys::LIVE_RELEASE,
         url = config.target.url,
         maps = rules.maps,
         fingerprinted_headers = rules.headers(Location::Fingerprinted),

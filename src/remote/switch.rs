@@ -12,7 +12,9 @@ use crate::remote::lock::Lock;
 use crate::remote::manifest::{Entry, Manifest, ObjectRef, Switching, manifest_meta};
 use crate::remote::manifest::{object_meta, objects_for};
 use crate::report::Reporter;
-use crate::store::{Body, Condition, CopyJob, GetOutcome, NoObserver, PutOutcome, Store, copy_all};
+use crate::store::{
+    Body, Condition, CopyJob, GetOutcome, NoObserver, PutOutcome, Releases, Store, copy_all,
+};
 
 /// The remote `manifest.json` as this run found it.
 #[derive(Debug, Clone)]
@@ -123,6 +125,9 @@ pub async fn switch(
     job: SwitchJob,
 ) -> Result<Option<String>> {
     lock.check()?;
+    if let Some(releases) = t.store.releases() {
+        return switch_release(t, releases, lock, remote, job).await;
+    }
     if !t.enforced || remote.manifest.is_none() {
         ensure_unmoved(t.store.as_ref(), t.manifest_key, remote).await?;
     }
@@ -156,6 +161,65 @@ pub async fn switch(
             Err(e)
         }
     }
+}
+
+/// The deploy's release (every stable key, the manifest and
+/// `staticfiles.json`), then one atomic switch to it: nothing to mark or
+/// undo, a reader sees one release or the other. A target published before
+/// releases, with its stable keys at the root, is moved to releases by
+/// this switch; its old stable keys are deleted from the root after it.
+async fn switch_release(
+    t: &Target<'_>,
+    releases: &dyn Releases,
+    lock: &Lock,
+    remote: &Remote,
+    job: SwitchJob,
+) -> Result<Option<String>> {
+    let store = t.store;
+    let flat = remote.manifest.is_some() && releases.live_release().await?.is_none();
+    let links = job
+        .to
+        .objects()
+        .into_iter()
+        .filter(|o| o.stable)
+        .filter_map(|o| Some((o.key, o.copy_of?)))
+        .collect();
+    let mut files = vec![(t.manifest_key.to_string(), job.to_json.clone())];
+    if let Some(sf) = &job.staticfiles {
+        files.push((django::KEY.to_string(), sf.clone()));
+    }
+    releases.stage_release(&job.to.deploy, links, files).await?;
+    lock.check()?;
+    let etag = match releases
+        .switch_release(&job.to.deploy, t.manifest_key, remote.etag.as_deref())
+        .await?
+    {
+        PutOutcome::Written { etag } => etag,
+        PutOutcome::PreconditionFailed => {
+            return Err(moved_error(store.as_ref(), t.manifest_key).await);
+        }
+    };
+    if flat && let Some(old) = &remote.manifest {
+        let mut leftovers: Vec<String> = old
+            .objects()
+            .into_iter()
+            .filter(|o| o.stable)
+            .map(|o| o.key)
+            .collect();
+        leftovers.push(t.manifest_key.to_string());
+        leftovers.push(django::KEY.to_string());
+        if let Err(e) = releases.delete_at_root(&leftovers).await {
+            t.reporter.warn(&format!(
+                "could not delete from the root of {} the stable keys it kept there before releases: {e}",
+                store.describe()
+            ));
+        }
+        t.reporter.warn(&format!(
+            "{} now serves its pages from releases (`.assetpub/current`): if nginx serves it with a config printed by an earlier `assetpub nginx-config`, print it again and reload nginx",
+            store.describe()
+        ));
+    }
+    Ok(etag)
 }
 
 /// Writes the served manifest again with the switch to `to` recorded in

@@ -114,15 +114,17 @@ fn file_id(_path: &Path) -> Option<(u64, u64)> {
 }
 
 /// What marks `dir` as a directory target assetpub has published to: the
-/// manifest and the deploy records beside it.
+/// manifest (in its live release, or at its root for a target published
+/// before releases) and the deploy records beside it.
 fn earlier_output(dir: &Path, manifest_key: &str) -> Option<String> {
     let deploys = dir.join(crate::keys::DEPLOYS_PREFIX);
     if !deploys.is_dir() {
         return None;
     }
+    let live = dir.join(crate::keys::LIVE_RELEASE);
     [manifest_key, "manifest.json"]
         .into_iter()
-        .find(|key| dir.join(key).is_file())
+        .find(|key| dir.join(key).is_file() || live.join(key).is_file())
         .map(|key| format!("`{key}` and `{}`", crate::keys::DEPLOYS_PREFIX))
 }
 

@@ -182,6 +182,75 @@ pub trait Store: Send + Sync {
     /// says so, one that may ignore them tries (the caller remembers the
     /// answer).
     async fn probe_conditional_writes(&self) -> Result<bool>;
+
+    /// A store that switches whole releases at once (see [`Releases`]);
+    /// `None` (S3) switches stable keys one by one, then the manifest.
+    fn releases(&self) -> Option<&dyn Releases> {
+        None
+    }
+}
+
+/// A release on the target: a directory of one deploy's stable keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseDir {
+    /// Its name, for [`Releases::delete_releases`].
+    pub name: String,
+    /// The deploy it serves; `None` for one an interrupted run left
+    /// unfinished (never live).
+    pub deploy: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub modified: i64,
+}
+
+/// What a store that keeps each deploy's stable keys (pages, their
+/// sidecars, the manifest, `staticfiles.json`) in a release of their own
+/// implements: a release is built aside, whole, and made live with one
+/// atomic switch, so a reader sees every stable key of one deploy or of the
+/// other, never a mix. The generic [`Store`] methods then read a key from
+/// the live release first, then from the target's root, where the
+/// immutable objects stay for every release.
+#[async_trait]
+pub trait Releases: Send + Sync {
+    /// The deploy whose release is live; `None` when none is (an empty
+    /// target, or one published before releases, its stable keys at the
+    /// root).
+    async fn live_release(&self) -> Result<Option<String>>;
+
+    /// Makes release `deploy` hold exactly `links` (a stable key, and the
+    /// immutable object at the root it is a hard link to) and `files` (a
+    /// key and its bytes). Built aside and moved into place, so a release is
+    /// whole or absent; one that already holds exactly this is kept as it
+    /// is (returns false). Never touches the live release.
+    async fn stage_release(
+        &self,
+        deploy: &str,
+        links: Vec<(String, String)>,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<bool>;
+
+    /// Makes release `deploy` live in one atomic step, when the
+    /// `manifest_key` the target serves still has the ETag `expected`
+    /// (`None`: there is none); `PreconditionFailed` when it does not.
+    async fn switch_release(
+        &self,
+        deploy: &str,
+        manifest_key: &str,
+        expected: Option<&str>,
+    ) -> Result<PutOutcome>;
+
+    /// Every release, finished or not.
+    async fn list_releases(&self) -> Result<Vec<ReleaseDir>>;
+
+    /// Deletes releases by name; refuses the live one.
+    async fn delete_releases(&self, names: &[String]) -> Result<()>;
+
+    /// Deletes keys at the target's root, outside any release: the stable
+    /// keys and manifest a target published before releases kept there.
+    async fn delete_at_root(&self, keys: &[String]) -> Result<()>;
+
+    /// Points stable keys of the live release at their objects again (a
+    /// repair of pages that drifted), each replaced in one rename.
+    async fn relink_live(&self, links: Vec<(String, String)>) -> Result<()>;
 }
 
 /// A shared store is a store, so that `&Arc<dyn Store>` passes where
@@ -237,6 +306,10 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
     async fn probe_conditional_writes(&self) -> Result<bool> {
         (**self).probe_conditional_writes().await
+    }
+
+    fn releases(&self) -> Option<&dyn Releases> {
+        (**self).releases()
     }
 }
 
