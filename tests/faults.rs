@@ -444,7 +444,29 @@ fn a_failing_manifest_switch_puts_the_old_pages_back() {
     // and the pages changed, renamed or removed) before it gave up: the old
     // deploy is served whole, pages included, and no switch is recorded.
     assert_whole(&site, &[Some(d1.as_str())]);
+    assert_eq!(
+        records(&site),
+        vec![d1.clone()],
+        "the failed deploy's record is gone"
+    );
     assert_rerun_finishes(&site);
+}
+
+/// The deploys recorded at the target, oldest first.
+fn records(site: &S3Site) -> Vec<String> {
+    let mut ids: Vec<String> = site
+        .s3
+        .keys()
+        .into_iter()
+        .filter_map(|k| {
+            k.split("/.assetpub/deploys/")
+                .nth(1)?
+                .strip_suffix(".json")
+                .map(String::from)
+        })
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// xorshift, seeded from the clock and printed, so a failure can be rerun.
@@ -797,10 +819,25 @@ fn killed_inside_the_switch() -> (S3Site, String, String) {
 #[test]
 fn a_switch_killed_half_way_is_undone_by_verify() {
     let (site, d1, to) = killed_inside_the_switch();
+    assert!(
+        records(&site).contains(&to),
+        "the interrupted deploy was recorded"
+    );
     let v = site.json(&["verify"]);
     assert_eq!(v["undone_switch"].as_str(), Some(to.as_str()), "{v}");
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     assert_whole(&site, &[Some(d1.as_str())]);
+    // It never went live: its record is gone, history does not list it.
+    assert!(!records(&site).contains(&to), "{:?}", records(&site));
+    let h = site.json(&["history"]);
+    assert!(
+        !h["deploys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"].as_str() == Some(to.as_str())),
+        "{h}"
+    );
 }
 
 #[test]

@@ -75,25 +75,32 @@ fn an_upload_left_unanswered_is_retried_after_the_request_timeout() {
     site.assert_manifest_consistent();
 }
 
-/// Publishes with the answer to the first `manifest.json` write lost after
-/// the write landed; expects success and the new deploy live.
-fn publish_losing_the_switch_answer(site: &S3Site) -> serde_json::Value {
+/// Publishes with the answer to the write of `manifest.json` that switches
+/// the site lost after the write landed; expects success and the new
+/// deploy live. `marks`: how many writes of `manifest.json` come first
+/// (the mark that starts a switch from a served deploy, see README's
+/// Guarantees), each answered; the one after them hangs.
+fn publish_losing_the_switch_answer(site: &S3Site, marks: u32) -> serde_json::Value {
     site.proxy.reset_counts();
     site.proxy.set_fault_matching(
         "PUT",
         "/manifest.json",
-        Fault::Hang {
-            times: 1,
-            forward: true,
+        Fault::Pass {
+            requests: marks,
+            then: Box::new(Fault::Hang {
+                times: 1,
+                forward: true,
+            }),
         },
     );
     let out = run(site, &["publish", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(site.manifest()["deploy"], report["deploy"]);
+    assert_eq!(site.proxy.injected(), 1, "the switch's answer was lost");
     assert_eq!(
         site.proxy.count_matching("PUT", "/manifest.json"),
-        2,
+        2 + marks as u64,
         "the switch was sent again after the timeout"
     );
     report
@@ -105,10 +112,10 @@ fn a_lost_answer_to_the_manifest_switch_is_not_taken_for_a_conflict() {
     // then fails its own condition (moto enforces them), which is not
     // another deploy winning.
     let site = site("lost-switch");
-    let first = publish_losing_the_switch_answer(&site);
+    let first = publish_losing_the_switch_answer(&site, 0);
     site.p
         .write("site/index.html", "<!doctype html><p>second</p>");
-    let second = publish_losing_the_switch_answer(&site);
+    let second = publish_losing_the_switch_answer(&site, 1);
     assert_ne!(second["deploy"], first["deploy"]);
     assert_eq!(site.manifest()["parent"], first["deploy"]);
     site.assert_manifest_consistent();

@@ -316,4 +316,12 @@ fn a_manifest_changed_behind_a_runs_back_exits_4_naming_the_winner() {
     assert_eq!(puts.len(), 1, "{puts:?}");
     assert!(puts[0].header("if-match").is_some(), "{puts:?}");
     assert_eq!(puts[0].status, Some(412), "{puts:?}");
+    // The loser left no deploy record: `history` and `prune --keep` count
+    // only the first deploy.
+    let records: Vec<String> =
+        a.s3.keys()
+            .into_iter()
+            .filter(|k| k.contains("/.assetpub/deploys/"))
+            .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
 }

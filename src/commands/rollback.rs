@@ -210,6 +210,7 @@ async fn switch(
             stable: copies,
             remove: stale,
             staticfiles: staticfiles.clone(),
+            record: false,
         },
     )
     .await?;

@@ -99,6 +99,11 @@ pub struct SwitchJob {
     pub stable: Vec<CopyJob>,
     pub remove: Vec<String>,
     pub staticfiles: Option<Vec<u8>>,
+    /// Write `to`'s deploy record (a publish; a rollback's exists). It is
+    /// written inside the switch and deleted again when the switch does not
+    /// happen, so `history` and `prune --keep` only see deploys that went
+    /// live.
+    pub record: bool,
 }
 
 /// Where the switch runs, and how.
@@ -132,7 +137,11 @@ pub async fn switch(
         ensure_unmoved(t.store.as_ref(), t.manifest_key, remote).await?;
     }
     let marked = mark(t, remote, &job.to.deploy).await?;
+    let mut wrote = false;
     let result = async {
+        if job.record {
+            wrote = write_record(t, &job.to, &job.to_json).await?;
+        }
         copy_all(t.store, job.stable, t.concurrency).await?;
         if !job.remove.is_empty() {
             t.store.delete(&job.remove).await?;
@@ -147,6 +156,9 @@ pub async fn switch(
     let Err(e) = result else {
         return result;
     };
+    if wrote {
+        forget_record(t, &job.to.deploy).await;
+    }
     let Some(from) = &marked.manifest else {
         // A first deploy: nothing was live before, and the next publish
         // writes every stable key again.
@@ -176,29 +188,14 @@ async fn switch_release(
     job: SwitchJob,
 ) -> Result<Option<String>> {
     let store = t.store;
-    let flat = remote.manifest.is_some() && releases.live_release().await?.is_none();
-    let links = job
-        .to
-        .objects()
-        .into_iter()
-        .filter(|o| o.stable)
-        .filter_map(|o| Some((o.key, o.copy_of?)))
-        .collect();
-    let mut files = vec![(t.manifest_key.to_string(), job.to_json.clone())];
-    if let Some(sf) = &job.staticfiles {
-        files.push((django::KEY.to_string(), sf.clone()));
+    let wrote = job.record && write_record(t, &job.to, &job.to_json).await?;
+    let result = stage_and_rename(t, releases, lock, remote, &job).await;
+    if result.is_err() && wrote {
+        forget_record(t, &job.to.deploy).await;
     }
-    releases.stage_release(&job.to.deploy, links, files).await?;
-    lock.check()?;
-    let etag = match releases
-        .switch_release(&job.to.deploy, t.manifest_key, remote.etag.as_deref())
-        .await?
-    {
-        PutOutcome::Written { etag } => etag,
-        PutOutcome::PreconditionFailed => {
-            return Err(moved_error(store.as_ref(), t.manifest_key).await);
-        }
-    };
+    let etag = result?;
+    let flat = remote.manifest.is_some() && etag.1;
+    let etag = etag.0;
     if flat && let Some(old) = &remote.manifest {
         let mut leftovers: Vec<String> = old
             .objects()
@@ -220,6 +217,80 @@ async fn switch_release(
         ));
     }
     Ok(etag)
+}
+
+/// Builds the release and renames it live. Returns the new ETag, and
+/// whether the target kept its stable keys at the root before (no release
+/// was live).
+async fn stage_and_rename(
+    t: &Target<'_>,
+    releases: &dyn Releases,
+    lock: &Lock,
+    remote: &Remote,
+    job: &SwitchJob,
+) -> Result<(Option<String>, bool)> {
+    let flat = releases.live_release().await?.is_none();
+    let links = job
+        .to
+        .objects()
+        .into_iter()
+        .filter(|o| o.stable)
+        .filter_map(|o| Some((o.key, o.copy_of?)))
+        .collect();
+    let mut files = vec![(t.manifest_key.to_string(), job.to_json.clone())];
+    if let Some(sf) = &job.staticfiles {
+        files.push((django::KEY.to_string(), sf.clone()));
+    }
+    releases.stage_release(&job.to.deploy, links, files).await?;
+    lock.check()?;
+    match releases
+        .switch_release(&job.to.deploy, t.manifest_key, remote.etag.as_deref())
+        .await?
+    {
+        PutOutcome::Written { etag } => Ok((etag, flat)),
+        PutOutcome::PreconditionFailed => Err(moved_error(t.store.as_ref(), t.manifest_key).await),
+    }
+}
+
+/// Writes `to`'s deploy record. True when this run wrote it; false when
+/// the very same deploy was already recorded (the same files and parent in
+/// the same millisecond).
+async fn write_record(t: &Target<'_>, to: &Manifest, json: &[u8]) -> Result<bool> {
+    let key = Manifest::deploy_key(&to.deploy);
+    let written = t
+        .store
+        .put(
+            &key,
+            Body::Bytes(Arc::new(json.to_vec())),
+            &manifest_meta(),
+            Condition::IfAbsent,
+            &NoObserver,
+        )
+        .await?;
+    if written != PutOutcome::PreconditionFailed {
+        return Ok(true);
+    }
+    match read_deploy(t.store.as_ref(), &to.deploy).await? {
+        Some(e) if e.same_content(to) && e.parent == to.parent => Ok(false),
+        _ => Err(Error::conflict(
+            Conflict::DeployExists,
+            format!(
+                "deploy `{}` already exists at {} with other content; publish again",
+                to.deploy,
+                t.store.describe()
+            ),
+        )),
+    }
+}
+
+/// Deletes the record of a deploy whose switch did not happen; a failure
+/// is a warning (`history` then lists a deploy that never went live).
+async fn forget_record(t: &Target<'_>, deploy: &str) {
+    if let Err(e) = t.store.delete(&[Manifest::deploy_key(deploy)]).await {
+        t.reporter.warn(&format!(
+            "could not delete the record of deploy `{deploy}`, which did not go live: {e}"
+        ));
+    }
 }
 
 /// Writes the served manifest again with the switch to `to` recorded in
@@ -350,6 +421,10 @@ pub async fn resolve(t: &Target<'_>, remote: &Remote) -> Result<(Remote, Option<
         ));
     }
     let settled = undo(t, &manifest, etag.as_deref(), to.as_ref()).await?;
+    // It never went live: its record must not count as a deploy.
+    if to.is_some() {
+        forget_record(t, &sw.to).await;
+    }
     t.reporter.warn(&format!(
         "found an interrupted switch to `{}` (started {}{}): undone, `{}` is served whole again",
         sw.to,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::commands::context::{Context, Served, deploy_record};
-use crate::error::{Conflict, Error, Result};
+use crate::error::{Error, Result};
 use crate::integrations::cdn::Invalidation;
 use crate::keys::RESERVED_PREFIX;
 use crate::pipeline::hash;
@@ -20,12 +20,12 @@ use crate::remote::django;
 use crate::remote::lock::{Lock, OnReleaseError, with_lock};
 use crate::remote::manifest::Variant;
 use crate::remote::manifest::{FORMAT_VERSION, Manifest, deploy_id};
-use crate::remote::manifest::{Layout, manifest_meta, object_meta};
+use crate::remote::manifest::{Layout, object_meta};
 use crate::remote::switch::{self, Remote, SwitchJob, ensure_unmoved};
 use crate::report::{Phase, Recording};
 use crate::settings::{Config, Fingerprint};
 use crate::state::PreparedFrom;
-use crate::store::{Body, Condition, CopyJob, NoObserver, PutOutcome, copy_all};
+use crate::store::{Body, CopyJob, copy_all};
 use crate::util::human_bytes;
 
 pub mod state_cache;
@@ -795,44 +795,11 @@ async fn deploy(
         switching: None,
     };
     manifest.deploy = deploy_id(now, &manifest);
-    let mut json = manifest.to_json();
-    let deploy_key = Manifest::deploy_key(&manifest.deploy);
-    let written = ctx
-        .store
-        .put(
-            &deploy_key,
-            Body::Bytes(Arc::new(json.clone())),
-            &manifest_meta(),
-            Condition::IfAbsent,
-            &NoObserver,
-        )
-        .await?;
-    let manifest = if written == PutOutcome::PreconditionFailed {
-        // The same files with the same parent in the same second (a rollback
-        // then the same build again): that deploy exists, so it is reused.
-        let existing = ctx.deploy_manifest(&manifest.deploy).await?;
-        match existing {
-            Some(e) if e.same_content(&manifest) && e.parent == manifest.parent => {
-                json = e.to_json();
-                e
-            }
-            _ => {
-                return Err(Error::conflict(
-                    Conflict::DeployExists,
-                    format!(
-                        "deploy `{}` already exists at {} with other content; publish again",
-                        manifest.deploy,
-                        ctx.store.describe()
-                    ),
-                ));
-            }
-        }
-    } else {
-        manifest
-    };
+    let json = manifest.to_json();
 
-    // Nothing the site serves by name changes until the served manifest is
-    // marked with this switch, conditional on the version this run read.
+    // The deploy record is written once the served manifest is marked with
+    // this switch (so a record never outlives a switch that did not
+    // happen), and nothing the site serves by name changes before that.
     let stable = plan
         .stable
         .iter()
@@ -853,6 +820,7 @@ async fn deploy(
             stable,
             remove: plan.removed_stable_keys.clone(),
             staticfiles: staticfiles.map(<[u8]>::to_vec),
+            record: true,
         },
     )
     .await?;
