@@ -385,29 +385,22 @@ pub async fn copy_all(
     jobs: Vec<CopyJob>,
     concurrency: usize,
 ) -> Result<()> {
-    let mut pending = jobs.into_iter();
-    let mut running = tokio::task::JoinSet::new();
-    let mut first_error = None;
-    loop {
-        while first_error.is_none() && running.len() < concurrency.max(1) {
-            let Some(job) = pending.next() else { break };
-            let store = store.clone();
-            running.spawn(async move {
-                store
-                    .copy(&job.from, &job.to, &job.meta, Condition::None)
-                    .await
-            });
+    let mut copies = crate::concurrency::limited(concurrency, jobs, |job| {
+        let store = store.clone();
+        async move {
+            store
+                .copy(&job.from, &job.to, &job.meta, Condition::None)
+                .await
         }
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
+    });
+    // The copies running when one fails still land before it is returned.
+    let mut first_error = None;
+    while let Some(joined) = copies.next().await {
         let result = joined
             .map_err(|e| Error::Runtime(format!("copy task failed: {e}")))
             .and_then(|r| r);
-        if let Err(e) = result
-            && first_error.is_none()
-        {
-            first_error = Some(e);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
         }
     }
     first_error.map_or(Ok(()), Err)
@@ -419,25 +412,13 @@ pub async fn missing_keys(
     concurrency: usize,
     keys: &[String],
 ) -> Result<Vec<String>> {
-    let mut set = tokio::task::JoinSet::new();
-    let per_task = keys.len().div_ceil(concurrency).max(1);
-    for chunk in keys.chunks(per_task) {
-        let chunk = chunk.to_vec();
+    let checked = crate::concurrency::limited(concurrency, keys.to_vec(), |key| {
         let store = store.clone();
-        set.spawn(async move {
-            let mut missing = Vec::new();
-            for k in chunk {
-                if store.head(&k).await?.is_none() {
-                    missing.push(k);
-                }
-            }
-            Ok::<_, Error>(missing)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        out.extend(r.map_err(|e| Error::Runtime(format!("check task failed: {e}")))??);
-    }
+        async move { Ok::<_, Error>(store.head(&key).await?.is_none().then_some(key)) }
+    })
+    .try_collect(|e| Error::Runtime(format!("check task failed: {e}")))
+    .await?;
+    let mut out: Vec<String> = checked.into_iter().flatten().collect();
     out.sort();
     Ok(out)
 }

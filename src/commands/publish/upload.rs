@@ -7,10 +7,8 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
 use crate::commands::context::Context;
+use crate::concurrency::try_limited;
 use crate::error::{Error, Result};
 use crate::pipeline::payload::Payload;
 use crate::pipeline::plan::PlannedObject;
@@ -78,42 +76,34 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
     if jobs.is_empty() {
         return Ok(stats);
     }
-    let limit = Arc::new(Semaphore::new(ctx.config.target.concurrency));
-    let mut set: JoinSet<(Job, Result<Done>)> = JoinSet::new();
     let mut first_error: Option<Error> = None;
     let mut failures = 0usize;
-    let mut pending = jobs.into_iter();
-    loop {
-        // Keep at most `concurrency` requests in flight; stop starting new
-        // ones after the first failure, but let the started ones land.
-        while first_error.is_none() && set.len() < ctx.config.target.concurrency {
-            let Some(job) = pending.next() else { break };
-            // Recorded before the request too: if the process dies while
-            // it is in flight, the object may have landed, and the rerun
-            // checks for it with a HEAD instead of sending it again.
-            // Not for a rewrite of headers: recorded early, an interrupted
-            // one would look done (same size) to the next run.
-            if matches!(job.task, Task::Send { known: false, .. }) && !job.object.replace {
-                record(ctx, &job)?;
-            }
-            let store = ctx.store.clone();
-            let reporter = ctx.reporter.clone();
-            let permit = limit.clone();
-            set.spawn(async move {
-                let _permit = permit.acquire_owned().await;
-                let r = upload_one(&store, &job, reporter).await;
-                (job, r)
-            });
+    // At most `concurrency` requests in flight; none started after the
+    // first failure, but the started ones land.
+    let mut uploads = try_limited(ctx.config.target.concurrency, jobs, |job: Job| {
+        // Recorded before the request too: if the process dies while it is
+        // in flight, the object may have landed, and the rerun checks for it
+        // with a HEAD instead of sending it again. Not for a rewrite of
+        // headers: recorded early, an interrupted one would look done (same
+        // size) to the next run.
+        if matches!(job.task, Task::Send { known: false, .. }) && !job.object.replace {
+            record(ctx, &job)?;
         }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let (job, result) =
-            joined.map_err(|e| Error::Runtime(format!("upload task failed: {e}")))?;
+        let store = ctx.store.clone();
+        let reporter = ctx.reporter.clone();
+        Ok(async move {
+            let done = upload_one(&store, &job, reporter).await?;
+            Ok((job, done))
+        })
+    });
+    while let Some(joined) = uploads.next().await {
+        let result = joined
+            .map_err(|e| Error::Runtime(format!("upload task failed: {e}")))
+            .and_then(|r| r);
         match result {
             // Sent with the other objects, once every check is done.
-            Ok(Done::Missing) => stats.missing.push(job.object),
-            Ok(done) => {
+            Ok((job, Done::Missing)) => stats.missing.push(job.object),
+            Ok((job, done)) => {
                 record(ctx, &job)?;
                 if let Done::Uploaded(n) = done {
                     stats.uploaded += 1;
@@ -125,9 +115,7 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
             }
             Err(e) => {
                 failures += 1;
-                if first_error.is_none() {
-                    first_error = Some(e);
-                }
+                first_error.get_or_insert(e);
             }
         }
     }
