@@ -17,5 +17,6 @@ mod pages;
 mod pipeline;
 mod prune;
 mod races;
+mod references;
 mod s3;
 mod support;

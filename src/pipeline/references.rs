@@ -81,10 +81,29 @@ pub fn references(
         // The cache is keyed by content, and the same bytes can sit in
         // another directory (a copy, a moved file): the URLs as written are
         // the content's, what they point to is resolved here, every time.
-        let refs = refs
-            .into_iter()
-            .filter_map(|r| rewrite::target_of(referrer, &r.url).map(|target| Ref { target, ..r }));
+        let mut resolved = Vec::with_capacity(refs.len());
         for r in refs {
+            match rewrite::target_of(referrer, &r.url) {
+                Some(target) => resolved.push(Ref { target, ..r }),
+                // Outside the source dir: never collected, so never
+                // rewritten, and said so like any other such reference.
+                None if rewrite::leaves_root(referrer, &r.url)
+                    && warned.insert(format!("\0{}", r.url)) =>
+                {
+                    let msg = format!(
+                        "`{referrer}` references `{}`, which is outside the source dir and not collected; left as written",
+                        r.url
+                    );
+                    if config.rewrite_strict {
+                        problems.push(msg);
+                    } else {
+                        reporter.warn(&msg);
+                    }
+                }
+                None => {}
+            }
+        }
+        for r in resolved {
             if r.target == *referrer {
                 continue;
             }

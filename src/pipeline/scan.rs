@@ -17,14 +17,18 @@ pub struct Ref {
     pub weak: bool,
 }
 
+/// How a file is read for references, and the key of its references in the
+/// cache. The `/2` is the scanner's version: its references include URLs
+/// that leave the source dir, and those of UTF-16 stylesheets, which the
+/// first one left out.
 pub(super) fn mode(syntax: Syntax, js_imports: bool, html: bool) -> Option<&'static str> {
     match syntax {
-        Syntax::Css => Some("css"),
-        Syntax::Js if js_imports => Some("js+imports"),
-        Syntax::Js => Some("js"),
-        Syntax::SourceMap => Some("map"),
-        Syntax::Html if html => Some("html"),
-        Syntax::WebManifest if html => Some("webmanifest"),
+        Syntax::Css => Some("css/2"),
+        Syntax::Js if js_imports => Some("js+imports/2"),
+        Syntax::Js => Some("js/2"),
+        Syntax::SourceMap => Some("map/2"),
+        Syntax::Html if html => Some("html/2"),
+        Syntax::WebManifest if html => Some("webmanifest/2"),
         Syntax::Html | Syntax::WebManifest => None,
         Syntax::Other => None,
     }
@@ -60,7 +64,8 @@ impl Scanner {
             return (Vec::new(), None);
         };
         let syntax = Syntax::for_path(logical);
-        let found = rewrite::find_references(syntax, logical, &text, self.js_imports);
+        let (found, outside) =
+            rewrite::find_references_and_outside(syntax, logical, &text, self.js_imports);
         let mut seen = BTreeSet::new();
         let refs: Vec<Ref> = found
             .iter()
@@ -72,6 +77,20 @@ impl Scanner {
             })
             .collect();
         let text = (!refs.is_empty()).then_some(ScannedText { text, found });
+        // URLs that leave the source dir resolve to no target; they are
+        // kept so that the reference graph can warn about them.
+        let mut refs = refs;
+        let mut seen_outside = BTreeSet::new();
+        refs.extend(
+            outside
+                .into_iter()
+                .filter(|u| seen_outside.insert(u.clone()))
+                .map(|url| Ref {
+                    target: String::new(),
+                    url,
+                    weak: false,
+                }),
+        );
         (refs, text)
     }
 }
