@@ -227,6 +227,23 @@ pub fn apply(
     rewrite::rewrite(text, &refs, |t| targets.get(t).cloned())
 }
 
+/// [`apply`] on a file's bytes, read and written back in its encoding
+/// (UTF-8, or UTF-16 for a stylesheet; see [`rewrite::decode`]). Bytes that
+/// are no such text are returned as they are.
+pub fn apply_bytes(
+    logical: &str,
+    bytes: Vec<u8>,
+    js_imports: bool,
+    targets: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    match rewrite::decode(Syntax::for_path(logical), bytes) {
+        Ok((text, encoding)) => {
+            rewrite::encode(apply(logical, &text, js_imports, targets), encoding)
+        }
+        Err(bytes) => bytes,
+    }
+}
+
 /// The file name of a key (what a reference's last segment becomes).
 pub fn file_name(key: &str) -> String {
     key.rsplit('/').next().unwrap_or(key).to_string()

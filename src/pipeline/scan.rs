@@ -59,11 +59,12 @@ impl Scanner {
     /// The file's references, and its text with where they were found
     /// when there are any (to rewrite them without scanning again).
     pub fn scan(&self, logical: &str, bytes: Vec<u8>) -> (Vec<Ref>, Option<ScannedText>) {
-        // Non-UTF-8 text cannot hold references we could rewrite safely.
-        let Ok(text) = String::from_utf8(bytes) else {
+        let syntax = Syntax::for_path(logical);
+        // Other bytes than UTF-8 text (or a UTF-16 stylesheet) cannot hold
+        // references we could rewrite safely.
+        let Ok((text, encoding)) = rewrite::decode(syntax, bytes) else {
             return (Vec::new(), None);
         };
-        let syntax = Syntax::for_path(logical);
         let (found, outside) =
             rewrite::find_references_and_outside(syntax, logical, &text, self.js_imports);
         let mut seen = BTreeSet::new();
@@ -76,7 +77,11 @@ impl Scanner {
                 weak: syntax == Syntax::SourceMap,
             })
             .collect();
-        let text = (!refs.is_empty()).then_some(ScannedText { text, found });
+        let text = (!refs.is_empty()).then_some(ScannedText {
+            text,
+            encoding,
+            found,
+        });
         // URLs that leave the source dir resolve to no target; they are
         // kept so that the reference graph can warn about them.
         let mut refs = refs;
@@ -95,17 +100,23 @@ impl Scanner {
     }
 }
 
-/// A text file as scanned: its content and the references found in it.
+/// A text file as scanned: its content, the encoding it was read in, and
+/// the references found in it.
 #[derive(Debug, Clone)]
 pub struct ScannedText {
     pub text: String,
+    pub encoding: rewrite::TextEncoding,
     found: Vec<rewrite::Reference>,
 }
 
 impl ScannedText {
-    /// The text with its references to `targets` rewritten, as `apply`
-    /// would, without finding them again.
-    pub fn apply(&self, targets: &BTreeMap<String, String>) -> String {
-        rewrite::rewrite(&self.text, &self.found, |t| targets.get(t).cloned())
+    /// The file's bytes with its references to `targets` rewritten, in the
+    /// encoding it was read in, as `apply` would, without finding them
+    /// again.
+    pub fn apply(&self, targets: &BTreeMap<String, String>) -> Vec<u8> {
+        rewrite::encode(
+            rewrite::rewrite(&self.text, &self.found, |t| targets.get(t).cloned()),
+            self.encoding,
+        )
     }
 }

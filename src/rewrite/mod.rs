@@ -347,6 +347,8 @@ fn source_mapping_url(b: &[u8], from: usize, to: usize) -> Option<Range<usize>> 
 }
 
 mod css;
+mod encoding;
+pub use encoding::{TextEncoding, decode, encode};
 
 mod js;
 
