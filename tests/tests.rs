@@ -11,6 +11,7 @@ mod env;
 mod faults;
 mod file_target;
 mod hung_store;
+mod interrupts;
 mod layout;
 mod nginx;
 mod pages;
