@@ -232,3 +232,78 @@ fn an_interrupt_once_the_switch_has_begun_lets_it_finish_and_says_so() {
     assert!(site.s3.head(&site.key(LOCK)).is_none(), "the lock is gone");
     assert_whole(&site, &[Some(&live)]);
 }
+
+#[test]
+fn an_interrupted_rollback_does_not_happen_and_says_so() {
+    let (site, d1) = site("sigrollback");
+    let d2 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = site.s3.get(&site.key("manifest.json")).unwrap();
+    // Checking that the earlier deploy's objects are all there takes 3 s
+    // a request.
+    site.proxy
+        .set_fault_matching("HEAD", "/img/", Fault::Delay { ms: 3_000 });
+    let child = spawn(&site, &["rollback"]);
+    wait_for("the objects' check", || {
+        site.proxy.count_matching("HEAD", "/img/") >= 1
+    });
+    kill(&child, "INT");
+    let out = exited_within(child, Duration::from_secs(15));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("interrupted")).collect();
+    assert_eq!(
+        lines,
+        [
+            "error: interrupted by SIGINT: the rollback did not happen, the site still serves the deploy it served before; run `assetpub rollback` again"
+        ],
+        "{err}"
+    );
+    assert!(site.s3.head(&site.key(LOCK)).is_none(), "no lock left");
+    assert!(site.s3.get(&site.key("manifest.json")).unwrap() == manifest);
+    assert_whole(&site, &[Some(&d2)]);
+    site.proxy.set_fault(Fault::None);
+    assert_eq!(site.json(&["rollback"])["to"], d1.as_str());
+    assert_whole(&site, &[Some(&d1)]);
+}
+
+#[test]
+fn an_interrupted_prune_releases_the_lock_and_leaves_the_live_deploy() {
+    let (site, _) = site("sigprune");
+    site.json(&["publish"]);
+    change(&site.p, 8, 3);
+    let d3 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = site.s3.get(&site.key("manifest.json")).unwrap();
+    // Listing the target, which prune does holding the lock, takes 3 s.
+    site.proxy
+        .set_fault_matching("GET", "list-type", Fault::Delay { ms: 3_000 });
+    let child = spawn(&site, &["prune", "--keep", "1", "--min-age", "0s"]);
+    wait_for("the listing", || {
+        site.proxy.count_matching("GET", "list-type") >= 1
+    });
+    assert!(site.s3.head(&site.key(LOCK)).is_some(), "the lock is held");
+    kill(&child, "TERM");
+    let out = exited_within(child, Duration::from_secs(15));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("interrupted")).collect();
+    assert_eq!(
+        lines,
+        [
+            "error: interrupted by SIGTERM: prune stopped part way, the live deploy untouched, and the deploy lock was released; run `assetpub prune` again to finish"
+        ],
+        "{err}"
+    );
+    assert!(site.s3.head(&site.key(LOCK)).is_none(), "the lock is gone");
+    assert!(site.s3.get(&site.key("manifest.json")).unwrap() == manifest);
+    assert_whole(&site, &[Some(&d3)]);
+    site.proxy.set_fault(Fault::None);
+    let out = site.run(&["prune", "--keep", "1", "--min-age", "0s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_whole(&site, &[Some(&d3)]);
+}
