@@ -139,7 +139,7 @@ impl Interrupted {
                 "{}: prune stopped part way, the live deploy untouched{lock}; run `assetpub prune` again to finish",
                 self.what()
             ),
-            _ => format!("{}: nothing was changed{lock}", self.what()),
+            _ => format!("{}: stopped before it finished{lock}", self.what()),
         };
         assetpub::Error::Interrupted {
             signal: self.signal.number(),
