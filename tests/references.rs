@@ -215,3 +215,27 @@ fn utf16_stylesheets_are_rewritten_and_written_back_in_their_encoding() {
     let urls = resolve_urls(&p, &app_key, &app_text);
     assert!(urls[0].1 == b"another background");
 }
+
+#[test]
+fn a_stylesheet_in_another_encoding_is_published_as_written_with_a_warning_naming_it() {
+    let p = Project::new();
+    // Latin-1, and UTF-16 with neither BOM nor `@charset`.
+    let latin1 = b"a { background: url(../img/bg.png) } /* caf\xe9 */\n".to_vec();
+    p.write_bytes("site/css/latin1.css", &latin1);
+    let bare = utf16("a { background: url(../img/logo.png) }\n", false, false);
+    p.write_bytes("site/css/bare16.css", &bare);
+    for run in ["first", "second"] {
+        let out = p.cmd().arg("publish").output().expect("run");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{run}: {err}");
+        for f in ["css/latin1.css", "css/bare16.css"] {
+            let w = format!(
+                "warning: `{f}` is neither UTF-8 text nor UTF-16 with a byte order mark or `@charset \"utf-16\"`; its references are left as written"
+            );
+            assert_eq!(err.matches(&w).count(), 1, "{run} run: `{w}`:\n{err}");
+        }
+    }
+    let m = p.manifest();
+    assert!(published(&p, &key(&m, "css/latin1.css")) == latin1);
+    assert!(published(&p, &key(&m, "css/bare16.css")) == bare);
+}

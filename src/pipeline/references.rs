@@ -83,6 +83,12 @@ pub fn references(
         // the content's, what they point to is resolved here, every time.
         let mut resolved = Vec::with_capacity(refs.len());
         for r in refs {
+            if r.is_not_text() {
+                reporter.warn(&format!(
+                    "`{referrer}` is neither UTF-8 text nor UTF-16 with a byte order mark or `@charset \"utf-16\"`; its references are left as written"
+                ));
+                continue;
+            }
             match rewrite::target_of(referrer, &r.url) {
                 Some(target) => resolved.push(Ref { target, ..r }),
                 // Outside the source dir: never collected, so never

@@ -17,6 +17,24 @@ pub struct Ref {
     pub weak: bool,
 }
 
+impl Ref {
+    /// In place of a file's references: the file is no text the scanner
+    /// reads (see [`Scanner::scan`]), so whatever it references is left as
+    /// written. Kept with the references, so that a run that takes them
+    /// from the cache says it too.
+    pub fn not_text() -> Ref {
+        Ref {
+            target: String::new(),
+            url: String::new(),
+            weak: false,
+        }
+    }
+
+    pub fn is_not_text(&self) -> bool {
+        self.url.is_empty()
+    }
+}
+
 /// How a file is read for references, and the key of its references in the
 /// cache. The `/2` is the scanner's version: its references include URLs
 /// that leave the source dir, and those of UTF-16 stylesheets, which the
@@ -61,9 +79,19 @@ impl Scanner {
     pub fn scan(&self, logical: &str, bytes: Vec<u8>) -> (Vec<Ref>, Option<ScannedText>) {
         let syntax = Syntax::for_path(logical);
         // Other bytes than UTF-8 text (or a UTF-16 stylesheet) cannot hold
-        // references we could rewrite safely.
-        let Ok((text, encoding)) = rewrite::decode(syntax, bytes) else {
-            return (Vec::new(), None);
+        // references we could rewrite safely. A stylesheet is expected to
+        // hold some, so that is said (a NUL is no CSS: UTF-16 without a BOM
+        // or `@charset`, which reads as valid UTF-8).
+        let decoded = rewrite::decode(syntax, bytes)
+            .ok()
+            .filter(|(text, _)| syntax != Syntax::Css || !text.contains('\0'));
+        let Some((text, encoding)) = decoded else {
+            let refs = if syntax == Syntax::Css {
+                vec![Ref::not_text()]
+            } else {
+                Vec::new()
+            };
+            return (refs, None);
         };
         let (found, outside) =
             rewrite::find_references_and_outside(syntax, logical, &text, self.js_imports);
