@@ -48,6 +48,10 @@ pub enum Error {
     /// Exit 1: anything else at run time.
     #[error("{0}")]
     Runtime(String),
+    /// Exit 128 + the signal's number (130 for SIGINT, 143 for SIGTERM):
+    /// the run was stopped by a signal; `message` says what that left.
+    #[error("{message}")]
+    Interrupted { signal: i32, message: String },
     /// Any of the above with a `hint:` line to print under it: its message,
     /// source, kind and exit code are the wrapped error's.
     #[error(transparent)]
@@ -128,7 +132,7 @@ fn validation_message(problems: &[String]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorDetails {
     /// The variant: `config`, `validation`, `input`, `conflict`, `io`,
-    /// `state`, `store` or `runtime`.
+    /// `state`, `store`, `runtime` or `interrupted`.
     pub kind: &'static str,
     /// For a conflict, which one (see [`Conflict::name`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,6 +228,7 @@ impl Error {
             Error::Validation(_) | Error::Input(_) => 3,
             Error::Conflict { .. } => 4,
             Error::Io { .. } | Error::State { .. } | Error::Store(_) | Error::Runtime(_) => 1,
+            Error::Interrupted { signal, .. } => 128 + signal,
             Error::Hinted(h) => h.error.exit_code(),
         }
     }
@@ -239,6 +244,7 @@ impl Error {
             Error::State { .. } => "state",
             Error::Store(_) => "store",
             Error::Runtime(_) => "runtime",
+            Error::Interrupted { .. } => "interrupted",
             Error::Hinted(h) => h.error.kind_name(),
         }
     }
@@ -287,6 +293,20 @@ mod tests {
             (Error::state("a", "x"), 1),
             (Error::Store("x".into()), 1),
             (Error::Runtime("x".into()).with_hint("h"), 1),
+            (
+                Error::Interrupted {
+                    signal: 2,
+                    message: "x".into(),
+                },
+                130,
+            ),
+            (
+                Error::Interrupted {
+                    signal: 15,
+                    message: "x".into(),
+                },
+                143,
+            ),
         ];
         for (e, code) in cases {
             assert_eq!(e.exit_code(), code, "{e:?}");

@@ -12,7 +12,7 @@ use crate::s3::S3Site;
 use crate::support::{Fault, S3Server};
 
 /// A build of 40 files: pages, stylesheets referencing images, images.
-fn project(files: usize) -> Project {
+pub fn project(files: usize) -> Project {
     let p = Project::new();
     for i in 0..files {
         p.write_bytes(
@@ -46,7 +46,7 @@ fn page(name: &str, round: u64) -> String {
 /// content that depends on `round`, and the pages served by name: index.html
 /// and one more change, the page `r*.html` is renamed, and every other round
 /// a page is removed or comes back.
-fn change(p: &Project, n: usize, round: u64) {
+pub fn change(p: &Project, n: usize, round: u64) {
     for i in 0..n {
         p.write_bytes(
             &format!("site/img/i{i:02}.png"),
@@ -77,7 +77,7 @@ fn change(p: &Project, n: usize, round: u64) {
 }
 
 /// The deploy `manifest.json` names now, if any.
-fn current(site: &S3Site) -> Option<String> {
+pub fn current(site: &S3Site) -> Option<String> {
     site.s3
         .get(&site.key("manifest.json"))
         .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("manifest.json is JSON"))
@@ -223,7 +223,7 @@ fn publish_under(fault: Fault, method: &str) -> (S3Site, String, std::process::O
 
 /// After a failed run: the rerun uploads only keys that are not there yet
 /// (and rewrites the stable keys and records), then the site is whole.
-fn assert_rerun_finishes(site: &S3Site) {
+pub fn assert_rerun_finishes(site: &S3Site) {
     let before: BTreeSet<String> = site.s3.keys().into_iter().collect();
     site.proxy.reset_counts();
     let out = site.json(&["publish"]);

@@ -713,6 +713,40 @@ fn a_failed_multipart_upload_is_aborted() {
 }
 
 #[test]
+fn a_store_answer_the_sdk_cannot_read_keeps_its_explanation() {
+    // moto answers CompleteMultipartUpload with a document whose root
+    // element the SDK rejects: HTTP 200, and an error all the same.
+    let p = Project::new();
+    p.write_bytes("site/media/video.mp4", &pseudo_random(65 * 1024 * 1024, 11));
+    let site = S3Site::with_project(S3Server::moto(), "unparsed", p, "");
+    site.configure(
+        "[source]\ndirs = [\"site\"]\nmax_file_size = \"100 MiB\"\n",
+        "",
+    );
+    let out = site.run(&["publish"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot complete the multipart upload of `")
+            && err.contains("/site/media/video."),
+        "{err}"
+    );
+    assert!(err.contains("HTTP 200"), "the status is kept: {err}");
+    // What the SDK said about the answer, not only its status.
+    let explanation = err
+        .lines()
+        .find(|l| l.contains("HTTP 200"))
+        .and_then(|l| l.split_once("HTTP 200"))
+        .map(|(_, rest)| rest.trim_start_matches(':').trim().to_string())
+        .unwrap_or_default();
+    assert!(
+        !explanation.is_empty() && explanation.to_lowercase().contains("pars"),
+        "the SDK's explanation is kept: {err}"
+    );
+    assert!(site.s3.head(&site.key("manifest.json")).is_none());
+}
+
+#[test]
 fn missing_credentials_are_one_clear_line() {
     let site = S3Site::new(S3Server::moto(), "nocreds");
     let out = site

@@ -180,9 +180,9 @@ pub fn prepare(
             if rs.iter().any(|r| r.weak) {
                 let rewritten = match f.text.take() {
                     Some(scanned) => scanned.apply(&strong),
-                    None => references::apply(
+                    None => references::apply_bytes(
                         &logical,
-                        &read_text(&mut f)?,
+                        read_bytes(&f)?,
                         config.rewrite_js_imports,
                         &strong,
                     ),
@@ -190,7 +190,7 @@ pub fn prepare(
                 // Named from its own bytes and everything that decides the
                 // names of the files it points back at (see fingerprint.rs).
                 let mut h = blake3::Hasher::new();
-                h.update(rewritten.as_bytes());
+                h.update(&rewritten);
                 for r in rs.iter().filter(|r| r.weak) {
                     if let Some(t) = by_name.get(&r.target) {
                         h.update(t.blake3.as_bytes());
@@ -206,7 +206,7 @@ pub fn prepare(
                     }
                 }
                 named.key_hash = h.finalize().to_hex().to_string();
-                named.data = Some(Arc::new(rewritten.into_bytes()));
+                named.data = Some(Arc::new(rewritten));
                 weak_pending.push(logical.clone());
             } else {
                 named = rewrite_strong(config, cache, &mut results, &mut f, strong)?;
@@ -256,13 +256,8 @@ pub fn prepare(
         let p = done
             .get_mut(&logical)
             .expect("every ordered file is prepared");
-        let text = p
-            .data
-            .as_ref()
-            .map(|d| String::from_utf8_lossy(d).into_owned())
-            .unwrap_or_default();
-        let bytes =
-            references::apply(&logical, &text, config.rewrite_js_imports, &weak).into_bytes();
+        let data = p.data.as_ref().map(|d| d.to_vec()).unwrap_or_default();
+        let bytes = references::apply_bytes(&logical, data, config.rewrite_js_imports, &weak);
         p.entry.blake3 = crate::pipeline::hash::hash_bytes(&bytes);
         p.entry.size = bytes.len() as u64;
         p.data = Some(Arc::new(bytes));
@@ -320,17 +315,13 @@ fn rewrite_strong(
     }
     let bytes = match f.text.take() {
         Some(scanned) => scanned.apply(&targets),
-        None => {
-            let text = read_text(f)?;
-            references::apply(
-                &f.source.logical,
-                &text,
-                config.rewrite_js_imports,
-                &targets,
-            )
-        }
-    }
-    .into_bytes();
+        None => references::apply_bytes(
+            &f.source.logical,
+            read_bytes(f)?,
+            config.rewrite_js_imports,
+            &targets,
+        ),
+    };
     let blake3 = crate::pipeline::hash::hash_bytes(&bytes);
     results.push((
         input,
@@ -349,23 +340,15 @@ fn rewrite_strong(
     })
 }
 
-/// The file's text as hashed: the bytes kept by the hashing pass, or read
-/// again and checked against the hash it was collected with.
-fn read_text(f: &mut HashedFile) -> Result<String> {
-    if let Some(scanned) = f.text.take() {
-        return Ok(scanned.text);
-    }
+/// The file's bytes as hashed: read again and checked against the hash it
+/// was collected with.
+fn read_bytes(f: &HashedFile) -> Result<Vec<u8>> {
     let bytes =
         std::fs::read(&f.source.path).map_err(|e| Error::io("cannot read", &f.source.path, e))?;
     if crate::pipeline::hash::hash_bytes(&bytes) != f.blake3 {
         return Err(changed_error(&f.source.path));
     }
-    String::from_utf8(bytes).map_err(|_| {
-        Error::Validation(vec![format!(
-            "`{}` is not UTF-8 text",
-            f.source.path.display()
-        )])
-    })
+    Ok(bytes)
 }
 
 pub fn changed_error(path: &std::path::Path) -> Error {
@@ -460,11 +443,8 @@ pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> 
     let bytes = std::fs::read(&p.path)?;
     match &p.rewrite_targets {
         None => Ok(Arc::new(bytes)),
-        Some(targets) => {
-            let text = String::from_utf8_lossy(&bytes);
-            Ok(Arc::new(
-                references::apply(&p.logical, &text, js_imports, targets).into_bytes(),
-            ))
-        }
+        Some(targets) => Ok(Arc::new(references::apply_bytes(
+            &p.logical, bytes, js_imports, targets,
+        ))),
     }
 }

@@ -81,10 +81,35 @@ pub fn references(
         // The cache is keyed by content, and the same bytes can sit in
         // another directory (a copy, a moved file): the URLs as written are
         // the content's, what they point to is resolved here, every time.
-        let refs = refs
-            .into_iter()
-            .filter_map(|r| rewrite::target_of(referrer, &r.url).map(|target| Ref { target, ..r }));
+        let mut resolved = Vec::with_capacity(refs.len());
         for r in refs {
+            if r.is_not_text() {
+                reporter.warn(&format!(
+                    "`{referrer}` is neither UTF-8 text nor UTF-16 with a byte order mark or `@charset \"utf-16\"`; its references are left as written"
+                ));
+                continue;
+            }
+            match rewrite::target_of(referrer, &r.url) {
+                Some(target) => resolved.push(Ref { target, ..r }),
+                // Outside the source dir: never collected, so never
+                // rewritten, and said so like any other such reference.
+                None if rewrite::leaves_root(referrer, &r.url)
+                    && warned.insert(format!("\0{}", r.url)) =>
+                {
+                    let msg = format!(
+                        "`{referrer}` references `{}`, which is outside the source dir and not collected; left as written",
+                        r.url
+                    );
+                    if config.rewrite_strict {
+                        problems.push(msg);
+                    } else {
+                        reporter.warn(&msg);
+                    }
+                }
+                None => {}
+            }
+        }
+        for r in resolved {
             if r.target == *referrer {
                 continue;
             }
@@ -206,6 +231,23 @@ pub fn apply(
     let syntax = Syntax::for_path(logical);
     let refs = rewrite::find_references(syntax, logical, text, js_imports);
     rewrite::rewrite(text, &refs, |t| targets.get(t).cloned())
+}
+
+/// [`apply`] on a file's bytes, read and written back in its encoding
+/// (UTF-8, or UTF-16 for a stylesheet; see [`rewrite::decode`]). Bytes that
+/// are no such text are returned as they are.
+pub fn apply_bytes(
+    logical: &str,
+    bytes: Vec<u8>,
+    js_imports: bool,
+    targets: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    match rewrite::decode(Syntax::for_path(logical), bytes) {
+        Ok((text, encoding)) => {
+            rewrite::encode(apply(logical, &text, js_imports, targets), encoding)
+        }
+        Err(bytes) => bytes,
+    }
 }
 
 /// The file name of a key (what a reference's last segment becomes).

@@ -17,14 +17,36 @@ pub struct Ref {
     pub weak: bool,
 }
 
+impl Ref {
+    /// In place of a file's references: the file is no text the scanner
+    /// reads (see [`Scanner::scan`]), so whatever it references is left as
+    /// written. Kept with the references, so that a run that takes them
+    /// from the cache says it too.
+    pub fn not_text() -> Ref {
+        Ref {
+            target: String::new(),
+            url: String::new(),
+            weak: false,
+        }
+    }
+
+    pub fn is_not_text(&self) -> bool {
+        self.url.is_empty()
+    }
+}
+
+/// How a file is read for references, and the key of its references in the
+/// cache. The `/2` is the scanner's version: its references include URLs
+/// that leave the source dir, and those of UTF-16 stylesheets, which the
+/// first one left out.
 pub(super) fn mode(syntax: Syntax, js_imports: bool, html: bool) -> Option<&'static str> {
     match syntax {
-        Syntax::Css => Some("css"),
-        Syntax::Js if js_imports => Some("js+imports"),
-        Syntax::Js => Some("js"),
-        Syntax::SourceMap => Some("map"),
-        Syntax::Html if html => Some("html"),
-        Syntax::WebManifest if html => Some("webmanifest"),
+        Syntax::Css => Some("css/2"),
+        Syntax::Js if js_imports => Some("js+imports/2"),
+        Syntax::Js => Some("js/2"),
+        Syntax::SourceMap => Some("map/2"),
+        Syntax::Html if html => Some("html/2"),
+        Syntax::WebManifest if html => Some("webmanifest/2"),
         Syntax::Html | Syntax::WebManifest => None,
         Syntax::Other => None,
     }
@@ -55,12 +77,24 @@ impl Scanner {
     /// The file's references, and its text with where they were found
     /// when there are any (to rewrite them without scanning again).
     pub fn scan(&self, logical: &str, bytes: Vec<u8>) -> (Vec<Ref>, Option<ScannedText>) {
-        // Non-UTF-8 text cannot hold references we could rewrite safely.
-        let Ok(text) = String::from_utf8(bytes) else {
-            return (Vec::new(), None);
-        };
         let syntax = Syntax::for_path(logical);
-        let found = rewrite::find_references(syntax, logical, &text, self.js_imports);
+        // Other bytes than UTF-8 text (or a UTF-16 stylesheet) cannot hold
+        // references we could rewrite safely. A stylesheet is expected to
+        // hold some, so that is said (a NUL is no CSS: UTF-16 without a BOM
+        // or `@charset`, which reads as valid UTF-8).
+        let decoded = rewrite::decode(syntax, bytes)
+            .ok()
+            .filter(|(text, _)| syntax != Syntax::Css || !text.contains('\0'));
+        let Some((text, encoding)) = decoded else {
+            let refs = if syntax == Syntax::Css {
+                vec![Ref::not_text()]
+            } else {
+                Vec::new()
+            };
+            return (refs, None);
+        };
+        let (found, outside) =
+            rewrite::find_references_and_outside(syntax, logical, &text, self.js_imports);
         let mut seen = BTreeSet::new();
         let refs: Vec<Ref> = found
             .iter()
@@ -71,22 +105,46 @@ impl Scanner {
                 weak: syntax == Syntax::SourceMap,
             })
             .collect();
-        let text = (!refs.is_empty()).then_some(ScannedText { text, found });
+        let text = (!refs.is_empty()).then_some(ScannedText {
+            text,
+            encoding,
+            found,
+        });
+        // URLs that leave the source dir resolve to no target; they are
+        // kept so that the reference graph can warn about them.
+        let mut refs = refs;
+        let mut seen_outside = BTreeSet::new();
+        refs.extend(
+            outside
+                .into_iter()
+                .filter(|u| seen_outside.insert(u.clone()))
+                .map(|url| Ref {
+                    target: String::new(),
+                    url,
+                    weak: false,
+                }),
+        );
         (refs, text)
     }
 }
 
-/// A text file as scanned: its content and the references found in it.
+/// A text file as scanned: its content, the encoding it was read in, and
+/// the references found in it.
 #[derive(Debug, Clone)]
 pub struct ScannedText {
     pub text: String,
+    pub encoding: rewrite::TextEncoding,
     found: Vec<rewrite::Reference>,
 }
 
 impl ScannedText {
-    /// The text with its references to `targets` rewritten, as `apply`
-    /// would, without finding them again.
-    pub fn apply(&self, targets: &BTreeMap<String, String>) -> String {
-        rewrite::rewrite(&self.text, &self.found, |t| targets.get(t).cloned())
+    /// The file's bytes with its references to `targets` rewritten, in the
+    /// encoding it was read in, as `apply` would, without finding them
+    /// again.
+    pub fn apply(&self, targets: &BTreeMap<String, String>) -> Vec<u8> {
+        rewrite::encode(
+            rewrite::rewrite(&self.text, &self.found, |t| targets.get(t).cloned()),
+            self.encoding,
+        )
     }
 }

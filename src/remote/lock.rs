@@ -99,6 +99,66 @@ pub struct Lock {
     held: Arc<Mutex<Held>>,
     lost: Arc<AtomicBool>,
     renewer: Option<tokio::task::JoinHandle<()>>,
+    /// Its entry in [`INTERRUPTS`].
+    id: u64,
+}
+
+/// What an interrupt (Ctrl-C, SIGTERM) needs to know of this process's
+/// runs: the locks they hold, to release once their work is dropped, and
+/// whether one has begun to switch the site, which must not be cut short.
+struct Interrupts {
+    interrupted: bool,
+    switch_begun: bool,
+    next_id: u64,
+    held: Vec<Registered>,
+}
+
+struct Registered {
+    id: u64,
+    store: Arc<dyn Store>,
+    held: Arc<Mutex<Held>>,
+    lost: Arc<AtomicBool>,
+}
+
+static INTERRUPTS: std::sync::Mutex<Interrupts> = std::sync::Mutex::new(Interrupts {
+    interrupted: false,
+    switch_begun: false,
+    next_id: 0,
+    held: Vec::new(),
+});
+
+fn interrupts() -> std::sync::MutexGuard<'static, Interrupts> {
+    INTERRUPTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Marks the process interrupted: from now on no run begins to switch the
+/// site ([`Lock::check`] fails). Returns whether one already has (passed
+/// its check before the switch): that run is to be let finish, since what
+/// it began is what the site now serves.
+pub fn interrupt() -> bool {
+    let mut i = interrupts();
+    i.interrupted = true;
+    i.switch_begun
+}
+
+/// After an interrupt, once the work has been dropped: releases the locks
+/// it held. Returns how many were released.
+pub async fn release_held() -> Result<usize> {
+    let held = std::mem::take(&mut interrupts().held);
+    let mut released = 0;
+    for r in held {
+        if r.lost.load(Ordering::SeqCst) {
+            continue;
+        }
+        let ours = r.held.lock().await.info.clone();
+        if let Some((info, _)) = read(r.store.as_ref()).await?
+            && info.same_holder(&ours)
+        {
+            r.store.delete(&[LOCK_KEY.to_string()]).await?;
+            released += 1;
+        }
+    }
+    Ok(released)
 }
 
 struct Held {
@@ -166,17 +226,34 @@ impl Lock {
             ttl,
             enforced,
         ));
+        let id = {
+            let mut i = interrupts();
+            i.next_id += 1;
+            let id = i.next_id;
+            i.held.push(Registered {
+                id,
+                store: store.clone(),
+                held: state.clone(),
+                lost: lost.clone(),
+            });
+            id
+        };
         Ok(Lock {
             store,
             held: state,
             lost,
             renewer: Some(renewer),
+            id,
         })
     }
 
     /// Fails when another run took the lock over while this one held it
     /// (it expired, or someone broke it): the caller must not switch the
     /// manifest then.
+    ///
+    /// It is called just before the switch begins, so it also fails once
+    /// the process is interrupted, and otherwise records that the switch
+    /// has begun (see [`interrupt`]).
     pub fn check(&self) -> Result<()> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(Error::conflict(
@@ -184,6 +261,15 @@ impl Lock {
                 "the deploy lock was taken over by another run while this one was uploading; not switching the manifest",
             ));
         }
+        let mut i = interrupts();
+        // Once begun, a switch is let finish (it is checked again on its
+        // way, for the lock alone).
+        if i.interrupted && !i.switch_begun {
+            return Err(Error::Runtime(
+                "interrupted; not switching the manifest".into(),
+            ));
+        }
+        i.switch_begun = true;
         Ok(())
     }
 
@@ -199,12 +285,16 @@ impl Lock {
         // a lock broken exactly then is lost, and its holder's manifest
         // write is still conditional.)
         let ours = self.held.lock().await.info.clone();
-        match read(&self.store).await? {
-            Some((info, _)) if info.same_holder(&ours) => {
-                self.store.delete(&[LOCK_KEY.to_string()]).await
-            }
-            _ => Ok(()),
+        if let Some((info, _)) = read(&self.store).await?
+            && info.same_holder(&ours)
+        {
+            self.store.delete(&[LOCK_KEY.to_string()]).await?;
         }
+        // Released: nothing for an interrupt to do (until then, an
+        // interrupted release is finished by `release_held`).
+        let id = self.id;
+        interrupts().held.retain(|r| r.id != id);
+        Ok(())
     }
 }
 
@@ -249,6 +339,13 @@ impl Drop for Lock {
     fn drop(&mut self) {
         if let Some(r) = self.renewer.take() {
             r.abort();
+        }
+        // A lock dropped with its interrupted work stays registered, for
+        // `release_held`.
+        let mut i = interrupts();
+        if !i.interrupted {
+            let id = self.id;
+            i.held.retain(|r| r.id != id);
         }
     }
 }

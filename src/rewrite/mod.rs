@@ -60,7 +60,43 @@ pub fn find_references(
     text: &str,
     js_imports: bool,
 ) -> Vec<Reference> {
-    let spans = match syntax {
+    spans(syntax, text, js_imports)
+        .into_iter()
+        .filter_map(|span| reference(text, span, referrer))
+        .collect()
+}
+
+/// [`find_references`], and the URLs, as written, of the relative paths
+/// that climb above the root: they name files outside the tree, which
+/// cannot be collected.
+pub fn find_references_and_outside(
+    syntax: Syntax,
+    referrer: &str,
+    text: &str,
+    js_imports: bool,
+) -> (Vec<Reference>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut outside = Vec::new();
+    for span in spans(syntax, text, js_imports) {
+        let Some(written) = text.get(span.clone()) else {
+            continue;
+        };
+        match url::resolve_or_why(referrer, written) {
+            Ok((target, suffix)) => found.push(Reference {
+                range: span,
+                url: written.to_string(),
+                target,
+                suffix: suffix.to_string(),
+            }),
+            Err(url::Unresolved::AboveRoot) => outside.push(written.to_string()),
+            Err(url::Unresolved::NotAFile) => {}
+        }
+    }
+    (found, outside)
+}
+
+fn spans(syntax: Syntax, text: &str, js_imports: bool) -> Vec<Range<usize>> {
+    match syntax {
         Syntax::Css => css::spans(text),
         Syntax::Js => {
             let mut spans = js::source_map_comment_spans(text);
@@ -74,17 +110,19 @@ pub fn find_references(
         Syntax::Html => html::spans(text),
         Syntax::WebManifest => web_manifest::src_spans(text),
         Syntax::Other => Vec::new(),
-    };
-    spans
-        .into_iter()
-        .filter_map(|span| reference(text, span, referrer))
-        .collect()
+    }
 }
 
 /// The logical path a URL written in the file at `referrer` points to, for
 /// URLs `find_references` returns.
 pub fn target_of(referrer: &str, url: &str) -> Option<String> {
     url::resolve(referrer, url).map(|(target, _)| target)
+}
+
+/// Whether a URL written in the file at `referrer` is a relative path that
+/// climbs above the root (`../../outside.png` in `css/site.css`).
+pub fn leaves_root(referrer: &str, url: &str) -> bool {
+    url::resolve_or_why(referrer, url) == Err(url::Unresolved::AboveRoot)
 }
 
 /// Replaces each reference for which `new_name(target)` returns the file name
@@ -309,6 +347,8 @@ fn source_mapping_url(b: &[u8], from: usize, to: usize) -> Option<Range<usize>> 
 }
 
 mod css;
+mod encoding;
+pub use encoding::{TextEncoding, decode, encode};
 
 mod js;
 

@@ -1311,3 +1311,23 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn relative_urls_that_climb_above_the_root_are_told_apart() {
+    assert!(leaves_root("css/a.css", "../../outside.png"));
+    assert!(leaves_root("a.html", "../x.png?v=1"));
+    assert!(!leaves_root("css/a.css", "../img/x.png"));
+    // `/..` stays at the root, as browsers read it; the rest names no file.
+    assert!(!leaves_root("a.css", "/../x.png"));
+    assert!(!leaves_root("a.css", "https://example.org/../x.png"));
+    assert!(!leaves_root("css/a.css", "../../"));
+    let (found, outside) = find_references_and_outside(
+        Syntax::Css,
+        "css/a.css",
+        "a{background:url(../../o.png)} b{background:url(../i.png)}",
+        false,
+    );
+    assert_eq!(outside, ["../../o.png"]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].target, "i.png");
+}

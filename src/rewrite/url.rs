@@ -6,6 +6,24 @@
 /// published tree: empty, fragment-only, scheme, protocol-relative, a
 /// directory, or a path that climbs above the root.
 pub(super) fn resolve<'u>(referrer: &str, url: &'u str) -> Option<(String, &'u str)> {
+    resolve_or_why(referrer, url).ok()
+}
+
+/// Why a URL names no file in the published tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unresolved {
+    /// Not a path to a file at all (scheme, fragment, directory ...).
+    NotAFile,
+    /// A relative path whose `..` climb above the root: it names a file
+    /// outside the source dir.
+    AboveRoot,
+}
+
+/// [`resolve`], or why it names no file.
+pub(super) fn resolve_or_why<'u>(
+    referrer: &str,
+    url: &'u str,
+) -> Result<(String, &'u str), Unresolved> {
     // A backslash is a CSS or JS escape, or a Windows separator a browser
     // would normalise; either way the written form is not a plain URL.
     if url.is_empty()
@@ -14,34 +32,43 @@ pub(super) fn resolve<'u>(referrer: &str, url: &'u str) -> Option<(String, &'u s
         || url.contains('\\')
         || has_scheme(url)
     {
-        return None;
+        return Err(Unresolved::NotAFile);
     }
     let (path, suffix) = url.split_at(url.find(['?', '#']).unwrap_or(url.len()));
     if path.is_empty() || path.ends_with('/') {
-        return None;
+        return Err(Unresolved::NotAFile);
     }
+    let absolute = path.starts_with('/');
     let (mut segments, relative) = match path.strip_prefix('/') {
         Some(rest) => (Vec::new(), rest),
         None => (referrer_dir(referrer), path),
     };
     let parts: Vec<&str> = relative.split('/').collect();
     for (n, raw) in parts.iter().enumerate() {
-        let segment = percent_decode(raw)?;
+        let segment = percent_decode(raw).ok_or(Unresolved::NotAFile)?;
         let last = n + 1 == parts.len();
         match segment.as_str() {
             // `a//b` is a different URL from `a/b` to a server; guessing
             // which file it means could rewrite the wrong one.
-            "" => return None,
-            "." | ".." if last => return None,
+            "" => return Err(Unresolved::NotAFile),
+            "." | ".." if last => return Err(Unresolved::NotAFile),
             "." => {}
             ".." => {
-                segments.pop()?;
+                // An absolute path's `/..` stays at the root, as browsers
+                // read it; a relative one leaves the tree.
+                if segments.pop().is_none() {
+                    return Err(if absolute {
+                        Unresolved::NotAFile
+                    } else {
+                        Unresolved::AboveRoot
+                    });
+                }
             }
-            s if s.contains('/') => return None,
+            s if s.contains('/') => return Err(Unresolved::NotAFile),
             _ => segments.push(segment),
         }
     }
-    Some((segments.join("/"), suffix))
+    Ok((segments.join("/"), suffix))
 }
 
 fn referrer_dir(referrer: &str) -> Vec<String> {

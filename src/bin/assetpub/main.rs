@@ -6,10 +6,11 @@ mod progress;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
-use assetpub::cli::Cli;
+use assetpub::cli::{Cli, Command};
 use assetpub::report::Reporter;
 
 fn main() -> ExitCode {
@@ -32,8 +33,34 @@ fn main() -> ExitCode {
             return report_error(&e, cli.json);
         }
     };
-    let result = runtime.block_on(assetpub::commands::run(&cli, reporter.clone()));
+    let (result, interrupted) = runtime.block_on(supervise(&cli, reporter.clone()));
     drop(reporter);
+    if interrupted.is_some() {
+        // Work left on the blocking pool (hashing, compressing) is not
+        // waited for.
+        runtime.shutdown_background();
+    }
+    let result = match (result, interrupted) {
+        (Some(result), None) => result,
+        // The switch had begun, so the run was let finish: its report (or
+        // error) first, then the line that says so.
+        (Some(result), Some(i)) if !i.dropped => {
+            finish(result, &cli);
+            eprintln!(
+                "error: {} after the switch to the new deploy had begun, so the run went on to the end (see above)",
+                i.what()
+            );
+            return ExitCode::from(i.exit_code() as u8);
+        }
+        // Stopped before any switch: the command was dropped.
+        (_, Some(i)) => return report_error(&i.error(&cli.command), cli.json),
+        (None, None) => unreachable!("a command is dropped only when interrupted"),
+    };
+    finish(result, &cli)
+}
+
+/// Prints what the command produced and returns its exit code.
+fn finish(result: assetpub::Result<assetpub::commands::Output>, cli: &Cli) -> ExitCode {
     match result {
         Ok(out) => {
             let text = if cli.json {
@@ -54,6 +81,156 @@ fn main() -> ExitCode {
         }
         Err(e) => report_error(&e, cli.json),
     }
+}
+
+/// The signal that interrupted a run.
+#[derive(Clone, Copy)]
+enum Signal {
+    Int,
+    Term,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+        }
+    }
+
+    fn number(self) -> i32 {
+        match self {
+            Signal::Int => 2,
+            Signal::Term => 15,
+        }
+    }
+}
+
+struct Interrupted {
+    signal: Signal,
+    /// Whether the command was dropped (not let finish).
+    dropped: bool,
+    /// What became of the deploy lock, when the command was dropped.
+    lock: Option<String>,
+}
+
+impl Interrupted {
+    fn what(&self) -> String {
+        format!("interrupted by {}", self.signal.name())
+    }
+
+    fn exit_code(&self) -> i32 {
+        128 + self.signal.number()
+    }
+
+    /// The one line for a run stopped before any switch began.
+    fn error(&self, command: &Command) -> assetpub::Error {
+        let lock = self.lock.as_deref().unwrap_or("");
+        let message = match command {
+            Command::Publish { dry_run: false, .. } => format!(
+                "{}: nothing went live, the site still serves the deploy it served before{lock}; run `assetpub publish` again to resume (what was uploaded is not sent again)",
+                self.what()
+            ),
+            Command::Rollback { .. } => format!(
+                "{}: the rollback did not happen, the site still serves the deploy it served before{lock}; run `assetpub rollback` again",
+                self.what()
+            ),
+            Command::Prune { dry_run: false, .. } => format!(
+                "{}: prune stopped part way, the live deploy untouched{lock}; run `assetpub prune` again to finish",
+                self.what()
+            ),
+            _ => format!("{}: stopped before it finished{lock}", self.what()),
+        };
+        assetpub::Error::Interrupted {
+            signal: self.signal.number(),
+            message,
+        }
+    }
+}
+
+/// Runs the command and watches for SIGINT and SIGTERM. On the first one,
+/// no run begins to switch the site any more; a run that has not begun is
+/// dropped where it stands (no new request starts), and the deploy locks it
+/// held are released; a run that has begun its switch is let finish, since
+/// the site already serves what it began. A second signal exits at once.
+/// Returns the command's result (None when it was dropped), and the
+/// interrupt if there was one.
+async fn supervise(
+    cli: &Cli,
+    reporter: Arc<dyn Reporter>,
+) -> (
+    Option<assetpub::Result<assetpub::commands::Output>>,
+    Option<Interrupted>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut work = Box::pin(assetpub::commands::run(cli, reporter));
+    let Ok((mut int, mut term)) =
+        signal(SignalKind::interrupt()).and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+    else {
+        return (Some(work.await), None);
+    };
+    // The watcher runs on the runtime's workers: it sees a second signal
+    // even while the command keeps this thread busy.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let first = tokio::select! {
+            _ = int.recv() => Signal::Int,
+            _ = term.recv() => Signal::Term,
+        };
+        let switch_begun = assetpub::remote::lock::interrupt();
+        let _ = first_tx.send((first, switch_begun));
+        let again = tokio::select! {
+            _ = int.recv() => Signal::Int,
+            _ = term.recv() => Signal::Term,
+        };
+        eprintln!(
+            "error: interrupted again by {}: stopped at once; a deploy lock still held is taken over once it expires (`lock_ttl`), or at once by a run on this host",
+            again.name()
+        );
+        std::process::exit(128 + again.number());
+    });
+    let (signal, switch_begun) = tokio::select! {
+        r = &mut work => return (Some(r), None),
+        first = first_rx => match first {
+            Ok(first) => first,
+            Err(_) => return (Some(work.await), None),
+        },
+    };
+    if switch_begun {
+        return (
+            Some(work.await),
+            Some(Interrupted {
+                signal,
+                dropped: false,
+                lock: None,
+            }),
+        );
+    }
+    // Dropped where it stands: every request it had in flight with it.
+    drop(work);
+    let lock = match tokio::time::timeout(
+        Duration::from_secs(30),
+        assetpub::remote::lock::release_held(),
+    )
+    .await
+    {
+        Ok(Ok(0)) => None,
+        Ok(Ok(_)) => Some(", and the deploy lock was released".to_string()),
+        Ok(Err(e)) => Some(format!(
+            ", and the deploy lock could not be released ({e}): it is taken over once it expires (`lock_ttl`)"
+        )),
+        Err(_) => Some(
+            ", and the deploy lock could not be released in 30s: it is taken over once it expires (`lock_ttl`)".to_string(),
+        ),
+    };
+    (
+        None,
+        Some(Interrupted {
+            signal,
+            dropped: true,
+            lock,
+        }),
+    )
 }
 
 /// The `error:` and `hint:` lines on stderr and, with `--json`, the same as

@@ -40,11 +40,9 @@ where
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
         );
         let timed_out = matches!(err, SdkError::TimeoutError(_));
-        // A HEAD answer has no body, so a bare status is all there is; the
-        // SDK's "unhandled error" wrapper adds nothing to it.
         let message = match err.message() {
             Some(m) if !m.is_empty() => Some(one_line(m)),
-            _ if status.is_some() => None,
+            _ if status.is_some() => explanation(&err),
             _ => Some(match err.source() {
                 Some(source) => chain(source),
                 None => err.to_string(),
@@ -86,6 +84,36 @@ impl Failure {
             (None, None, message) => message.unwrap_or("unknown error").to_owned(),
         }
     }
+}
+
+/// What the SDK says about an answer that has a status but no message
+/// from the store: why it could not read it (an answer it could not parse,
+/// a body cut short). None when it says nothing beyond the status: an
+/// answer without a body (a HEAD) is a bare status, and the SDK's
+/// "unhandled error" wrapper around it adds nothing.
+fn explanation<E>(err: &SdkError<E, HttpResponse>) -> Option<String>
+where
+    E: StdError + 'static,
+{
+    let start = match err {
+        // The service error itself is the wrapper: its sources explain.
+        SdkError::ServiceError(service) => service.err().source(),
+        other => other.source(),
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = start;
+    while let Some(e) = next {
+        if e.downcast_ref::<aws_sdk_s3::error::ErrorMetadata>()
+            .is_none()
+        {
+            let text = one_line(&e.to_string());
+            if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
+        }
+        next = e.source();
+    }
+    (!parts.is_empty()).then(|| parts.join(": "))
 }
 
 /// An error and its sources on one line, without the repeats that wrapped
