@@ -8,21 +8,26 @@
 //! `error`, `util`, `concurrency`, `mime`, `report`, `keys` → `store` →
 //! `state` → `rewrite` → `settings` → `remote` → `pipeline` →
 //! `integrations` → `commands`.
+//!
+//! The public surface is what the binary and the tests use: the command
+//! line (`cli`), the commands (`commands::run`), errors, the reporter the
+//! binary draws progress with, and the reference scanner the tests fuzz.
+//! Everything else is the crate's own.
 
 pub mod cli;
 pub mod commands;
-pub mod concurrency;
+pub(crate) mod concurrency;
 pub mod error;
-pub mod integrations;
-pub mod keys;
-pub mod mime;
-pub mod pipeline;
-pub mod remote;
+pub(crate) mod integrations;
+pub(crate) mod keys;
+pub(crate) mod mime;
+pub(crate) mod pipeline;
+pub(crate) mod remote;
 pub mod report;
 pub mod rewrite;
-pub mod settings;
-pub mod state;
-pub mod store;
+pub(crate) mod settings;
+pub(crate) mod state;
+pub(crate) mod store;
 pub mod util;
 
 pub use error::{Error, Result};

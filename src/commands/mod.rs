@@ -3,6 +3,9 @@
 //! publish.toml), calls the command, and returns what to print and the exit
 //! code.
 
+/// For the binary's signal handling: see [`crate::remote::lock`].
+pub use crate::remote::lock::{interrupt, release_held};
+
 pub mod context;
 pub mod history;
 pub mod init;

@@ -6,6 +6,7 @@
 //! stage opens a cache of its own. Every entry is a fact about bytes or a
 //! file's stat, so a cache that answers nothing only makes a run slower.
 
+#[cfg(test)]
 use std::collections::HashMap;
 
 use crate::error::Result;
@@ -65,6 +66,7 @@ pub trait Cache {
 }
 
 /// A cache held in memory, starting empty or with what a test puts in it.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct MemoryCache {
     pub stats: HashMap<String, Stat>,
@@ -73,6 +75,7 @@ pub struct MemoryCache {
     pub compressed: HashMap<(String, String), Option<u64>>,
 }
 
+#[cfg(test)]
 impl Cache for MemoryCache {
     fn record_stats(&mut self, stats: Vec<(String, Stat)>) -> Result<()> {
         self.stats.extend(stats);

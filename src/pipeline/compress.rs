@@ -21,13 +21,6 @@ impl Encoding {
         }
     }
 
-    /// The sidecar suffix that nginx's `gzip_static` and `brotli_static` look for.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Encoding::Gzip => "gz",
-            Encoding::Br => "br",
-        }
-    }
 }
 
 const GZIP_LEVEL: u32 = 9;
@@ -121,8 +114,6 @@ mod tests {
     fn names_and_extensions() {
         assert_eq!(Encoding::Gzip.name(), "gzip");
         assert_eq!(Encoding::Br.name(), "br");
-        assert_eq!(Encoding::Gzip.extension(), "gz");
-        assert_eq!(Encoding::Br.extension(), "br");
     }
 
     #[test]

@@ -47,7 +47,6 @@ pub struct HashedFile {
 
 pub struct HashStats {
     pub hashed: usize,
-    pub cached: usize,
 }
 
 /// `stats` is the stat cache by source path; `cache` records the stats of
@@ -123,7 +122,6 @@ pub fn hash_all(
     }
     let stats = HashStats {
         hashed: fresh.len(),
-        cached: done.len() - fresh.len(),
     };
     cache.record_stats(fresh)?;
     Ok((done.into_iter().flatten().collect(), stats))

@@ -968,7 +968,8 @@ fn resolve_cdn(raw: RawCdn, target: &Target, base_dir: &Path) -> Result<Option<C
 }
 
 /// A target URL (`file://PATH` or `s3://BUCKET/PREFIX`).
-pub fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
+#[cfg(test)]
+fn parse_target_url(url: &str, base_dir: &Path) -> Result<TargetUrl> {
     values::target_url("the target", url, base_dir)
 }
 

@@ -177,7 +177,7 @@ async fn supervise(
             _ = int.recv() => Signal::Int,
             _ = term.recv() => Signal::Term,
         };
-        let switch_begun = assetpub::remote::lock::interrupt();
+        let switch_begun = assetpub::commands::interrupt();
         let _ = first_tx.send((first, switch_begun));
         let again = tokio::select! {
             _ = int.recv() => Signal::Int,
@@ -210,7 +210,7 @@ async fn supervise(
     drop(work);
     let lock = match tokio::time::timeout(
         Duration::from_secs(30),
-        assetpub::remote::lock::release_held(),
+        assetpub::commands::release_held(),
     )
     .await
     {
