@@ -770,6 +770,38 @@ fn missing_credentials_are_one_clear_line() {
     assert_eq!(site.proxy.count("PUT"), 0);
 }
 
+/// A profile set up for IAM Identity Center with no login yet: the error
+/// says to log in, decided from the profile, not from the error's text.
+#[test]
+fn a_profile_using_sso_without_a_login_says_to_log_in() {
+    let site = S3Site::new(S3Server::moto(), "sso");
+    let home = site.p.path("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let config = home.join(".aws/config");
+    std::fs::write(
+        &config,
+        "[profile team]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Deploy\nregion = us-east-1\n\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
+    )
+    .unwrap();
+    let out = site
+        .cmd()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("HOME", &home)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join(".aws/credentials"))
+        .env("AWS_PROFILE", "team")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .arg("publish")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("run `aws sso login --profile team`"), "{err}");
+    assert_eq!(site.proxy.count("PUT"), 0);
+}
+
 #[test]
 fn a_missing_bucket_is_named() {
     let site = S3Site::new(S3Server::moto(), "nobucket");

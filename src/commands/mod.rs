@@ -13,6 +13,7 @@ pub mod nginx_config;
 pub mod prune;
 pub mod publish;
 pub mod rollback;
+pub mod served;
 pub mod verify;
 
 use std::path::PathBuf;

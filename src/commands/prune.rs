@@ -13,7 +13,6 @@ use serde::Serialize;
 use crate::commands::context::Context;
 use crate::concurrency::limited;
 use crate::error::{Error, Result};
-use crate::remote::lock::{OnReleaseError, with_lock};
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
 use crate::store::{ContentDigest, GetOutcome, Listed, Store};
 
@@ -95,24 +94,15 @@ pub async fn prune(ctx: &mut Context, opts: &PruneOptions) -> Result<PruneReport
     if opts.dry_run {
         select_and_delete(ctx, &current, opts, &mut report).await?;
     } else {
-        let enforced = ctx.conditional_writes().await?;
         // A lock that cannot be released fails the prune.
-        with_lock(
-            ctx.store.clone(),
-            "prune",
-            ctx.config.target.lock_ttl,
-            enforced,
-            opts.break_lock,
-            OnReleaseError::Fail,
-            async |_| {
-                let remote = crate::remote::switch::Remote {
-                    manifest: Some(current.clone()),
-                    etag: remote.etag.clone(),
-                };
-                crate::remote::switch::resolve(&ctx.switch_target(enforced), &remote).await?;
-                select_and_delete(ctx, &current, opts, &mut report).await
-            },
-        )
+        ctx.locked("prune", opts.break_lock, true, async |ctx, _, enforced| {
+            let remote = crate::remote::switch::Remote {
+                manifest: Some(current.clone()),
+                etag: remote.etag.clone(),
+            };
+            crate::remote::switch::resolve(&ctx.switch_target(enforced), &remote).await?;
+            select_and_delete(ctx, &current, opts, &mut report).await
+        })
         .await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;

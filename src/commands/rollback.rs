@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::commands::context::{Context, deploy_record};
 use crate::error::{Error, Result};
 use crate::integrations::cdn::Invalidation;
-use crate::remote::lock::{Lock, OnReleaseError, with_lock};
+use crate::remote::lock::Lock;
 use crate::remote::manifest::object_meta;
 use crate::remote::manifest::{Manifest, objects_for};
 use crate::remote::switch::SwitchJob;
@@ -105,17 +105,16 @@ pub async fn rollback(
     })?;
     check_restorable(ctx, &target).await?;
 
-    let enforced = ctx.conditional_writes().await?;
-    report.stable_keys = with_lock(
-        ctx.store.clone(),
-        "rollback",
-        ctx.config.target.lock_ttl,
-        enforced,
-        break_lock,
-        OnReleaseError::Warn(ctx.reporter.clone()),
-        async |lock| switch(ctx, &remote, &current, &target, lock, enforced).await,
-    )
-    .await?;
+    report.stable_keys = ctx
+        .locked(
+            "rollback",
+            break_lock,
+            false,
+            async |ctx, lock, enforced| {
+                switch(ctx, &remote, &current, &target, lock, enforced).await
+            },
+        )
+        .await?;
     report.changed = true;
     report.staticfiles = ctx.config.django;
     if let Some(cdn) = &ctx.config.cdn {

@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use crate::commands::context::Context;
 use crate::concurrency::limited;
 use crate::error::{Conflict, Error, Result};
-use crate::remote::lock::{OnReleaseError, with_lock};
 use crate::remote::manifest::{Entry, Manifest, ObjectRef, Variant, objects_for};
 use crate::remote::manifest::{manifest_meta, object_meta};
 use crate::remote::switch::{ensure_unmoved, resolve};
@@ -113,17 +112,14 @@ pub async fn verify(ctx: &mut Context, opts: &VerifyOptions) -> Result<VerifyRep
         return Ok(report);
     };
     if let Some(sw) = &marked.switching {
-        let enforced = ctx.conditional_writes().await?;
-        let resolved = with_lock(
-            ctx.store.clone(),
-            "verify",
-            ctx.config.target.lock_ttl,
-            enforced,
-            opts.break_lock,
-            OnReleaseError::Warn(ctx.reporter.clone()),
-            async |_| resolve(&ctx.switch_target(enforced), &remote).await,
-        )
-        .await;
+        let resolved = ctx
+            .locked(
+                "verify",
+                opts.break_lock,
+                false,
+                async |ctx, _, enforced| resolve(&ctx.switch_target(enforced), &remote).await,
+            )
+            .await;
         match resolved {
             Ok((settled, undone)) => {
                 remote = settled;
@@ -152,22 +148,19 @@ pub async fn verify(ctx: &mut Context, opts: &VerifyOptions) -> Result<VerifyRep
     report.objects = objects;
     report.problems.extend(problems);
     if opts.repair && !report.problems.is_empty() {
-        let enforced = ctx.conditional_writes().await?;
         let problems = std::mem::take(&mut report.problems);
-        report.repaired = with_lock(
-            ctx.store.clone(),
-            "verify --repair",
-            ctx.config.target.lock_ttl,
-            enforced,
-            opts.break_lock,
-            OnReleaseError::Warn(ctx.reporter.clone()),
-            async |lock| {
-                lock.check()?;
-                ensure_unmoved(&ctx.store, &ctx.config.manifest_key, &remote).await?;
-                repair(ctx, &m, &problems).await
-            },
-        )
-        .await?;
+        report.repaired = ctx
+            .locked(
+                "verify --repair",
+                opts.break_lock,
+                false,
+                async |ctx, lock, _| {
+                    lock.check()?;
+                    ensure_unmoved(&ctx.store, &ctx.config.manifest_key, &remote).await?;
+                    repair(ctx, &m, &problems).await
+                },
+            )
+            .await?;
         report.problems = check_all(ctx, &m).await?.1;
     }
     if !report.problems.is_empty() {

@@ -20,7 +20,6 @@ impl Encoding {
             Encoding::Br => "br",
         }
     }
-
 }
 
 const GZIP_LEVEL: u32 = 9;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::commands::context::{Context, Served, deploy_record};
+use crate::commands::context::{Context, deploy_record};
+use crate::commands::served::Served;
 use crate::error::{Error, Result};
 use crate::integrations::cdn::Invalidation;
 use crate::keys::RESERVED_PREFIX;
@@ -17,7 +18,7 @@ use crate::pipeline::plan::{self, FileChange, Plan, PlannedObject};
 use crate::pipeline::prepare::{self, Prepared};
 use crate::pipeline::{claims, collect};
 use crate::remote::django;
-use crate::remote::lock::{Lock, OnReleaseError, with_lock};
+use crate::remote::lock::Lock;
 use crate::remote::manifest::Variant;
 use crate::remote::manifest::{FORMAT_VERSION, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, object_meta};
@@ -653,37 +654,34 @@ pub async fn publish(
         return Ok(report);
     }
 
-    let enforced = ctx.conditional_writes().await?;
-    let live = with_lock(
-        ctx.store.clone(),
-        "publish",
-        ctx.config.target.lock_ttl,
-        enforced,
-        opts.break_lock,
-        OnReleaseError::Warn(ctx.reporter.clone()),
-        async |lock| {
-            let (remote, _) = switch::resolve(&ctx.switch_target(enforced), &remote).await?;
-            let live = deploy(
-                ctx,
-                &plan,
-                &remote,
-                &files,
-                staticfiles.as_deref(),
-                lock,
-                &mut report,
-            )
-            .await?;
-            ctx.state.record_prepared_from(
-                ctx.target.id,
-                &PreparedFrom {
-                    deploy: live.deploy.clone(),
-                    ..inputs
-                },
-            )?;
-            Ok(live)
-        },
-    )
-    .await?;
+    let live = ctx
+        .locked(
+            "publish",
+            opts.break_lock,
+            false,
+            async |ctx, lock, enforced| {
+                let (remote, _) = switch::resolve(&ctx.switch_target(enforced), &remote).await?;
+                let live = deploy(
+                    ctx,
+                    &plan,
+                    &remote,
+                    &files,
+                    staticfiles.as_deref(),
+                    lock,
+                    &mut report,
+                )
+                .await?;
+                ctx.state.record_prepared_from(
+                    ctx.target.id,
+                    &PreparedFrom {
+                        deploy: live.deploy.clone(),
+                        ..inputs
+                    },
+                )?;
+                Ok(live)
+            },
+        )
+        .await?;
     if let Some(cdn) = &ctx.config.cdn {
         report.invalidation = Some(
             crate::integrations::cdn::invalidate(
@@ -703,18 +701,15 @@ pub async fn publish(
 /// Undoes the interrupted switch recorded in the served manifest, when
 /// there is nothing else to do.
 async fn settle(ctx: &mut Context, opts: &PublishOptions, remote: &Remote) -> Result<()> {
-    let enforced = ctx.conditional_writes().await?;
-    let settled = with_lock(
-        ctx.store.clone(),
-        "publish",
-        ctx.config.target.lock_ttl,
-        enforced,
-        opts.break_lock,
-        OnReleaseError::Warn(ctx.reporter.clone()),
-        async |_| switch::resolve(&ctx.switch_target(enforced), remote).await,
-    )
-    .await?
-    .0;
+    let settled = ctx
+        .locked(
+            "publish",
+            opts.break_lock,
+            false,
+            async |ctx, _, enforced| switch::resolve(&ctx.switch_target(enforced), remote).await,
+        )
+        .await?
+        .0;
     if let Some(m) = &settled.manifest {
         let text = String::from_utf8(m.to_json()).expect("manifest JSON is UTF-8");
         ctx.remember(settled.etag.as_deref(), Some(&text), Some(&m.deploy))?;
@@ -735,22 +730,13 @@ async fn refresh_staticfiles(
         return Ok(());
     };
     if sf.write {
-        let enforced = ctx.conditional_writes().await?;
-        with_lock(
-            ctx.store.clone(),
-            "publish",
-            ctx.config.target.lock_ttl,
-            enforced,
-            opts.break_lock,
-            OnReleaseError::Warn(ctx.reporter.clone()),
-            async |lock| {
-                lock.check()?;
-                // Written for the deploy this run read, so only while it is
-                // still the current one.
-                ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
-                django::write_remote(&ctx.store, json).await
-            },
-        )
+        ctx.locked("publish", opts.break_lock, false, async |ctx, lock, _| {
+            lock.check()?;
+            // Written for the deploy this run read, so only while it is
+            // still the current one.
+            ensure_unmoved(&ctx.store, &ctx.config.manifest_key, remote).await?;
+            django::write_remote(&ctx.store, json).await
+        })
         .await?;
     }
     django::write_local_if_changed(ctx.config.django_local.as_deref(), json)

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::ProvideCredentials;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -135,6 +136,25 @@ fn upload_attempt_timeout(request_timeout: Duration, body_len: u64) -> Duration 
         + Duration::from_millis(body_len.saturating_mul(1000) / SLOWEST_UPLOAD_BYTES_PER_SEC)
 }
 
+/// Whether the profile in use gets its credentials through IAM Identity
+/// Center (SSO), read from the shared config files as the SDK reads them.
+async fn uses_sso(profile_name: &str) -> bool {
+    let profiles = aws_config::profile::load(
+        &aws_types::os_shim_internal::Fs::real(),
+        &aws_types::os_shim_internal::Env::real(),
+        &aws_runtime::env_config::file::EnvConfigFiles::default(),
+        Some(std::borrow::Cow::Owned(profile_name.to_string())),
+    )
+    .await;
+    profiles.ok().and_then(|set| {
+        set.get_profile(profile_name).map(|p| {
+            ["sso_session", "sso_start_url", "sso_account_id"]
+                .iter()
+                .any(|k| p.get(k).is_some())
+        })
+    }) == Some(true)
+}
+
 /// Fails with one plain line when the SDK's chain finds no credentials, or
 /// cannot load them, saying where it looked. The CloudFront client uses it
 /// too.
@@ -163,11 +183,10 @@ pub async fn check_credentials(
     };
     match provider.provide_credentials().await {
         Ok(_) => Ok(()),
-        // Matching on the Debug name avoids depending on aws-credential-types
-        // just for the variant; nothing of the error is printed.
-        Err(e) if format!("{e:?}").starts_with("CredentialsNotLoaded") => Err(Error::Config(
-            format!("no AWS credentials found: {}", looked_at()),
-        )),
+        Err(CredentialsError::CredentialsNotLoaded(_)) => Err(Error::Config(format!(
+            "no AWS credentials found: {}",
+            looked_at()
+        ))),
         Err(e) => {
             // The wrapping layers only say that loading failed; the innermost
             // ones say why.
@@ -176,7 +195,7 @@ pub async fn check_credentials(
                 .filter(|part| !part.starts_with("an error occurred while"))
                 .collect::<Vec<_>>()
                 .join(": ");
-            let sso = if why.contains("SSO") {
+            let sso = if uses_sso(profile_name).await {
                 format!(" (run `aws sso login --profile {profile_name}`)")
             } else {
                 String::new()

@@ -15,8 +15,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
+
+use crate::concurrency::limited;
 use md5::{Digest as _, Md5};
-use tokio::task::JoinSet;
 
 use super::errors::{Failure, NoSuchKey, refused};
 use super::{S3Store, condition_headers, user_metadata};
@@ -239,27 +240,23 @@ impl S3Store {
             upload_id,
         } = upload;
         let (size, part_size) = (*size, *part_size);
-        let mut pending = md5s.into_iter().enumerate();
-        let mut running = JoinSet::new();
-        let mut done = Vec::new();
-        loop {
-            while running.len() < self.part_concurrency {
-                let Some((index, md5)) = pending.next() else {
-                    break;
-                };
+        let mut parts = limited(
+            self.part_concurrency,
+            md5s.into_iter().enumerate(),
+            |(index, md5)| {
                 let offset = index as u64 * part_size;
                 let length = part_size.min(size - offset);
                 let request = self
                     .client
                     .upload_part()
                     .bucket(&self.bucket)
-                    .key(full_key)
-                    .upload_id(upload_id)
+                    .key(full_key.as_str())
+                    .upload_id(upload_id.as_str())
                     .part_number(index as i32 + 1)
                     .content_md5(md5.clone());
                 let timeouts = self.upload_timeouts(length);
-                let body = verified_body::stream(path, offset, length, md5.clone());
-                running.spawn(async move {
+                let body = verified_body::stream(path, offset, length, md5);
+                async move {
                     let sent = request
                         .body(body)
                         .customize()
@@ -267,11 +264,13 @@ impl S3Store {
                         .send()
                         .await;
                     Ok::<_, PartError>((index as i32 + 1, length, sent?))
-                });
-            }
-            let Some(joined) = running.join_next().await else {
-                break;
-            };
+                }
+            },
+        );
+        let mut done = Vec::new();
+        // The first failure returns at once; dropping `parts` cancels the
+        // parts still in flight (the upload is aborted by the caller).
+        while let Some(joined) = parts.next().await {
             let part = joined.map_err(|e| {
                 Error::Runtime(format!(
                     "uploading a part of `{}` failed: {e}",
