@@ -47,6 +47,14 @@ fn a_fresh_runner_uploads_only_the_difference_and_never_lists() {
         "no GET but the manifest and assetpub's records: {:?}",
         b.proxy.requests()
     );
+    // Beyond the one upload, at most 6 requests: the manifest read, the
+    // lock, the mark that starts the switch, the deploy record, the switch,
+    // the lock's release. The store's answer to the conditional-write probe
+    // comes with the manifest, and the lock goes with one conditional
+    // DELETE.
+    let all = b.proxy.requests();
+    assert!(all.len() <= 1 + 6, "{} requests: {all:?}", all.len());
+    assert_eq!(b.proxy.count("DELETE"), 1, "{all:?}");
     b.assert_manifest_consistent();
 }
 

@@ -170,12 +170,12 @@ fn a_second_ctrl_c_exits_at_once() {
     wait_for("the first image upload", || {
         site.proxy.count_matching("PUT", "/img/") >= 1
     });
-    // Releasing the lock reads it first: that read now takes 30 s.
+    // Releasing the lock (one conditional DELETE on moto) now takes 30 s.
     site.proxy
-        .set_fault_matching("GET", LOCK, Fault::Delay { ms: 30_000 });
+        .set_fault_matching("DELETE", LOCK, Fault::Delay { ms: 30_000 });
     kill(&child, "INT");
     wait_for("the release to begin", || {
-        site.proxy.count_matching("GET", LOCK) >= 1
+        site.proxy.count_matching("DELETE", LOCK) >= 1
     });
     assert!(child.try_wait().unwrap().is_none(), "still releasing");
     let again = Instant::now();

@@ -198,7 +198,12 @@ async fn switch(
         .config
         .django
         .then(|| crate::remote::django::staticfiles_json(&target.files));
-    let json = target.settled().to_json();
+    // The restored deploy, with what this run knows of the store.
+    let target = &Manifest {
+        conditional_writes: Some(enforced),
+        ..target.settled()
+    };
+    let json = target.to_json();
     let etag = crate::remote::switch::switch(
         &ctx.switch_target(enforced),
         lock,

@@ -101,6 +101,15 @@ impl Context {
         if let Some(m) = &manifest {
             self.state
                 .record_deploy(self.target.id, &deploy_record(m, None))?;
+            // The probe's answer travels with the manifest: a runner with
+            // no state DB need not probe the store again.
+            if self.target.conditional_writes.is_none()
+                && let Some(enforced) = m.conditional_writes
+            {
+                self.state
+                    .set_conditional_writes(self.target.id, enforced)?;
+                self.target.conditional_writes = Some(enforced);
+            }
         }
         let etag = match seen {
             Some((etag, json)) => {

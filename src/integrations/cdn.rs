@@ -397,6 +397,7 @@ mod tests {
                 .map(|(l, e)| (l.to_string(), e.clone()))
                 .collect(),
             switching: None,
+            conditional_writes: None,
         }
     }
 

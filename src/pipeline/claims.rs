@@ -273,6 +273,7 @@ mod tests {
             sidecars: true,
             encoding: "identity".into(),
             switching: None,
+            conditional_writes: None,
         };
         // about.html changed, and a new page is named like its old object.
         let files: BTreeMap<_, _> = [

@@ -295,6 +295,7 @@ mod tests {
             encoding: "identity".into(),
             files: files.clone(),
             switching: None,
+            conditional_writes: None,
         }
     }
 

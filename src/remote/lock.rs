@@ -96,6 +96,7 @@ fn lock_meta() -> ObjectMeta {
 /// A held lock. Renewed in the background until released.
 pub struct Lock {
     store: Arc<dyn Store>,
+    enforced: bool,
     held: Arc<Mutex<Held>>,
     lost: Arc<AtomicBool>,
     renewer: Option<tokio::task::JoinHandle<()>>,
@@ -118,6 +119,7 @@ struct Registered {
     store: Arc<dyn Store>,
     held: Arc<Mutex<Held>>,
     lost: Arc<AtomicBool>,
+    enforced: bool,
 }
 
 static INTERRUPTS: std::sync::Mutex<Interrupts> = std::sync::Mutex::new(Interrupts {
@@ -150,11 +152,7 @@ pub async fn release_held() -> Result<usize> {
         if r.lost.load(Ordering::SeqCst) {
             continue;
         }
-        let ours = r.held.lock().await.info.clone();
-        if let Some((info, _)) = read(r.store.as_ref()).await?
-            && info.same_holder(&ours)
-        {
-            r.store.delete(&[LOCK_KEY.to_string()]).await?;
+        if delete_ours(r.store.as_ref(), &r.held, r.enforced).await? {
             released += 1;
         }
     }
@@ -235,11 +233,13 @@ impl Lock {
                 store: store.clone(),
                 held: state.clone(),
                 lost: lost.clone(),
+                enforced,
             });
             id
         };
         Ok(Lock {
             store,
+            enforced,
             held: state,
             lost,
             renewer: Some(renewer),
@@ -280,21 +280,31 @@ impl Lock {
         if self.lost.load(Ordering::SeqCst) {
             return Ok(());
         }
-        // Only our own lock goes: someone may have broken it and holds it
-        // now. (Read, compare, delete leaves a moment between the last two;
-        // a lock broken exactly then is lost, and its holder's manifest
-        // write is still conditional.)
-        let ours = self.held.lock().await.info.clone();
-        if let Some((info, _)) = read(&self.store).await?
-            && info.same_holder(&ours)
-        {
-            self.store.delete(&[LOCK_KEY.to_string()]).await?;
-        }
+        delete_ours(self.store.as_ref(), &self.held, self.enforced).await?;
         // Released: nothing for an interrupt to do (until then, an
         // interrupted release is finished by `release_held`).
         let id = self.id;
         interrupts().held.retain(|r| r.id != id);
         Ok(())
+    }
+}
+
+/// Deletes the lock if it is still this run's: someone may have broken it
+/// and hold it now. Where the store enforces conditions, one DELETE with
+/// `If-Match` on the version this run last wrote; elsewhere read, compare
+/// the holder, delete (a lock broken between the last two is lost, and its
+/// holder's manifest write is still conditional). True when it was deleted.
+async fn delete_ours(store: &dyn Store, held: &Mutex<Held>, enforced: bool) -> Result<bool> {
+    let held = held.lock().await;
+    if enforced && let Some(etag) = &held.etag {
+        return store.delete_if_match(LOCK_KEY, etag).await;
+    }
+    match read(store).await? {
+        Some((info, _)) if info.same_holder(&held.info) => {
+            store.delete(&[LOCK_KEY.to_string()]).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
     }
 }
 

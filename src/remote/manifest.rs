@@ -37,6 +37,11 @@ pub struct Manifest {
     /// it. Never in a deploy record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switching: Option<Box<Switching>>,
+    /// Whether the store enforces `If-None-Match`/`If-Match`, as probed by
+    /// the run that wrote this manifest: a runner with no state DB reads it
+    /// here instead of probing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional_writes: Option<bool>,
 }
 
 /// A switch under way: the deploy the stable keys are being changed to.
@@ -211,6 +216,7 @@ impl Manifest {
     pub fn settled(&self) -> Manifest {
         Manifest {
             switching: None,
+            conditional_writes: None,
             ..self.clone()
         }
     }
@@ -436,6 +442,7 @@ mod tests {
             encoding: "identity".into(),
             files: BTreeMap::new(),
             switching: None,
+            conditional_writes: None,
         };
         let id = deploy_id(t, &m);
         assert!(id.starts_with("20261123T200135Z-"), "{id}");
@@ -536,6 +543,7 @@ mod tests {
             )]
             .into(),
             switching: None,
+            conditional_writes: None,
         };
         assert_eq!(Manifest::parse(&m.to_json(), "m").unwrap(), m);
     }
@@ -566,6 +574,7 @@ mod tests {
             ]
             .into(),
             switching: None,
+            conditional_writes: None,
         };
         let base = m.to_json();
         let splices: [&[u8]; 8] = [

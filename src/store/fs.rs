@@ -103,6 +103,18 @@ impl Store for FsStore {
         .await
     }
 
+    async fn delete_object_if_match(&self, key: &str, etag: &str) -> Result<bool> {
+        let path = self.write_path(key);
+        let etag = etag.to_string();
+        blocking(move || match std::fs::read(&path) {
+            Ok(bytes) if etag_of(&bytes) == etag => delete(&[path]).map(|()| true),
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        })
+        .await
+    }
+
     async fn delete_objects(&self, keys: &[String]) -> Result<()> {
         let paths: Vec<PathBuf> = keys.iter().map(|k| self.write_path(k)).collect();
         blocking(move || delete(&paths)).await

@@ -170,6 +170,11 @@ pub trait Store: Send + Sync {
     /// Deletes the keys; a key that is already gone is not an error.
     async fn delete_objects(&self, keys: &[String]) -> Result<()>;
 
+    /// Deletes `key` only while it holds the version `etag` names: true
+    /// when it did. A store that ignores the condition deletes it anyway
+    /// (the caller knows from the probe).
+    async fn delete_object_if_match(&self, key: &str, etag: &str) -> Result<bool>;
+
     /// Keys under `prefix` (relative to the target root), sorted, with size
     /// and age.
     async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>>;
@@ -296,6 +301,10 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         (**self).delete_objects(keys).await
     }
 
+    async fn delete_object_if_match(&self, key: &str, etag: &str) -> Result<bool> {
+        (**self).delete_object_if_match(key, etag).await
+    }
+
     async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>> {
         (**self).list_objects(prefix).await
     }
@@ -349,6 +358,11 @@ impl dyn Store + '_ {
         check_key(from)?;
         check_key(to)?;
         self.copy_object(from, to, meta, condition).await
+    }
+
+    pub async fn delete_if_match(&self, key: &str, etag: &str) -> Result<bool> {
+        check_key(key)?;
+        self.delete_object_if_match(key, etag).await
     }
 
     pub async fn delete(&self, keys: &[String]) -> Result<()> {

@@ -779,6 +779,7 @@ async fn deploy(
         encoding: plan.layout.encoding.name().to_string(),
         files: plan.files.clone(),
         switching: None,
+        conditional_writes: Some(enforced),
     };
     manifest.deploy = deploy_id(now, &manifest);
     let json = manifest.to_json();

@@ -9,6 +9,30 @@ use crate::error::{Error, Result};
 const DELETE_BATCH: usize = 1000;
 
 impl S3Store {
+    /// One DeleteObject with `If-Match`: false when the object is gone or
+    /// holds another version.
+    pub(super) async fn delete_if_match(&self, key: &str, etag: &str) -> Result<bool> {
+        let sent = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .if_match(etag)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let f = Failure::from(e);
+                if f.is_precondition_failure() || f.is_missing_key() {
+                    Ok(false)
+                } else {
+                    Err(self.error(format!("cannot delete `{}`", self.url(key)), f))
+                }
+            }
+        }
+    }
+
     pub(super) async fn delete(&self, keys: &[String]) -> Result<()> {
         for batch in keys.chunks(DELETE_BATCH) {
             let objects = batch

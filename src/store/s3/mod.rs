@@ -93,6 +93,10 @@ impl Store for S3Store {
         self.delete(keys).await
     }
 
+    async fn delete_object_if_match(&self, key: &str, etag: &str) -> Result<bool> {
+        self.delete_if_match(key, etag).await
+    }
+
     async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>> {
         self.list(prefix).await
     }
