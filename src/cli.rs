@@ -61,6 +61,10 @@ pub enum Command {
         /// Take the deploy lock even if another run holds it
         #[arg(long)]
         break_lock: bool,
+        /// What this deploy is, recorded with it and shown by `history`
+        /// (default: the subject of the build's git commit)
+        #[arg(long, short = 'm', env = "ASSETPUB_MESSAGE")]
+        message: Option<String>,
     },
     /// List the deploys at the target, newest first
     History,

@@ -31,6 +31,11 @@ pub trait Reporter: Send + Sync {
     fn item_done(&self, _phase: Phase, _bytes: u64) {}
     fn bytes_progress(&self, _phase: Phase, _bytes: u64) {}
     fn phase_end(&self, _phase: Phase) {}
+    /// The width of the terminal stdout is, if it is one: long lines of
+    /// human output are cut to it.
+    fn terminal_width(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Warnings to stderr, nothing else.

@@ -29,6 +29,19 @@ pub fn git_commit() -> Option<String> {
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
 }
 
+/// The subject of the commit checked out where `dir` is, when it is in a
+/// git work tree and `git` is on the PATH.
+pub fn git_subject(dir: &std::path::Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%s"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let subject = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !subject.is_empty()).then_some(subject)
+}
+
 /// The CI run doing the deploy (GitHub Actions, GitLab CI), as a URL where
 /// the environment gives enough to build one.
 pub fn ci_run() -> Option<String> {

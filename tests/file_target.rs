@@ -520,6 +520,7 @@ fn json_documents_have_stable_fields() {
         "hashed",
         "header_updates",
         "invalidation",
+        "message",
         "parent",
         "removed",
         "stable_keys",
@@ -562,6 +563,7 @@ fn json_documents_have_stable_fields() {
             "files",
             "git_commit",
             "id",
+            "message",
             "parent",
             "uploaded"
         ]

@@ -14,6 +14,7 @@ mod file_target;
 mod hung_store;
 mod interrupts;
 mod layout;
+mod messages;
 mod nginx;
 mod pages;
 mod pipeline;

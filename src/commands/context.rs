@@ -119,6 +119,7 @@ pub fn deploy_record(m: &Manifest, uploaded: Option<(u64, u64)>) -> DeployRecord
         bytes,
         git_commit: m.commit.clone(),
         ci_run: m.ci_run.clone(),
+        message: m.message.clone(),
     }
 }
 

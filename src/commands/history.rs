@@ -87,7 +87,9 @@ pub async fn history(ctx: &mut Context) -> Result<History> {
 }
 
 impl History {
-    pub fn render(&self) -> String {
+    /// The table; with `width`, each line is cut to it (the message, last,
+    /// is what gets cut).
+    pub fn render(&self, width: Option<usize>) -> String {
         if self.deploys.is_empty() {
             return format!("no deploys at {}\n", self.target);
         }
@@ -105,16 +107,87 @@ impl History {
                     d.git_commit
                         .as_deref()
                         .map_or_else(|| "-".into(), |c| c.chars().take(12).collect()),
+                    // One line: a message is a subject, not a body.
+                    d.message.as_deref().map_or_else(
+                        || "-".into(),
+                        |m| m.lines().next().unwrap_or("").to_string(),
+                    ),
                 ]
             })
             .collect();
-        format!(
-            "deploys at {} (newest first, * = current):\n{}",
-            self.target,
-            crate::util::table(
-                &["", "DEPLOY", "CREATED", "FILES", "PARENT", "COMMIT"],
-                &rows
-            )
-        )
+        let table = crate::util::table(
+            &[
+                "", "DEPLOY", "CREATED", "FILES", "PARENT", "COMMIT", "MESSAGE",
+            ],
+            &rows,
+        );
+        let mut out = format!("deploys at {} (newest first, * = current):\n", self.target);
+        for line in table.lines() {
+            out.push_str(&cut(line, width));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `line` cut to `width` characters, the cut marked with `…`.
+fn cut(line: &str, width: Option<usize>) -> String {
+    let line = line.trim_end();
+    match width {
+        Some(w) if w > 1 && line.chars().count() > w => {
+            let mut s: String = line.chars().take(w - 1).collect();
+            s.push('…');
+            s
+        }
+        _ => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(message: &str) -> History {
+        History {
+            target: "file://published".into(),
+            current: Some("d1".into()),
+            deploys: vec![HistoryEntry {
+                current: true,
+                deploy: DeployRecord {
+                    id: "d1".into(),
+                    parent: None,
+                    created: "2026-11-30T00:00:00Z".into(),
+                    files: 3,
+                    uploaded: 3,
+                    bytes: 10,
+                    git_commit: None,
+                    ci_run: None,
+                    message: Some(message.into()),
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn the_message_is_cut_to_the_terminal_width() {
+        let h = history("Fix the header on every page of the blog and the docs");
+        let full = h.render(None);
+        assert!(full.contains("Fix the header on every page of the blog and the docs"));
+        let cut = h.render(Some(75));
+        for line in cut.lines() {
+            assert!(line.chars().count() <= 75, "{line:?}");
+        }
+        assert!(cut.contains('…'), "{cut}");
+        assert!(cut.contains("Fix the"), "{cut}");
+    }
+
+    #[test]
+    fn only_the_subject_of_a_long_message_is_shown() {
+        let h = history("Subject line\n\nBody that goes on");
+        let out = h.render(None);
+        assert!(
+            out.contains("Subject line") && !out.contains("Body"),
+            "{out}"
+        );
     }
 }

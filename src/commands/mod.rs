@@ -83,6 +83,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 &PublishOptions {
                     dry_run: true,
                     break_lock: false,
+                    message: None,
                 },
                 walk,
             )
@@ -97,6 +98,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
         Command::Publish {
             dry_run,
             break_lock,
+            message,
         } => {
             let config = load_config(cli)?;
             let walk = Walk::start(&config, reporter.clone());
@@ -106,6 +108,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 &PublishOptions {
                     dry_run: *dry_run,
                     break_lock: *break_lock,
+                    message: message.clone(),
                 },
                 walk,
             )
@@ -122,7 +125,8 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
         Command::History => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let h = crate::commands::history::history(&mut ctx).await?;
-            Ok(Output::new(cli, &h, || h.render()))
+            let width = ctx.reporter.terminal_width();
+            Ok(Output::new(cli, &h, || h.render(width)))
         }
         Command::Rollback { deploy, break_lock } => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;

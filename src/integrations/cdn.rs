@@ -390,6 +390,7 @@ mod tests {
             created: "2026-01-01T00:00:00.000Z".to_string(),
             commit: None,
             ci_run: None,
+            message: None,
             sidecars: false,
             encoding: "identity".to_string(),
             files: files

@@ -269,6 +269,7 @@ mod tests {
             created: "c".into(),
             commit: None,
             ci_run: None,
+            message: None,
             files: [about()].into_iter().collect(),
             sidecars: true,
             encoding: "identity".into(),

@@ -291,6 +291,7 @@ mod tests {
             created: "c".into(),
             commit: None,
             ci_run: None,
+            message: None,
             sidecars: false,
             encoding: "identity".into(),
             files: files.clone(),

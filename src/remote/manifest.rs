@@ -24,6 +24,9 @@ pub struct Manifest {
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_run: Option<String>,
+    /// What the deploy is: `publish --message`, or the git commit's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Whether `.gz`/`.br` objects sit beside each object.
     #[serde(default)]
     pub sidecars: bool,
@@ -438,6 +441,7 @@ mod tests {
             created: "2026-11-23T20:01:35.120Z".into(),
             commit: None,
             ci_run: None,
+            message: None,
             sidecars: false,
             encoding: "identity".into(),
             files: BTreeMap::new(),
@@ -535,6 +539,7 @@ mod tests {
             created: "c".into(),
             commit: None,
             ci_run: None,
+            message: None,
             sidecars: true,
             encoding: "identity".into(),
             files: [(
@@ -560,6 +565,7 @@ mod tests {
             created: "2026-11-24T17:59:41.501Z".into(),
             commit: Some("abc".into()),
             ci_run: None,
+            message: None,
             sidecars: true,
             encoding: "gzip".into(),
             files: [

@@ -58,6 +58,7 @@ pub struct DeployRecord {
     pub bytes: u64,
     pub git_commit: Option<String>,
     pub ci_run: Option<String>,
+    pub message: Option<String>,
 }
 
 impl State {
@@ -436,8 +437,8 @@ impl State {
             .execute(
                 // A deploy seen again in the target's manifest keeps what
                 // this machine recorded when it made it (upload counts).
-                "INSERT INTO deploys (target_id, id, parent, created, files, uploaded, bytes, git_commit, ci_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO deploys (target_id, id, parent, created, files, uploaded, bytes, git_commit, ci_run, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (target_id, id) DO UPDATE SET
                      parent = excluded.parent,
                      created = excluded.created,
@@ -445,7 +446,8 @@ impl State {
                      uploaded = max(uploaded, excluded.uploaded),
                      bytes = max(bytes, excluded.bytes),
                      git_commit = coalesce(excluded.git_commit, git_commit),
-                     ci_run = coalesce(excluded.ci_run, ci_run)",
+                     ci_run = coalesce(excluded.ci_run, ci_run),
+                     message = coalesce(excluded.message, message)",
                 params![
                     target,
                     d.id,
@@ -455,7 +457,8 @@ impl State {
                     d.uploaded as i64,
                     d.bytes as i64,
                     d.git_commit,
-                    d.ci_run
+                    d.ci_run,
+                    d.message
                 ],
             )
             .map(drop)
@@ -466,7 +469,7 @@ impl State {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, parent, created, files, uploaded, bytes, git_commit, ci_run FROM deploys WHERE target_id = ?1",
+                "SELECT id, parent, created, files, uploaded, bytes, git_commit, ci_run, message FROM deploys WHERE target_id = ?1",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -480,6 +483,7 @@ impl State {
                     bytes: r.get::<_, i64>(5)? as u64,
                     git_commit: r.get(6)?,
                     ci_run: r.get(7)?,
+                    message: r.get(8)?,
                 };
                 Ok((d.id.clone(), d))
             })
@@ -727,6 +731,7 @@ mod tests {
             uploaded: 2,
             bytes: 900,
             git_commit: Some("abc".into()),
+            message: None,
             ci_run: None,
         };
         s.record_deploy(t, &d).unwrap();

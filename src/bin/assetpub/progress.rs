@@ -70,6 +70,12 @@ impl TermReporter {
 }
 
 impl Reporter for TermReporter {
+    fn terminal_width(&self) -> Option<usize> {
+        console::Term::stdout()
+            .size_checked()
+            .map(|(_, width)| usize::from(width))
+    }
+
     fn warn(&self, message: &str) {
         let line = format!("warning: {message}");
         match self.bar.lock().ok().and_then(|b| b.clone()) {

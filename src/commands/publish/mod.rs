@@ -38,6 +38,8 @@ use state_cache::StateCache;
 pub struct PublishOptions {
     pub dry_run: bool,
     pub break_lock: bool,
+    /// `--message`; without it, the subject of the build's git commit.
+    pub message: Option<String>,
 }
 
 /// What `plan` and `publish` report (`--json` prints it as is).
@@ -48,6 +50,8 @@ pub struct PublishReport {
     pub changed: bool,
     pub deploy: Option<String>,
     pub parent: Option<String>,
+    /// What the deploy is (`--message`, or the git commit's subject).
+    pub message: Option<String>,
     pub files: usize,
     pub unchanged: usize,
     pub uploads: Vec<PlannedObject>,
@@ -580,6 +584,7 @@ pub async fn publish(
         changed: plan.has_changes(),
         deploy: None,
         parent,
+        message: opts.message.clone().filter(|m| !m.trim().is_empty()),
         files: plan.file_count(),
         unchanged: plan.unchanged,
         upload_bytes: plan.upload_bytes(),
@@ -766,6 +771,10 @@ async fn deploy(
         .collect();
     copy_all(&ctx.store, header_updates, ctx.config.target.concurrency).await?;
 
+    // Only a deploy asks git: a run with nothing to do spawns nothing.
+    if report.message.is_none() {
+        report.message = crate::util::git_subject(&ctx.config.base_dir);
+    }
     let now = chrono::Utc::now();
     let mut manifest = Manifest {
         version: FORMAT_VERSION,
@@ -775,6 +784,7 @@ async fn deploy(
         created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         commit: crate::util::git_commit(),
         ci_run: crate::util::ci_run(),
+        message: report.message.clone(),
         sidecars: plan.layout.sidecars,
         encoding: plan.layout.encoding.name().to_string(),
         files: plan.files.clone(),
