@@ -886,3 +886,52 @@ fn a_switch_killed_half_way_is_undone_by_the_next_publish_rollback_or_prune() {
         assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
     }
 }
+
+/// A tampered record of the deploy being switched to cannot make the undo
+/// delete an object the served deploy needs.
+#[test]
+fn a_tampered_switch_record_never_deletes_a_served_object() {
+    let site = S3Site::new(S3Server::moto(), "forged");
+    let served = site.json(&["publish"]);
+    let d1 = served["deploy"].as_str().unwrap().to_string();
+    let mut m = site.manifest();
+    let css = m["files"]["css/app.css"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A record whose only page sits at the stylesheet's object key.
+    let forged = serde_json::json!({
+        "version": 1,
+        "deploy": "20991231T000000Z-f0f0f0",
+        "created": "2099-12-31T00:00:00.000Z",
+        "files": {
+            "evil.html": {
+                "key": css,
+                "object": "evil.000000000000.html",
+                "blake3": "00",
+                "size": 1,
+                "content_type": "text/html",
+                "cache_control": "no-cache"
+            }
+        }
+    });
+    site.s3.put(
+        &site.key(".assetpub/deploys/20991231T000000Z-f0f0f0.json"),
+        forged.to_string().as_bytes(),
+        "application/json",
+    );
+    m["switching"] = serde_json::json!({"to": "20991231T000000Z-f0f0f0", "started": "x"});
+    site.s3.put(
+        &site.key("manifest.json"),
+        m.to_string().as_bytes(),
+        "application/json",
+    );
+    let v = site.json(&["verify"]);
+    assert_eq!(v["undone_switch"], "20991231T000000Z-f0f0f0", "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert!(
+        site.s3.head(&site.key(&css)).is_some(),
+        "`{css}` was deleted"
+    );
+    assert_whole(&site, &[Some(d1.as_str())]);
+}

@@ -358,9 +358,13 @@ async fn undo(
             meta: object_meta(entry, o.variant, true),
         })
         .collect();
+    // Never an object the served deploy names, whatever a (tampered) record
+    // of the other deploy says.
+    let objects: std::collections::HashSet<String> =
+        from.objects().into_iter().map(|o| o.key).collect();
     let extra: Vec<String> = after
         .keys()
-        .filter(|k| !before.contains_key(*k))
+        .filter(|k| !before.contains_key(*k) && !objects.contains(*k))
         .cloned()
         .collect();
     copy_all(t.store, restore, t.concurrency).await?;
