@@ -23,7 +23,9 @@ pub fn completions(shell: Shell) -> String {
 
 /// assetpub(1): the global options and a list of the commands.
 pub fn man_page() -> Result<String> {
-    render(&clap_mangen::Man::new(Cli::command()))
+    render(&clap_mangen::Man::new(
+        Cli::command().disable_help_subcommand(true),
+    ))
 }
 
 /// assetpub.1 and one page a command (assetpub-publish.1, ...) in `dir`,
