@@ -113,4 +113,17 @@ pub enum Command {
         #[arg(long, default_value = "_")]
         server_name: String,
     },
+    /// Print the completion script for a shell
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, assetpub(1), in roff
+    Man {
+        /// Write assetpub.1 and one page a command (assetpub-publish.1, ...)
+        /// into DIR instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }

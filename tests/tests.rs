@@ -12,6 +12,7 @@ mod env;
 mod faults;
 mod file_target;
 mod hung_store;
+mod install;
 mod interrupts;
 mod layout;
 mod messages;

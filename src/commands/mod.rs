@@ -7,6 +7,7 @@
 pub use crate::remote::lock::{interrupt, release_held};
 
 pub mod context;
+pub mod docs;
 pub mod history;
 pub mod init;
 pub mod nginx_config;
@@ -167,6 +168,37 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             listen,
             server_name,
         } => nginx_config::nginx_config(&load_config(cli)?, listen, server_name),
+        Command::Completions { shell } => {
+            let script = docs::completions(*shell);
+            let json = serde_json::json!({ "shell": shell.to_string(), "script": &script });
+            Ok(Output {
+                human: script,
+                json,
+                exit_code: 0,
+                error: None,
+            })
+        }
+        Command::Man { dir: None } => {
+            let page = docs::man_page()?;
+            let json = serde_json::json!({ "page": &page });
+            Ok(Output {
+                human: page,
+                json,
+                exit_code: 0,
+                error: None,
+            })
+        }
+        Command::Man { dir: Some(dir) } => {
+            let pages = docs::write_man_pages(dir)?;
+            let human = pages.iter().map(|p| format!("{}\n", p.display())).collect();
+            let json = serde_json::json!({ "pages": pages });
+            Ok(Output {
+                human,
+                json,
+                exit_code: 0,
+                error: None,
+            })
+        }
         Command::Verify { repair, break_lock } => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let opts = crate::commands::verify::VerifyOptions {
