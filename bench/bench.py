@@ -1603,6 +1603,9 @@ def render_markdown(res: dict, args) -> str:
                 notes.append("%s: %s requests = %s %s + %s more" % (
                     t["label"], "{:,}".format(rq.get("requests", 0)), "{:,}".format(ups), what,
                     "{:,}".format(rq.get("requests", 0) - ups)))
+            if t.get("rep_round_missing") and t.get("rep"):
+                notes.append("%s: row from round %s (it did not run round %s: not repeated)" % (
+                    t["label"], t["rep"].get("round"), sc.get("rep_round")))
             gq = (t.get("rep") or {}).get("garage_requests")
             if gq and gq.get("requests") != ((t.get("rep") or {}).get("requests") or {}).get("requests"):
                 notes.append("%s: Garage's /metrics counted %s requests (%s), the proxy %s" % (
