@@ -786,7 +786,12 @@ class Bench:
                 shutil.rmtree(self.garage.dir / "data", ignore_errors=True)
         self.results["finished"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.results["elapsed_s"] = round(time.monotonic() - START, 1)
-        self.summarize()
+        try:
+            self.summarize()
+        except Exception:  # noqa: BLE001 - keep the measurements whatever happens
+            import traceback
+            self.results["summary_error"] = traceback.format_exc()
+            log("summary failed; writing the raw results anyway:\n" + self.results["summary_error"])
         self.write_outputs()
         log("wrote %s and %s" % (self.out_md, self.out_json))
         return 0
@@ -1828,7 +1833,12 @@ def main(argv=None) -> int:
     ap.add_argument("--keep-data", action="store_true", help="keep Garage's data in bench/work/garage after the run")
     ap.add_argument("--proxy-log", action="store_true", help="log every request to bench/work/logs/requests.tsv")
     ap.add_argument("--output", help="results file name without extension (default latest)")
+    ap.add_argument("--render", metavar="JSON", help="only write the .md of an earlier run's results JSON next to it")
     a = ap.parse_args(argv)
+    if a.render:
+        res = json.loads(Path(a.render).read_text())
+        Path(a.render).with_suffix(".md").write_text(render_markdown(res, a))
+        return 0
     a.runs = a.runs or (1 if a.quick else 3)
     a.files = a.files or (1000 if a.quick else 10000)
     a.big_files = a.big_files or (5000 if a.quick else 100000)
