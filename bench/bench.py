@@ -16,8 +16,15 @@ Scenarios, each tool in its own buckets:
   5 fresh     a fresh runner after another machine published: same content,
               every mtime new (as after a checkout), no assetpub state DB
   6 big-noop  no-op publish of the large tree (100,000 files)
-Plus assetpub's collect+hash throughput against b3sum, and upload throughput
-in scenario 1.
+  7 fresh-change  a fresh runner (no state DB, every mtime new) publishing a
+              one-file change to a target another machine published
+ 11-13, 17    scenarios 1, 2, 3 and 7 again through a second counting proxy
+              that holds every request --latency-ms (25) ms, as a CI runner's
+              round trips to S3 do, every tool at concurrency 32
+Plus: the cold publish once more straight to Garage, past the proxy, with
+requests read from Garage's own /metrics; a whole `assetpub plan` from a new
+state DB against b3sum over all cores; assetpub's sequential phases (its
+`--json` timings and the request timeline); upload throughput in scenario 1.
 """
 
 from __future__ import annotations
@@ -54,7 +61,14 @@ SCENARIOS = {
     4: ("plan", "Plan only / dry run on an unchanged tree"),
     5: ("fresh", "Fresh runner after another machine published (no state DB, same content)"),
     6: ("big-noop", "No-op republish of the large tree ({big_files:,} files)"),
+    7: ("fresh-change", "Fresh runner publishing a one-file change (no state DB, new mtimes, one page changed)"),
+    11: ("lat-cold", "Cold publish, {latency} ms per request"),
+    12: ("lat-noop", "No-op republish, {latency} ms per request"),
+    13: ("lat-changed", "{pct}% of files changed, {latency} ms per request"),
+    17: ("lat-fresh-change", "Fresh runner, one-file change, {latency} ms per request"),
 }
+LATENCY_BASE = {11: 1, 12: 2, 13: 3, 17: 7}
+SAME_ROUND = (3, 7, 13, 17)
 
 TOOL_ORDER = ["assetpub", "rclone-checksum", "rclone", "aws", "s3cmd"]
 
@@ -133,6 +147,8 @@ class Garage:
         (self.dir / "data").mkdir()
         self.rpc_port = free_port()
         self.s3_port = free_port()
+        self.admin_port = free_port()
+        self.metrics_token = secrets.token_hex(16)
         self.cfg = self.dir / "garage.toml"
         self.cfg.write_text(
             f'metadata_dir = "{self.dir}/meta"\n'
@@ -147,6 +163,9 @@ class Garage:
             's3_region = "garage"\n'
             f'api_bind_addr = "127.0.0.1:{self.s3_port}"\n'
             'root_domain = ".s3.garage.localhost"\n'
+            "\n[admin]\n"
+            f'api_bind_addr = "127.0.0.1:{self.admin_port}"\n'
+            f'metrics_token = "{self.metrics_token}"\n'
         )
         env = dict(os.environ, RUST_LOG="warn")
         self.log = open(self.dir / "server.log", "w")
@@ -164,7 +183,16 @@ class Garage:
             time.sleep(0.3)
         if not node:
             raise RuntimeError("garage did not come up; see %s" % (self.dir / "server.log"))
-        self.cli("layout", "assign", "-z", "dc1", "-c", "100G", node[:16])
+        # `node id` answers from the key on disk; the RPC port may take a
+        # moment longer on a busy machine.
+        while True:
+            try:
+                self.cli("layout", "assign", "-z", "dc1", "-c", "100G", node[:16])
+                break
+            except RuntimeError:
+                if self.proc.poll() is not None or time.monotonic() > deadline + 30:
+                    raise
+                time.sleep(0.5)
         self.cli("layout", "apply", "--version", "1")
         self.cli("key", "import", "--yes", KEY_ID, SECRET, "-n", "bench")
         # The S3 port answers once the layout is in place.
@@ -178,6 +206,32 @@ class Garage:
 
     def cli(self, *args) -> str:
         return run_quiet([self.binary, "-c", str(self.cfg), *args])
+
+    def s3_requests(self) -> dict | None:
+        """Garage's own count of S3 API requests so far, by API endpoint
+        (`api_s3_request_counter` on the admin API's /metrics)."""
+        req = urllib.request.Request("http://127.0.0.1:%d/metrics" % self.admin_port,
+                                     headers={"Authorization": "Bearer " + self.metrics_token})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(req, timeout=10) as r:
+                text = r.read().decode()
+        except Exception:  # noqa: BLE001 - the cross-check is optional
+            return None
+        out: dict = {}
+        for ln in text.splitlines():
+            if ln.startswith("api_s3_request_counter{"):
+                m = re.search(r'api_endpoint="([^"]+)"', ln)
+                if m:
+                    out[m.group(1)] = out.get(m.group(1), 0) + int(float(ln.rsplit(" ", 1)[1]))
+        return out
+
+    @staticmethod
+    def delta(before: dict | None, after: dict | None) -> dict | None:
+        if before is None or after is None:
+            return None
+        d = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+        return {"requests": sum(d.values()), "endpoints": dict(sorted(d.items()))}
 
     def bucket(self, name: str) -> str:
         self.cli("bucket", "create", name)
@@ -195,21 +249,25 @@ class Garage:
 
 
 class CountProxy:
-    def __init__(self, work: Path, upstream_port: int, log_requests: bool):
+    def __init__(self, work: Path, upstream_port: int, log_requests: bool, latency_ms: float = 0, name: str = "proxy"):
         self.work = work
         self.upstream_port = upstream_port
         self.log_requests = log_requests
+        self.latency_ms = latency_ms
+        self.name = name
         self.proc = None
 
     def start(self) -> None:
-        ready = self.work / "proxy.ready.json"
+        ready = self.work / ("%s.ready.json" % self.name)
         if ready.exists():
             ready.unlink()
         argv = [sys.executable, str(HERE / "countproxy.py"), "--upstream", "127.0.0.1:%d" % self.upstream_port,
                 "--ready-file", str(ready)]
+        if self.latency_ms:
+            argv += ["--latency-ms", str(self.latency_ms)]
         if self.log_requests:
-            argv += ["--log", str(self.work / "logs" / "requests.tsv")]
-        self.out = open(self.work / "logs" / "proxy.log", "w")
+            argv += ["--log", str(self.work / "logs" / ("%s-requests.tsv" % self.name))]
+        self.out = open(self.work / "logs" / ("%s.log" % self.name), "w")
         self.proc = subprocess.Popen(argv, stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 15
         while not ready.exists():
@@ -221,7 +279,7 @@ class CountProxy:
         self.control = info["control"]
         self.endpoint = "http://127.0.0.1:%d" % self.port
 
-    def _call(self, method: str, path: str) -> dict:
+    def _call(self, method: str, path: str):
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.control, path), method=method,
                                      data=b"" if method == "POST" else None)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -233,6 +291,9 @@ class CountProxy:
 
     def reset(self) -> dict:
         return self._call("POST", "/reset")
+
+    def timeline(self) -> list:
+        return self._call("GET", "/timeline")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -249,13 +310,14 @@ class CountProxy:
 
 
 class Runner:
-    def __init__(self, work: Path, proxy: CountProxy | None):
+    def __init__(self, work: Path, proxy: CountProxy | None, garage: "Garage | None" = None):
         self.work = work
         self.proxy = proxy
+        self.garage = garage
         self.logs = work / "logs"
         self.seq = 0
 
-    def run(self, name: str, argv: list[str], env: dict, cap: float | None) -> dict:
+    def run(self, name: str, argv: list[str], env: dict, cap: float | None, timeline: bool = False) -> dict:
         """Run argv under /usr/bin/time -v with the proxy counters reset;
         returns wall time, exit code, peak RSS, request counts, output files."""
         self.seq += 1
@@ -265,6 +327,7 @@ class Runner:
             f.write(" ".join(argv) + "\n")
         if self.proxy:
             self.proxy.reset()
+        g0 = self.garage.s3_requests() if self.garage else None
         stopped = threading.Event()
 
         def stop(p: subprocess.Popen) -> None:
@@ -300,7 +363,9 @@ class Runner:
         capped = stopped.is_set()
         if capped:
             rc = None
+        tl = self.proxy.timeline() if (self.proxy and timeline) else None
         counts = self.proxy.reset() if self.proxy else {}
+        garage = Garage.delta(g0, self.garage.s3_requests()) if self.garage else None
         rss = None
         try:
             m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", time_path.read_text())
@@ -308,7 +373,8 @@ class Runner:
         except OSError:
             pass
         return {"wall_s": round(wall, 3), "exit": rc, "capped": capped, "cap_s": cap if capped else None,
-                "peak_rss_kb": rss, "requests": counts, "stdout": str(out_path), "stderr": str(err_path)}
+                "peak_rss_kb": rss, "requests": counts, "garage_requests": garage, "timeline": tl,
+                "loadavg_before": None, "stdout": str(out_path), "stderr": str(err_path)}
 
 
 def tail(path: str, n: int = 6) -> str:
@@ -457,7 +523,7 @@ class Rclone(Tool):
         argv = ["rclone", "sync"] + self.flags + ["--stats", "0"]
         if dry_run:
             argv.append("--dry-run")
-        argv += [str(site), "proxy:%s" % bucket]
+        argv += [str(site), "%s:%s" % (self.ctx.rclone_remote, bucket)]
         return argv, self.ctx.rclone_env()
 
 
@@ -547,16 +613,41 @@ class Bench:
             "[default]\nregion = garage\ns3 =\n"
             "  max_concurrent_requests = %d\n  max_queue_size = 10000\n  addressing_style = path\n" % CONCURRENCY)
         self.rclone_config = self.work / "rclone.conf"
+        self.remotes = {"proxy": self.endpoint, "direct": "http://127.0.0.1:%d" % self.garage.s3_port}
+        self.write_rclone_config()
+        self.s3cfgs = {}
+        for name, ep in self.remotes.items():
+            self.s3cfgs[name] = self.work / ("s3cfg-%s" % name)
+            hp = ep.split("://", 1)[1]
+            self.s3cfgs[name].write_text(
+                "[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n"
+                "bucket_location = garage\nsignature_v2 = False\ncheck_ssl_certificate = False\n" % (KEY_ID, SECRET, hp, hp))
+        self.s3cfg = self.s3cfgs["proxy"]
+        self.rclone_remote = "proxy"
+
+    def write_rclone_config(self) -> None:
         remote = ("type = s3\nprovider = Other\naccess_key_id = %s\nsecret_access_key = %s\nregion = garage\n"
                   "force_path_style = true\nno_check_bucket = true\n" % (KEY_ID, SECRET))
-        self.rclone_config.write_text(
-            "[proxy]\n%sendpoint = %s\n\n[direct]\n%sendpoint = http://127.0.0.1:%d\n"
-            % (remote, self.endpoint, remote, self.garage.s3_port))
-        self.s3cfg = self.work / "s3cfg"
-        hp = self.endpoint.split("://", 1)[1]
-        self.s3cfg.write_text(
+        self.rclone_config.write_text("".join("[%s]\n%sendpoint = %s\n\n" % (name, remote, ep)
+                                              for name, ep in self.remotes.items()))
+
+    def add_remote(self, name: str, endpoint: str) -> None:
+        self.remotes[name] = endpoint
+        self.write_rclone_config()
+        self.s3cfgs[name] = self.work / ("s3cfg-%s" % name)
+        hp = endpoint.split("://", 1)[1]
+        self.s3cfgs[name].write_text(
             "[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\n"
             "bucket_location = garage\nsignature_v2 = False\ncheck_ssl_certificate = False\n" % (KEY_ID, SECRET, hp, hp))
+
+    def via(self, name: str, runner: "Runner") -> None:
+        """Point every tool at one of the endpoints: "proxy" (the counting
+        proxy), "lat" (the proxy that delays every request) or "direct"
+        (Garage itself), and measure through `runner`."""
+        self.endpoint = self.remotes[name]
+        self.rclone_remote = name
+        self.s3cfg = self.s3cfgs.get(name, self.s3cfgs["proxy"])
+        self.runner = runner
 
     def bucket_size(self, bucket: str) -> dict | None:
         """Objects and bytes in a bucket, read directly from Garage (not counted)."""
@@ -606,6 +697,8 @@ class Bench:
                 run["status"] = "ok"
             if tool.key == "assetpub" and run["status"] == "ok":
                 run["assetpub"] = parse_assetpub_json(run["stdout"])
+                run["phases"] = assetpub_phases(run["stdout"], run.get("timeline"))
+            run.pop("timeline", None)
             if extra:
                 run.update(extra)
             t["runs"].append(run)
@@ -615,12 +708,16 @@ class Bench:
 
     def measure(self, sid: int, rep: int, tool: Tool, bucket: str, site: Path, dry_run=False, cap=None, extra=None) -> dict:
         argv, env = tool.sync(bucket, site, dry_run=dry_run)
-        run = self.runner.run("s%d-r%d-%s" % (sid, rep, tool.key), argv, env, cap or self.args.cap)
+        load = os.getloadavg()[0]
+        run = self.runner.run("s%d-r%d-%s" % (sid, rep, tool.key), argv, env, cap or self.args.cap,
+                              timeline=tool.key == "assetpub")
+        run["loadavg_before"] = round(load, 2)
         self.record(sid, tool, run, extra=extra)
         req = run["requests"]
-        log("  s%d run %d %-16s %7s  exit %s  %s requests %s%s" % (
+        log("  s%d run %d %-16s %7s  exit %s  %s requests %s%s%s" % (
             sid, rep, tool.key, human_secs(run["wall_s"]), run["exit"], req.get("requests", 0),
             json.dumps(req.get("ops", {}), separators=(",", ":")),
+            ("  garage %s" % run["garage_requests"]["requests"]) if run.get("garage_requests") else "",
             ("  CAPPED" if run["capped"] else "") + ("  " + run.get("error", "")[:200] if run["status"] == "failed" else "")))
         return run
 
@@ -668,7 +765,7 @@ class Bench:
             self.endpoint = self.proxy.endpoint
             self.write_tool_configs()
             log("garage S3 on 127.0.0.1:%d, counting proxy on %s" % (self.garage.s3_port, self.endpoint))
-            self.runner = Runner(self.work, self.proxy)
+            self.runner = Runner(self.work, self.proxy, self.garage)
             all_tools = {"assetpub": Assetpub(self), "rclone-checksum": Rclone(self, True), "rclone": Rclone(self, False),
                          "aws": Aws(self), "s3cmd": S3cmd(self)}
             self.tools = {k: all_tools[k] for k in TOOL_ORDER if k in a.tools}
@@ -689,7 +786,12 @@ class Bench:
                 shutil.rmtree(self.garage.dir / "data", ignore_errors=True)
         self.results["finished"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.results["elapsed_s"] = round(time.monotonic() - START, 1)
-        self.summarize()
+        try:
+            self.summarize()
+        except Exception:  # noqa: BLE001 - keep the measurements whatever happens
+            import traceback
+            self.results["summary_error"] = traceback.format_exc()
+            log("summary failed; writing the raw results anyway:\n" + self.results["summary_error"])
         self.write_outputs()
         log("wrote %s and %s" % (self.out_md, self.out_json))
         return 0
@@ -697,10 +799,20 @@ class Bench:
     def run_small_tree(self, active: list[Tool], missing: dict) -> None:
         a = self.args
         sids = [s for s in a.scenarios if s != 6]
+        lat_sids = [10 + s for s in a.latency_scenarios] if a.latency_ms > 0 else []
+        lat_tools = [t for t in active if t.key in a.latency_tools]
         for sid in sids:
             for k, why in missing.items():
                 self.record(sid, self.tools[k], None, "n/a", why)
-        if not sids and not a.hash_bench:
+        for sid in lat_sids:
+            for t in active:
+                if t.key not in a.latency_tools:
+                    self.record(sid, t, None, "n/a", "not in --latency-tools" + (
+                        " (s3cmd has no concurrency setting: one request at a time)" if t.key == "s3cmd" else ""))
+            for k, why in missing.items():
+                if k in a.latency_tools:
+                    self.record(sid, self.tools[k], None, "n/a", why)
+        if not sids and not lat_sids and not a.hash_bench and not a.direct_cold:
             return
         site = self.work / "sites" / ("site-%d" % a.files)
         log("generating the site: %d files, seed %d" % (a.files, a.seed))
@@ -708,85 +820,198 @@ class Bench:
         self.results["site"] = {"files": info["files"], "bytes": info["bytes"], "seed": a.seed, "kinds": info["kinds"],
                                 "path": str(site)}
         log("  %d files, %s" % (info["files"], human_bytes(info["bytes"])))
-        buckets = {t.key: self.garage.bucket("%s-seq" % short(t.key)) for t in active}
+        self.pages = sorted(str(p) for p in site.rglob("*.html"))
+
+        main_runner = self.runner
+        self.run_set(active, site, {s: s for s in sids}, "seq", 0)
+        if a.direct_cold and active:
+            self.direct_cold(active, site)
+            self.via("proxy", main_runner)
+        if a.hash_bench:
+            self.hash_bench(site)
+        if lat_sids and lat_tools:
+            self.lat_proxy = CountProxy(self.work, self.garage.s3_port, a.proxy_log, latency_ms=a.latency_ms, name="latproxy")
+            self.lat_proxy.start()
+            self.add_remote("lat", self.lat_proxy.endpoint)
+            log("latency proxy on %s: every request held %g ms" % (self.lat_proxy.endpoint, a.latency_ms))
+            self.via("lat", Runner(self.work, self.lat_proxy, self.garage))
+            try:
+                self.run_set(lat_tools, site, {s - 10: s for s in lat_sids}, "lat", 100)
+            finally:
+                self.via("proxy", main_runner)
+                self.lat_proxy.stop()
+
+    @staticmethod
+    def rotated(tools: list, rep: int, sid: int) -> list:
+        """The tool order of one round: rotated by one place each round and
+        each scenario, so no tool always goes first (or right after another's
+        heavy run)."""
+        if not tools:
+            return tools
+        k = (rep - 1 + sid) % len(tools)
+        return tools[k:] + tools[:k]
+
+    def scenario_start(self, sid: int) -> None:
+        load = os.getloadavg()
+        cores = os.cpu_count() or 1
+        sc = self.results["scenarios"].setdefault(str(sid), {"tools": {}})
+        sc["loadavg_before"] = [round(x, 2) for x in load]
+        sc["under_load"] = load[0] > cores
+        name = SCENARIOS[sid][1].format(pct=self.args.change_pct, latency=("%g" % self.args.latency_ms),
+                                        big_files=self.args.big_files)
+        log("scenario %d: %s (load %.2f %.2f %.2f%s)" % (sid, name, load[0], load[1], load[2],
+                                                       ", above the %d cores" % cores if load[0] > cores else ""))
+
+    def change_one_page(self, rnd: int) -> str:
+        """Append a comment to one page (a stable key): a one-file change
+        that every tool sees (its size changes too)."""
+        page = self.pages[(rnd * 7919) % len(self.pages)]
+        with open(page, "a") as f:
+            f.write("<!-- one-file change, round %d -->\n" % rnd)
+        return page
+
+    def run_set(self, active: list[Tool], site: Path, sid_of: dict, tag: str, round_base: int) -> None:
+        """One set of scenarios: base scenario number -> the number it is
+        recorded under (the same for the plain set, +10 for the latency set)."""
+        a = self.args
         runs = a.runs
+        pre = "" if tag == "seq" else tag
+        buckets = {t.key: self.garage.bucket("%s-%s" % (short(t.key), tag)) for t in active}
 
-        if 1 in sids or any(s in sids for s in (2, 3, 4, 5)):
-            log("scenario 1: cold publish")
-            for rep in range(1, runs + 1 if 1 in sids else 2):
-                for t in active:
-                    if rep > 1 and not self.should_repeat(1, t):
+        if sid_of:
+            sid = sid_of.get(1, 1 if tag == "seq" else 11)
+            self.scenario_start(sid)
+            for rep in range(1, runs + 1 if 1 in sid_of else 2):
+                for t in self.rotated(active, rep, sid):
+                    if rep > 1 and not self.should_repeat(sid, t):
                         continue
-                    bucket = buckets[t.key] if rep == 1 else self.garage.bucket("%s-cold%d" % (short(t.key), rep))
+                    bucket = buckets[t.key] if rep == 1 else self.garage.bucket("%s-%scold%d" % (short(t.key), pre, rep))
                     t.prepare(bucket, site, fresh_state=True)
-                    self.measure(1, rep, t, bucket, site)
+                    self.measure(sid, rep, t, bucket, site)
             for t in active:
-                sc = self.results["scenarios"]["1"]["tools"][t.key]
+                sc = self.results["scenarios"][str(sid)]["tools"][t.key]
                 sc["bucket_after"] = self.bucket_size(buckets[t.key])
-            if 1 not in sids:
-                self.results["scenarios"].pop("1", None)
+            if 1 not in sid_of:
+                self.results["scenarios"].pop(str(sid), None)
 
-        if 2 in sids:
-            log("scenario 2: no-op republish")
+        if 2 in sid_of:
+            sid = sid_of[2]
+            self.scenario_start(sid)
             # One unmeasured republish first: assetpub's first one after
             # publishing just-written files re-hashes those written within
             # 2 s of that publish (the timestamp-granularity rule) and then
             # remembers the tree; the measured runs are the steady state.
-            warm = self.results["scenarios"].setdefault("2", {"tools": {}}).setdefault("warmup", {})
-            for t in active:
+            warm = self.results["scenarios"][str(sid)].setdefault("warmup", {})
+            for t in self.rotated(active, 1, sid):
                 argv, env = t.sync(buckets[t.key], site)
-                r = self.runner.run("s2-warmup-%s" % t.key, argv, env, a.cap)
+                r = self.runner.run("s%d-warmup-%s" % (sid, t.key), argv, env, a.cap)
                 warm[t.key] = {"label": t.label, "wall_s": r["wall_s"], "exit": r["exit"],
                                "requests": r["requests"].get("requests", 0)}
-                log("  s2 warm-up %-16s %7s  exit %s  %s requests" % (t.key, human_secs(r["wall_s"]), r["exit"],
-                                                                     r["requests"].get("requests", 0)))
+                log("  s%d warm-up %-16s %7s  exit %s  %s requests" % (sid, t.key, human_secs(r["wall_s"]), r["exit"],
+                                                                      r["requests"].get("requests", 0)))
             for rep in range(1, runs + 1):
-                for t in active:
-                    if rep > 1 and not self.should_repeat(2, t):
+                for t in self.rotated(active, rep, sid):
+                    if rep > 1 and not self.should_repeat(sid, t):
                         continue
-                    self.measure(2, rep, t, buckets[t.key], site)
+                    self.measure(sid, rep, t, buckets[t.key], site)
 
-        if 4 in sids:
-            log("scenario 4: plan only")
+        if 4 in sid_of:
+            sid = sid_of[4]
+            self.scenario_start(sid)
             for rep in range(1, runs + 1):
-                for t in active:
-                    if rep > 1 and not self.should_repeat(4, t):
+                for t in self.rotated(active, rep, sid):
+                    if rep > 1 and not self.should_repeat(sid, t):
                         continue
                     reason = t.na(4)
                     if reason:
-                        self.record(4, t, None, "n/a", reason)
+                        self.record(sid, t, None, "n/a", reason)
                         continue
-                    self.measure(4, rep, t, buckets[t.key], site, dry_run=True)
+                    self.measure(sid, rep, t, buckets[t.key], site, dry_run=True)
 
-        if 3 in sids:
-            log("scenario 3: %s%% of files changed" % a.change_pct)
+        if 3 in sid_of:
+            sid = sid_of[3]
+            self.scenario_start(sid)
             for rep in range(1, runs + 1):
-                m = self.mutate(site, a.files, rep)
-                log("  round %d: %d files rewritten (%s)" % (rep, m["mutated"], human_bytes(m["bytes"])))
-                # Every tool syncs every round: later scenarios need the
-                # buckets to match the tree.
-                for t in active:
-                    self.measure(3, rep, t, buckets[t.key], site, extra={"mutated_files": m["mutated"], "mutated_bytes": m["bytes"]})
+                rnd = round_base + rep
+                m = self.mutate(site, a.files, rnd)
+                log("  round %d: %d files rewritten (%s)" % (rnd, m["mutated"], human_bytes(m["bytes"])))
+                # Every tool syncs every round (later scenarios need the
+                # buckets to match the tree), and every tool's reported row
+                # comes from the same round (see summarize).
+                for t in self.rotated(active, rep, sid):
+                    self.measure(sid, rep, t, buckets[t.key], site,
+                                 extra={"round": rnd, "mutated_files": m["mutated"], "mutated_bytes": m["bytes"]})
 
-        if 5 in sids:
-            log("scenario 5: fresh runner (no state DB%s, same content)" % (", new mtimes" if a.fresh_mtimes == "now" else ""))
+        if 5 in sid_of:
+            sid = sid_of[5]
+            self.scenario_start(sid)
             for rep in range(1, runs + 1):
                 if a.fresh_mtimes == "now":
                     self.touch_all(site)
-                for t in active:
-                    if rep > 1 and not self.should_repeat(5, t):
+                for t in self.rotated(active, rep, sid):
+                    if rep > 1 and not self.should_repeat(sid, t):
                         continue
                     t.forget_state(buckets[t.key])
-                    self.measure(5, rep, t, buckets[t.key], site)
+                    self.measure(sid, rep, t, buckets[t.key], site)
 
-        if a.hash_bench:
-            self.hash_bench(site)
+        if 7 in sid_of:
+            sid = sid_of[7]
+            self.scenario_start(sid)
+            for rep in range(1, runs + 1):
+                rnd = round_base + rep
+                page = self.change_one_page(rnd)
+                self.touch_all(site)
+                log("  round %d: changed %s; every mtime set to now" % (rnd, os.path.relpath(page, site)))
+                for t in self.rotated(active, rep, sid):
+                    if rep > 1 and not self.should_repeat(sid, t):
+                        continue
+                    t.forget_state(buckets[t.key])
+                    self.measure(sid, rep, t, buckets[t.key], site,
+                                 extra={"round": rnd, "changed_page": os.path.relpath(page, site)})
+
+    def direct_cold(self, active: list[Tool], site: Path) -> None:
+        """The cold publish once more, straight to Garage (no proxy), with
+        the requests read from Garage's own counters: shows whether the
+        Python proxy holds the tools back."""
+        a = self.args
+        s1 = self.results["scenarios"].get("1", {}).get("tools", {})
+        walls = {k: t["runs"][0]["wall_s"] for k, t in s1.items() if t.get("runs") and t["runs"][0].get("status") == "ok"}
+        fastest = min(walls.values()) if walls else None
+        tools = [t for t in active if not (fastest and a.repeat_max_ratio and walls.get(t.key, 0) > a.repeat_max_ratio * fastest)]
+        skipped = [t.label for t in active if t not in tools]
+        res = self.results.setdefault("direct_cold", {"tools": {}, "skipped": skipped})
+        load = os.getloadavg()
+        res["loadavg_before"] = [round(x, 2) for x in load]
+        log("cold publish straight to Garage, requests from its /metrics (load %.2f)%s" % (
+            load[0], ("; not run for %s (over %g× the fastest proxied cold run)" % (", ".join(skipped), a.repeat_max_ratio)) if skipped else ""))
+        self.via("direct", Runner(self.work, None, self.garage))
+        for t in self.rotated(tools, 1, 21):
+            bucket = self.garage.bucket("%s-direct" % short(t.key))
+            t.prepare(bucket, site, fresh_state=True)
+            argv, env = t.sync(bucket, site)
+            r = self.runner.run("direct-cold-%s" % t.key, argv, env, a.cap)
+            r.pop("timeline", None)
+            r["status"] = "ok" if r["exit"] == 0 else ("capped" if r["capped"] else "failed")
+            if t.key == "assetpub" and r["status"] == "ok":
+                r["assetpub"] = parse_assetpub_json(r["stdout"])
+            res["tools"][t.key] = {"label": t.label, **r}
+            log("  direct %-16s %7s  exit %s  garage counted %s" % (
+                t.key, human_secs(r["wall_s"]), r["exit"], json.dumps(r.get("garage_requests"), separators=(",", ":"))))
 
     def hash_bench(self, site: Path) -> None:
+        """Whole processes on the same cores: `assetpub plan` from a new
+        state DB against b3sum over the same files, one process and one per
+        core, each pinned with taskset to the same CPU set, the order
+        rotated every round."""
         a = self.args
-        log("hashing throughput: assetpub collect+hash vs b3sum")
+        load = os.getloadavg()
+        log("hashing throughput: whole assetpub plan (new state DB) vs b3sum (load %.2f)" % load[0])
         n, nbytes = tree_stats(site)
-        res: dict = {"files": n, "bytes": nbytes, "note": "warm page cache; median of %d run(s)" % a.runs}
+        cores = os.cpu_count() or 1
+        pin = ["taskset", "-c", "0-%d" % (cores - 1)] if shutil.which("taskset") else []
+        res: dict = {"files": n, "bytes": nbytes, "cores": cores, "pinned": " ".join(pin) or "not pinned (no taskset)",
+                     "loadavg_before": [round(x, 2) for x in load],
+                     "note": "warm page cache; median of %d run(s); every process on the same %d cores" % (a.runs, cores)}
         flist = self.work / "tmp" / "files.lst"
         with open(flist, "wb") as f:
             for dirpath, _, files in os.walk(site):
@@ -794,63 +1019,64 @@ class Bench:
                     f.write(os.path.join(dirpath, fn).encode() + b"\0")
         hrunner = Runner(self.work, None)
         ap = self.tools.get("assetpub")
-        if ap and not ap.available():
-            # A plan with a new state DB hashes every file. Its --json report
-            # says how long the walk and the hashing took (`timings`): that is
-            # the collector's throughput; the whole run's wall time also
-            # counts the state DB, rewriting references and fingerprinting
-            # (prepare), the plan itself and the report.
-            walls, rss, statuses, collector = [], [], [], []
-            for rep in range(a.runs):
-                if ap.file_mode:
-                    # No S3 here: an empty directory target (its gzip/brotli
-                    # sidecars make `prepare` the larger part of the run).
-                    empty = self.work / "tmp" / ("empty-target-%d" % rep)
-                    if empty.exists():
-                        shutil.rmtree(empty)
-                    empty.mkdir()
-                    cfg = self.work / "assetpub" / "hash.toml"
-                    cfg.write_text('[source]\ndirs = ["%s"]\n[target]\nurl = "file://%s"\n' % (site, empty))
-                else:
-                    cfg = ap.config(self.garage.bucket("hash-empty-%d" % rep), site)
-                db = ap.state("hash-%d" % rep)
-                ap.forget_state("hash-%d" % rep)
-                r = hrunner.run("hash-assetpub-%d" % rep, [a.assetpub, "--config", str(cfg), "--state", str(db), "--json", "plan"],
-                                self.aws_env(), a.cap)
-                statuses.append("ok" if r["exit"] == 0 else "failed: " + (tail(r["stderr"]) or tail(r["stdout"])))
-                t = parse_assetpub_json(r["stdout"]).get("timings") or {}
-                if r["exit"] == 0:
-                    walls.append(r["wall_s"])
-                    rss.append(r["peak_rss_kb"])
-                    if "walk_ms" in t and "hash_ms" in t:
-                        collector.append((t["walk_ms"] + t["hash_ms"]) / 1000)
-                log("  assetpub plan (new state DB, empty target) %s  exit %s  timings %s" % (human_secs(r["wall_s"]), r["exit"], t))
-            target = "an empty directory" if ap.file_mode else "an empty bucket"
-            res["assetpub_collector"] = self._hash_entry(
-                collector, rss, statuses, nbytes, n,
-                "assetpub's collector: walk + hash, as timed by `plan --json` (`timings.walk_ms + timings.hash_ms`)")
-            res["assetpub_plan"] = self._hash_entry(
-                walls, rss, statuses, nbytes, n,
-                "the whole `assetpub plan --state NEW.db` against %s (process, state DB, collector, prepare, plan, report)" % target)
-        if shutil.which("b3sum"):
-            cores = os.cpu_count() or 1
-            for name, argv in (
-                ("b3sum", ["xargs", "-0", "-a", str(flist), "b3sum", "--no-names"]),
-                ("b3sum_parallel", ["xargs", "-0", "-a", str(flist), "-P", str(cores), "-n", str(max(1, n // (cores * 4) + 1)),
-                                    "b3sum", "--no-names"]),
-            ):
-                walls, rss, statuses = [], [], []
-                for rep in range(a.runs):
-                    r = hrunner.run("hash-%s-%d" % (name, rep), argv, self.tool_env(), a.cap)
-                    statuses.append("ok" if r["exit"] == 0 else "failed")
+        have_ap = bool(ap and not ap.available())
+        have_b3 = bool(shutil.which("b3sum"))
+        data = {k: {"walls": [], "rss": [], "statuses": []} for k in ("assetpub_plan", "assetpub_collector", "b3sum", "b3sum_parallel")}
+        jobs = ([("assetpub_plan", None)] if have_ap else []) + ([
+            ("b3sum", pin + ["xargs", "-0", "-a", str(flist), "b3sum", "--no-names"]),
+            ("b3sum_parallel", pin + ["xargs", "-0", "-a", str(flist), "-P", str(cores), "-n", str(max(1, n // (cores * 4) + 1)),
+                                      "b3sum", "--no-names"]),
+        ] if have_b3 else [])
+        for rep in range(a.runs):
+            for name, argv in self.rotated(jobs, rep + 1, 0):
+                if name == "assetpub_plan":
+                    if ap.file_mode:
+                        # No S3 here: an empty directory target.
+                        empty = self.work / "tmp" / ("empty-target-%d" % rep)
+                        if empty.exists():
+                            shutil.rmtree(empty)
+                        empty.mkdir()
+                        cfg = self.work / "assetpub" / "hash.toml"
+                        cfg.write_text('[source]\ndirs = ["%s"]\n[target]\nurl = "file://%s"\n' % (site, empty))
+                    else:
+                        cfg = ap.config(self.garage.bucket("hash-empty-%d" % rep), site)
+                    db = ap.state("hash-%d" % rep)
+                    ap.forget_state("hash-%d" % rep)
+                    r = hrunner.run("hash-assetpub-%d" % rep, pin + [a.assetpub, "--config", str(cfg), "--state", str(db), "--json", "plan"],
+                                    self.aws_env(), a.cap)
+                    st = "ok" if r["exit"] == 0 else "failed: " + (tail(r["stderr"]) or tail(r["stdout"]))
+                    t = parse_assetpub_json(r["stdout"]).get("timings") or {}
+                    for k in ("assetpub_plan", "assetpub_collector"):
+                        data[k]["statuses"].append(st)
                     if r["exit"] == 0:
-                        walls.append(r["wall_s"])
-                        rss.append(r["peak_rss_kb"])
-                log("  %s %s" % (name, human_secs(statuses and walls and statistics.median(walls) or None)))
-                desc = "b3sum over the same files (one process)" if name == "b3sum" else \
-                    "b3sum over the same files, %d processes (xargs -P %d)" % (cores, cores)
-                res[name] = self._hash_entry(walls, rss, statuses, nbytes, n, desc)
-        else:
+                        data["assetpub_plan"]["walls"].append(r["wall_s"])
+                        data["assetpub_plan"]["rss"].append(r["peak_rss_kb"])
+                        if "walk_ms" in t and "hash_ms" in t:
+                            data["assetpub_collector"]["walls"].append((t["walk_ms"] + t["hash_ms"]) / 1000)
+                            data["assetpub_collector"]["rss"].append(r["peak_rss_kb"])
+                        data["assetpub_plan"].setdefault("timings", []).append(t)
+                    log("  assetpub plan (new state DB, empty target) %s  exit %s  timings %s" % (human_secs(r["wall_s"]), r["exit"], t))
+                else:
+                    r = hrunner.run("hash-%s-%d" % (name, rep), argv, self.tool_env(), a.cap)
+                    data[name]["statuses"].append("ok" if r["exit"] == 0 else "failed")
+                    if r["exit"] == 0:
+                        data[name]["walls"].append(r["wall_s"])
+                        data[name]["rss"].append(r["peak_rss_kb"])
+                    log("  %s %s" % (name, human_secs(r["wall_s"])))
+        target = "an empty directory" if (ap and ap.file_mode) else "an empty bucket"
+        desc = {
+            "assetpub_plan": "the whole `assetpub plan --state NEW.db` against %s (process: state DB, walk, hash, prepare, plan, report)" % target,
+            "assetpub_collector": "(inside that plan, for reference only: `timings.walk_ms + timings.hash_ms`, not a whole process)",
+            "b3sum": "b3sum over the same files, one process (xargs)",
+            "b3sum_parallel": "b3sum over the same files, %d processes (xargs -P %d): all cores" % (cores, cores),
+        }
+        for k, d in data.items():
+            if (k.startswith("assetpub") and not have_ap) or (k.startswith("b3sum") and not have_b3):
+                continue
+            res[k] = self._hash_entry(d["walls"], d["rss"], d["statuses"], nbytes, n, desc[k])
+            if d.get("timings"):
+                res[k]["timings"] = d["timings"]
+        if not have_b3:
             res["b3sum"] = {"status": "n/a", "reason": "b3sum not installed"}
         self.results["hashing"] = res
 
@@ -980,6 +1206,8 @@ class Bench:
                 t["runs_s"] = walls
                 # The run whose wall time is nearest the median stands for the cell.
                 t["rep"] = min(ok, key=lambda r: abs(r["wall_s"] - med))
+            if int(sid) in SAME_ROUND:
+                self.same_round(sc)
             peers = [(k, t) for k, t in sc["tools"].items() if k != "assetpub" and t.get("median_s")]
             ap = sc["tools"].get("assetpub")
             if peers:
@@ -1002,6 +1230,90 @@ class Bench:
                 fk = max(peers, key=lambda k: peers[k]["site_mb_per_s"])
                 up["fastest_peer"] = fk
             self.results["upload_throughput"] = up
+        sw = {}
+        for sid in ("1", "3", "7", "11", "13", "17"):
+            t = self.results["scenarios"].get(sid, {}).get("tools", {}).get("assetpub") or {}
+            ms = [r["phases"]["switch_ms"] for r in t.get("runs", [])
+                  if r.get("status") == "ok" and (r.get("phases") or {}).get("switch_ms") is not None]
+            if ms:
+                sw[sid] = {"median_ms": round(statistics.median(ms)), "runs_ms": ms}
+        self.results["switch_window"] = sw
+        self.goals()
+
+    @staticmethod
+    def same_round(sc: dict) -> None:
+        """Every tool's reported row (requests, bytes) from the same round:
+        the one of assetpub's run nearest its median (else the first
+        tool's). Medians still count every round a tool ran."""
+        ref = sc["tools"].get("assetpub")
+        if not (ref and ref.get("median_s")):
+            ref = next((t for t in sc["tools"].values() if t.get("median_s")), None)
+        if not ref or "round" not in (ref.get("rep") or {}):
+            return
+        rnd = ref["rep"]["round"]
+        sc["rep_round"] = rnd
+        for t in sc["tools"].values():
+            if not t.get("median_s"):
+                continue
+            same = [r for r in t["runs"] if r.get("round") == rnd and r["status"] == "ok"]
+            if same:
+                t["rep"] = same[0]
+            else:
+                t["rep_round_missing"] = True
+
+    def goals(self) -> None:
+        """Issue 17's goals, as this run measured them."""
+        res = self.results
+        sc = res["scenarios"]
+        g = []
+
+        def row(sid):
+            t = sc.get(str(sid), {}).get("tools", {}).get("assetpub", {})
+            return t if t.get("median_s") else None
+
+        def best(sid):
+            bp = sc.get(str(sid), {}).get("best_peer")
+            return (bp, sc[str(sid)]["tools"][bp["tool"]]) if bp else (None, None)
+
+        ap, (bp, bt) = row(1), best(1)
+        if ap and bp:
+            apr = ap["rep"]["requests"].get("requests", 0)
+            bpr = bt["rep"]["requests"].get("requests", 0)
+            g.append({"goal": "1. cold publish: no more requests than the best peer (+5 for manifest, deploy record, lock), "
+                              "and no slower",
+                      "measured": "%s requests against %s (%s); %s against %s" % (
+                          "{:,}".format(apr), "{:,}".format(bpr), bp["label"], human_secs(ap["median_s"]), human_secs(bp["median_s"])),
+                      "met": apr <= bpr + 5 and ap["median_s"] <= bp["median_s"],
+                      "parts": {"requests": apr <= bpr + 5, "time": ap["median_s"] <= bp["median_s"]}})
+        ap = row(7)
+        if ap:
+            rq = ap["rep"]["requests"]
+            ups = (ap["rep"].get("assetpub") or {}).get("uploads_count", 0)
+            beyond = rq.get("requests", 0) - ups
+            g.append({"goal": "2. fresh runner, one-file change: at most 6 requests beyond the objects it uploads",
+                      "measured": "%d requests: %d uploaded objects + %d more (%s)" % (
+                          rq.get("requests", 0), ups, beyond, fmt_counts(rq.get("ops", {}))),
+                      "met": beyond <= 6})
+        lat = [s for s in (11, 12, 13, 17) if str(s) in sc]
+        if lat:
+            bits, ok = [], True
+            for s in lat:
+                ap, (bp, _) = row(s), best(s)
+                if ap and bp:
+                    bits.append("%s %s vs %s %s" % (SCENARIOS[s][0], human_secs(ap["median_s"]), bp["label"], human_secs(bp["median_s"])))
+                    ok = ok and ap["median_s"] < bp["median_s"]
+                else:
+                    ok = False
+                    bits.append("%s: no comparison" % SCENARIOS[s][0])
+            g.append({"goal": "3. with %g ms per request, assetpub fastest in cold, no-op, 1%% change and fresh runner" % self.args.latency_ms,
+                      "measured": "; ".join(bits), "met": ok})
+        h = res.get("hashing") or {}
+        if h.get("assetpub_plan", {}).get("status") == "ok" and h.get("b3sum_parallel", {}).get("status") == "ok":
+            pct = 100 * h["assetpub_plan"]["mb_per_s"] / h["b3sum_parallel"]["mb_per_s"]
+            g.append({"goal": "4. a whole `plan` from a new state DB at >= 80% of b3sum's throughput over all cores",
+                      "measured": "%.0f MB/s against %.0f MB/s: %.0f%%" % (h["assetpub_plan"]["mb_per_s"], h["b3sum_parallel"]["mb_per_s"], pct),
+                      "met": pct >= 80})
+        res["goals"] = g
 
     # -- outputs ------------------------------------------------------------
 
@@ -1009,7 +1321,8 @@ class Bench:
         a = self.args
         self.results["config"] = {
             "quick": a.quick, "runs": a.runs, "big_runs": a.big_runs, "files": a.files, "big_files": a.big_files,
-            "seed": a.seed, "change_pct": a.change_pct, "concurrency": CONCURRENCY, "garage_db": a.garage_db, "cap_s": a.cap, "big_cap_s": a.big_cap,
+            "seed": a.seed, "change_pct": a.change_pct, "latency_ms": a.latency_ms, "latency_scenarios": a.latency_scenarios,
+            "latency_tools": a.latency_tools, "concurrency": CONCURRENCY, "garage_db": a.garage_db, "cap_s": a.cap, "big_cap_s": a.big_cap,
             "repeat_max_secs": a.repeat_max_secs, "repeat_max_ratio": a.repeat_max_ratio, "fresh_mtimes": a.fresh_mtimes, "assetpub_target": a.assetpub_target, "scenarios": a.scenarios,
             "tools": {k: {"label": t.label, "settings": t.settings} for k, t in self.tools.items()},
         }
@@ -1037,6 +1350,56 @@ def os_release() -> str:
     except OSError:
         pass
     return platform.platform()
+
+
+def assetpub_phases(path: str, timeline: list | None) -> dict:
+    """assetpub's phases in one run: walk, hash, prepare and the switch
+    window from its `--json` timings; the upload phase and the stable-key
+    writes from the proxy's request timeline (the requests that write a key
+    the report lists under `uploads`, and under `stable_keys`)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    t = doc.get("timings") or {}
+    out = {k: t.get(k) for k in ("walk_ms", "hash_ms", "prepare_ms", "switch_ms")}
+    out["duration_ms"] = doc.get("duration_ms")
+    if not timeline:
+        return out
+    from urllib.parse import unquote, urlsplit
+
+    def key_of(target: str) -> str:
+        return unquote(urlsplit(target).path.lstrip("/").partition("/")[2])
+
+    uploads = {u.get("key") for u in doc.get("uploads") or [] if isinstance(u, dict)}
+    stable = {u.get("key") for u in doc.get("stable_keys") or [] if isinstance(u, dict)}
+    writes = ("PUT", "COPY", "UPLOAD_PART", "MPU_CREATE", "MPU_COMPLETE", "UPLOAD_PART_COPY")
+    up, st = [], []
+    for start, end, _method, op, target, _status in timeline:
+        if op not in writes:
+            continue
+        k = key_of(target)
+        if k in stable:
+            st.append((start, end))
+        elif k in uploads:
+            up.append((start, end))
+    first = min(x[0] for x in timeline)
+    last = max(x[1] for x in timeline)
+    out["requests_span_ms"] = round((last - first) * 1000)
+    if up:
+        out["upload_ms"] = round((max(e for _, e in up) - min(s for s, _ in up)) * 1000)
+        out["upload_requests"] = len(up)
+        out["before_upload_ms"] = round((min(s for s, _ in up) - first) * 1000)
+    if st:
+        out["stable_ms"] = round((max(e for _, e in st) - min(s for s, _ in st)) * 1000)
+        out["stable_requests"] = len(st)
+        if up:
+            # Negative: the stable-key writes overlapped the uploads.
+            out["upload_to_stable_gap_ms"] = round((min(s for s, _ in st) - max(e for _, e in up)) * 1000)
+        out["after_stable_ms"] = round((last - max(e for _, e in st)) * 1000)
+    return out
 
 
 def parse_assetpub_json(path: str) -> dict:
@@ -1118,10 +1481,25 @@ def render_markdown(res: dict, args) -> str:
     for k, t in cfg.get("tools", {}).items():
         L.append("| %s | %s |" % (t["label"], t["settings"].replace("|", "/")))
     L.append("")
+    cores = m.get("cores") or 1
+    if res.get("goals"):
+        L.append("## Goals")
+        L.append("")
+        L.append("| goal | measured | met |")
+        L.append("| --- | --- | --- |")
+        for g in res["goals"]:
+            met = "yes" if g["met"] else "no"
+            if g.get("parts") and not g["met"]:
+                met = "no (" + ", ".join("%s: %s" % (k, "yes" if v else "no") for k, v in g["parts"].items()) + ")"
+            L.append("| %s | %s | %s |" % (g["goal"], g["measured"].replace("|", "/"), met))
+        L.append("")
     L.append("## Summary")
     L.append("")
-    L.append("| scenario | assetpub | best peer | assetpub ÷ best peer | assetpub requests | best peer requests |")
-    L.append("| --- | ---: | --- | ---: | ---: | ---: |")
+    L.append("Load: the 1-minute load average just before each scenario; ⚠ marks a scenario started with it above the "
+             "%d cores (the machine was shared, so its times are less reliable)." % cores)
+    L.append("")
+    L.append("| scenario | load before | assetpub | best peer | assetpub ÷ best peer | assetpub requests | best peer requests |")
+    L.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
     for sid in sorted(res["scenarios"], key=int):
         sc = res["scenarios"][sid]
         apt = sc["tools"].get("assetpub", {})
@@ -1131,7 +1509,9 @@ def render_markdown(res: dict, args) -> str:
         ratio = "**%.2f×**" % sc["assetpub_vs_best_peer"] if sc.get("assetpub_vs_best_peer") else "-"
         apr = "{:,}".format(apt["rep"]["requests"].get("requests", 0)) if apt.get("median_s") else "-"
         bpr = "{:,}".format(sc["tools"][bp["tool"]]["rep"]["requests"].get("requests", 0)) if bp else "-"
-        L.append("| %s. %s | %s | %s | %s | %s | %s |" % (sid, SCENARIOS[int(sid)][0], ap_cell, bp_cell, ratio, apr, bpr))
+        la = sc.get("loadavg_before")
+        load = ("%.2f%s" % (la[0], " ⚠" if sc.get("under_load") else "")) if la else "-"
+        L.append("| %s. %s | %s | %s | %s | %s | %s | %s |" % (sid, SCENARIOS[int(sid)][0], load, ap_cell, bp_cell, ratio, apr, bpr))
     L.append("")
     for sid in sorted(res["scenarios"], key=int):
         sc = res["scenarios"][sid]
@@ -1139,11 +1519,25 @@ def render_markdown(res: dict, args) -> str:
         if sid == "5" and cfg.get("fresh_mtimes") == "keep":
             note = ("Before each run assetpub's state DB is deleted; files and mtimes are unchanged "
                     "(`--fresh-mtimes keep`). Peers keep no state anyway.")
-        name = SCENARIOS[int(sid)][1].format(pct=cfg.get("change_pct"), big_files=(big or {}).get("files", cfg.get("big_files", 0)))
+        if int(sid) in LATENCY_BASE:
+            note = ("Through a second counting proxy that holds every request %g ms before forwarding it (`countproxy.py "
+                    "--latency-ms`), in buckets of its own. " % cfg.get("latency_ms", 0)) + \
+                SCENARIO_NOTES.get(LATENCY_BASE[int(sid)], "")
+        name = SCENARIOS[int(sid)][1].format(pct=cfg.get("change_pct"), big_files=(big or {}).get("files", cfg.get("big_files", 0)),
+                                             latency="%g" % cfg.get("latency_ms", 0))
         L.append("## %s. %s" % (sid, name))
         L.append("")
         L.append(note)
         L.append("")
+        la = sc.get("loadavg_before")
+        if la:
+            L.append("Load average before the scenario: %s%s." % (" / ".join("%.2f" % x for x in la),
+                                                               " (⚠ above the %d cores)" % cores if sc.get("under_load") else ""))
+            L.append("")
+        if sc.get("rep_round"):
+            L.append("Every row's requests and bytes come from the same round (%d); wall times are medians over every round "
+                     "the tool ran." % sc["rep_round"])
+            L.append("")
         L.append("| tool | wall (median) | runs | vs assetpub | requests | max in flight | by method | by S3 operation | request bytes | peak RSS |")
         L.append("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |")
         ap = sc["tools"].get("assetpub", {}).get("median_s")
@@ -1198,11 +1592,30 @@ def render_markdown(res: dict, args) -> str:
                                                                 human_bytes(t["bucket_after"]["bytes"])))
             if key == "assetpub" and t.get("rep") and t["rep"].get("assetpub"):
                 apj = t["rep"]["assetpub"]
-                bits = ["%s=%s" % (k, json.dumps(v)) for k, v in apj.items() if k in (
+                bits = ["%s=%s" % (k, json.dumps(v, separators=(",", ":"))) for k, v in apj.items() if k in (
                     "files", "hashed", "unchanged", "uploads_count", "stable_keys_count", "upload_bytes", "duration_ms",
-                    "changed")]
+                    "changed", "timings")]
                 if bits:
                     notes.append("assetpub --json: " + ", ".join(bits))
+            if int(sid) in (7, 17) and t.get("rep") and t.get("median_s"):
+                rq = t["rep"]["requests"]
+                if key == "assetpub":
+                    ups = (t["rep"].get("assetpub") or {}).get("uploads_count", 0)
+                    what = "uploaded objects (`uploads` in its report)"
+                else:
+                    ups = rq.get("ops", {}).get("PUT", 0)
+                    what = "PUTs"
+                notes.append("%s: %s requests = %s %s + %s more" % (
+                    t["label"], "{:,}".format(rq.get("requests", 0)), "{:,}".format(ups), what,
+                    "{:,}".format(rq.get("requests", 0) - ups)))
+            if t.get("rep_round_missing") and t.get("rep"):
+                notes.append("%s: row from round %s (it did not run round %s: not repeated)" % (
+                    t["label"], t["rep"].get("round"), sc.get("rep_round")))
+            gq = (t.get("rep") or {}).get("garage_requests")
+            if gq and gq.get("requests") != ((t.get("rep") or {}).get("requests") or {}).get("requests"):
+                notes.append("%s: Garage's /metrics counted %s requests (%s), the proxy %s" % (
+                    t["label"], "{:,}".format(gq["requests"]), fmt_counts(gq.get("endpoints", {})),
+                    "{:,}".format(t["rep"]["requests"].get("requests", 0))))
             st_counts = ((t.get("rep") or {}).get("requests") or {}).get("status", {})
             errs = {k: v for k, v in st_counts.items() if k[0] in "45"}
             if errs:
@@ -1244,13 +1657,86 @@ def render_markdown(res: dict, args) -> str:
             L.append("assetpub uploads the site at %.2f× the rate of the fastest peer (%s)." % (
                 up["assetpub"]["site_mb_per_s"] / fp["site_mb_per_s"], fp["label"]))
         L.append("")
+    phase_rows = []
+    for sid in sorted(res["scenarios"], key=int):
+        t = res["scenarios"][sid]["tools"].get("assetpub") or {}
+        for r in t.get("runs", []):
+            ph = r.get("phases")
+            if r.get("status") == "ok" and ph and int(sid) in (1, 3, 7, 11, 13, 17):
+                phase_rows.append((sid, r, ph))
+    if phase_rows:
+        L.append("## assetpub's phases")
+        L.append("")
+        L.append("Every run of assetpub in the publishing scenarios. walk, hash, prepare and switch come from its "
+                 "`--json` report (`timings`); the switch window runs from marking the served manifest (just before "
+                 "the first stable-key write) to the new manifest's write, and on S3 the pages change key by key "
+                 "within it. upload is the span of the requests that write the objects listed under `uploads` "
+                 "(as timed by the proxy), stable the span of the writes of `stable_keys`, and gap the time from "
+                 "the last upload's answer to the first stable-key write (negative: they overlapped). All in ms.")
+        L.append("")
+        L.append("| scenario | run | wall | walk | hash | prepare | upload (requests) | gap | stable (writes) | switch window | duration_ms |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+        def c(v):
+            return "-" if v is None else "{:,}".format(v)
+        for sid, r, ph in phase_rows:
+            L.append("| %s. %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s |" % (
+                sid, SCENARIOS[int(sid)][0], r.get("round", "") or "", human_secs(r["wall_s"]), c(ph.get("walk_ms")),
+                c(ph.get("hash_ms")), c(ph.get("prepare_ms")),
+                ("%s (%s)" % (c(ph["upload_ms"]), c(ph.get("upload_requests")))) if "upload_ms" in ph else "-",
+                c(ph.get("upload_to_stable_gap_ms")),
+                ("%s (%s)" % (c(ph["stable_ms"]), c(ph.get("stable_requests")))) if "stable_ms" in ph else "-",
+                c(ph.get("switch_ms")), c(ph.get("duration_ms"))))
+        L.append("")
+        sw = res.get("switch_window") or {}
+        for sid in ("1", "3"):
+            if sw.get(sid):
+                w = sw[sid]
+                L.append("- Switch window, %s on the %s-file site: median %s ms (runs: %s)." % (
+                    {"1": "cold publish", "3": "%s%% change" % cfg.get("change_pct")}[sid],
+                    "{:,}".format(site["files"]) if site else "?", "{:,}".format(w["median_ms"]),
+                    ", ".join("{:,}".format(x) for x in w["runs_ms"])))
+        L.append("")
+    dc = res.get("direct_cold")
+    if dc and dc.get("tools"):
+        L.append("## Cold publish without the proxy (requests from Garage's /metrics)")
+        L.append("")
+        L.append("The cold publish run once more, straight to Garage, into a new bucket per tool; the requests are "
+                 "Garage's own `api_s3_request_counter` from its admin API's `/metrics`, read before and after. Beside "
+                 "it, the same tool's proxied cold publish (scenario 1, median) and what Garage counted for it.")
+        L.append("")
+        L.append("| tool | direct wall | direct requests (Garage) | proxied wall (median) | proxied requests (proxy / Garage) | proxy's cost |")
+        L.append("| --- | ---: | --- | ---: | ---: | ---: |")
+        s1 = res["scenarios"].get("1", {}).get("tools", {})
+        for key in TOOL_ORDER:
+            d = dc["tools"].get(key)
+            if not d:
+                continue
+            gq = d.get("garage_requests") or {}
+            p = s1.get(key, {})
+            prq = (p.get("rep") or {}).get("requests", {}).get("requests")
+            pgq = ((p.get("rep") or {}).get("garage_requests") or {}).get("requests")
+            cost = ("%+.0f%%" % (100 * (p["median_s"] / d["wall_s"] - 1))) if (p.get("median_s") and d.get("status") == "ok") else "-"
+            L.append("| %s | %s%s | %s (%s) | %s | %s / %s | %s |" % (
+                d["label"], human_secs(d["wall_s"]), "" if d.get("status") == "ok" else " (%s)" % d.get("status"),
+                "{:,}".format(gq.get("requests", 0)) if gq else "?", fmt_counts(gq.get("endpoints", {})) if gq else "",
+                human_secs(p.get("median_s")), "{:,}".format(prq) if prq is not None else "-",
+                "{:,}".format(pgq) if pgq is not None else "-", cost))
+        L.append("")
+        if dc.get("skipped"):
+            L.append("Not run straight to Garage: %s (their proxied cold run took over %g× the fastest one)." % (
+                ", ".join(dc["skipped"]), cfg.get("repeat_max_ratio", 0)))
+            L.append("")
+        if dc.get("loadavg_before"):
+            L.append("Load average before: %s." % " / ".join("%.2f" % x for x in dc["loadavg_before"]))
+            L.append("")
     h = res.get("hashing")
     if h:
         L.append("## Hashing throughput (%s files, %s, %s)" % ("{:,}".format(h["files"]), human_bytes(h["bytes"]), h["note"]))
         L.append("")
         L.append("| what | wall (median) | MB/s | files/s | peak RSS |")
         L.append("| --- | ---: | ---: | ---: | ---: |")
-        for k in ("assetpub_collector", "assetpub_plan", "b3sum", "b3sum_parallel"):
+        for k in ("assetpub_plan", "b3sum_parallel", "b3sum", "assetpub_collector"):
             e = h.get(k)
             if not e:
                 continue
@@ -1260,15 +1746,22 @@ def render_markdown(res: dict, args) -> str:
             L.append("| %s | %s | %.1f | {:,} | %.0f MiB |".format(e["files_per_s"]) % (
                 e["what"], human_secs(e["median_s"]), e["mb_per_s"], e["peak_rss_kb"] / 1024))
         L.append("")
-        for apk, what in (("assetpub_collector", "collector (walk + hash)"), ("assetpub_plan", "plan as a whole")):
-            ap_h = h.get(apk, {})
-            if ap_h.get("status") != "ok":
-                continue
-            for k in ("b3sum", "b3sum_parallel"):
+        ap_h = h.get("assetpub_plan", {})
+        if ap_h.get("status") == "ok":
+            for k in ("b3sum_parallel", "b3sum"):
                 if h.get(k, {}).get("status") == "ok":
-                    L.append("- assetpub %s runs at %.0f%% of the throughput of b3sum %s." % (
-                        what, 100 * ap_h["mb_per_s"] / h[k]["mb_per_s"],
-                        "(one process per core)" if k == "b3sum_parallel" else "(one process)"))
+                    L.append("- the whole `assetpub plan` from a new state DB runs at **%.0f%%** of the throughput of b3sum %s." % (
+                        100 * ap_h["mb_per_s"] / h[k]["mb_per_s"],
+                        "over all %d cores (the comparison the goal is set against)" % h.get("cores", 0) if k == "b3sum_parallel"
+                        else "as one process"))
+            tm = ap_h.get("timings") or []
+            if tm:
+                med = {k: statistics.median([x.get(k, 0) for x in tm]) for k in ("walk_ms", "hash_ms", "prepare_ms")}
+                L.append("- inside that plan (median `timings`): walk %d ms, hash %d ms, prepare %d ms." % (
+                    med["walk_ms"], med["hash_ms"], med["prepare_ms"]))
+        L.append("")
+        L.append("Every process is pinned to the same CPU set (`%s`) and the order of the three rotates every round; "
+                 "load average before: %s." % (h.get("pinned", "?"), " / ".join("%.2f" % x for x in h.get("loadavg_before", []))))
         L.append("")
     if res.get("budget_note"):
         L.append("Note: " + res["budget_note"] + ".")
@@ -1289,6 +1782,9 @@ SCENARIO_NOTES = {
     4: "assetpub `plan`; `aws s3 sync --dryrun`, `rclone sync --dry-run`, `s3cmd sync --dry-run`.",
     5: "Before each run every file's mtime is set to now (as a fresh checkout does) and assetpub's state DB is "
        "deleted; the content and the bucket are what the previous scenario left. Peers keep no state anyway.",
+    7: "Before each round one page (a stable key) gets a comment appended, every file's mtime is set to now (as a fresh "
+       "checkout does) and assetpub's state DB is deleted; every tool then publishes into the bucket it published "
+       "before. The line per tool below splits its requests into the objects it uploaded and the rest.",
     6: "assetpub publishes into its own bucket. The peers share one bucket seeded once by `rclone sync --checksum` "
        "(a no-op writes nothing, and the request counts show whether a tool wrote anyway); seeding each peer's own "
        "bucket would take longer than the whole run. A run over the cap is stopped and reported as capped.",
@@ -1304,7 +1800,16 @@ def main(argv=None) -> int:
     ap.add_argument("--big-files", type=int, help="files in the large tree (default 100000; 5000 with --quick)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--change-pct", type=float, default=1.0, help="percent of files changed in scenario 3 (default 1)")
-    ap.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated scenario numbers (default all)")
+    ap.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers (default all: 1-7)")
+    ap.add_argument("--latency-ms", type=float, default=25,
+                    help="the latency set: scenarios run again through a proxy that holds every request this long "
+                         "(default 25; 0 skips the set)")
+    ap.add_argument("--latency-scenarios", default="1,2,3,7",
+                    help="which scenarios the latency set runs (default 1,2,3,7; recorded as 11,12,13,17)")
+    ap.add_argument("--latency-tools", default="assetpub,rclone-checksum,rclone,aws",
+                    help="tools in the latency set (default: every tool with a concurrency setting, at 32)")
+    ap.add_argument("--no-direct-cold", dest="direct_cold", action="store_false",
+                    help="skip the cold publish straight to Garage (requests from its /metrics)")
     ap.add_argument("--tools", default=",".join(TOOL_ORDER), help="comma-separated: %s" % ",".join(TOOL_ORDER))
     ap.add_argument("--fresh-mtimes", choices=["now", "keep"], default="now",
                     help="scenario 5: set every mtime to now, as a fresh checkout does (default), or keep them")
@@ -1323,19 +1828,28 @@ def main(argv=None) -> int:
                          "(default 2; 0 repeats every peer)")
     ap.add_argument("--repeat-max-secs", type=float, default=30,
                     help="a tool whose first run of a scenario takes longer is not repeated (default 30)")
-    ap.add_argument("--budget", type=float, default=1140,
-                    help="seconds the whole run should take; repeats are skipped past it (default 1140)")
+    ap.add_argument("--budget", type=float, default=2400,
+                    help="seconds the whole run should take; repeats are skipped past it (default 2400)")
     ap.add_argument("--keep-data", action="store_true", help="keep Garage's data in bench/work/garage after the run")
     ap.add_argument("--proxy-log", action="store_true", help="log every request to bench/work/logs/requests.tsv")
     ap.add_argument("--output", help="results file name without extension (default latest)")
+    ap.add_argument("--render", metavar="JSON", help="only write the .md of an earlier run's results JSON next to it")
     a = ap.parse_args(argv)
+    if a.render:
+        res = json.loads(Path(a.render).read_text())
+        Path(a.render).with_suffix(".md").write_text(render_markdown(res, a))
+        return 0
     a.runs = a.runs or (1 if a.quick else 3)
     a.files = a.files or (1000 if a.quick else 10000)
     a.big_files = a.big_files or (5000 if a.quick else 100000)
     a.big_cap = a.big_cap or (60 if a.quick else 180)
     a.scenarios = sorted({int(s) for s in a.scenarios.split(",") if s.strip()})
+    a.latency_scenarios = sorted({int(s) for s in a.latency_scenarios.split(",") if s.strip()})
+    if any(s not in (1, 2, 3, 7) for s in a.latency_scenarios):
+        ap.error("--latency-scenarios takes 1, 2, 3 and 7")
+    a.latency_tools = [t.strip() for t in a.latency_tools.split(",") if t.strip()]
     a.tools = [t.strip() for t in a.tools.split(",") if t.strip()]
-    bad = [t for t in a.tools if t not in TOOL_ORDER]
+    bad = [t for t in a.tools + a.latency_tools if t not in TOOL_ORDER]
     if bad:
         ap.error("unknown tool(s): %s" % ", ".join(bad))
     if not os.path.exists(a.garage):

@@ -3,6 +3,7 @@
 
     countproxy.py --upstream 127.0.0.1:3900 [--listen 127.0.0.1:0]
                   [--control 127.0.0.1:0] [--ready-file FILE] [--log FILE]
+                  [--latency-ms N]
 
 Every client connection gets one thread and one keep-alive connection to the
 upstream. Requests and responses are forwarded byte for byte (request line,
@@ -15,9 +16,16 @@ HEAD, PUT, COPY, MPU_*, DELETE, ...), the request body bytes (as sent, framing
 included), response body bytes, status classes, and the peak number of
 requests in flight at once.
 
+--latency-ms N holds every request for N milliseconds before it is
+forwarded, as a round trip to a distant server would: each connection waits
+on its own, so N requests in flight on N connections wait at the same time.
+
 The control endpoint (a second port) answers
     GET  /counts   the counters as JSON
-    POST /reset    the counters as JSON, then zeroes them
+    GET  /timeline every request since the last reset: [start, end, method,
+                   S3 operation, target, status], times in seconds since the
+                   epoch (start is when the request's head arrived)
+    POST /reset    the counters as JSON, then zeroes them and the timeline
     POST /quit     stops the proxy
 When --ready-file is given, `{"listen": PORT, "control": PORT}` is written to
 it once both ports accept connections.
@@ -201,6 +209,7 @@ class Counters:
         self.errors = 0
         self.expect_100 = 0
         self.since = time.time()
+        self.timeline: list = []
 
     def snapshot(self) -> dict:
         return {
@@ -226,8 +235,10 @@ class Counters:
             if self.inflight > self.peak_inflight:
                 self.peak_inflight = self.inflight
 
-    def end(self, status: int, req_bytes: int, resp_bytes: int):
+    def end(self, status: int, req_bytes: int, resp_bytes: int, entry=None):
         with self.lock:
+            if entry is not None:
+                self.timeline.append(entry)
             self.inflight = max(0, self.inflight - 1)
             self.req_body_bytes += req_bytes
             self.resp_body_bytes += resp_bytes
@@ -241,8 +252,9 @@ class Counters:
 
 
 class Proxy:
-    def __init__(self, upstream: tuple[str, int], counters: Counters, log=None):
+    def __init__(self, upstream: tuple[str, int], counters: Counters, log=None, latency_s: float = 0.0):
         self.upstream = upstream
+        self.latency_s = latency_s
         self.counters = counters
         self.log = log
         self.log_lock = threading.Lock()
@@ -293,7 +305,10 @@ class Proxy:
         method, target, version = (first.split(" ", 2) + ["", ""])[:3]
         op = s3_op(method, target, h)
         t0 = time.monotonic()
+        wall0 = time.time()
         self.counters.begin(method, op)
+        if self.latency_s:
+            time.sleep(self.latency_s)
         req_bytes = resp_bytes = 0
         status = 0
         try:
@@ -343,7 +358,7 @@ class Proxy:
                 return False
             return True
         finally:
-            self.counters.end(status, req_bytes, resp_bytes)
+            self.counters.end(status, req_bytes, resp_bytes, (round(wall0, 4), round(time.time(), 4), method, op, target, status))
             if self.log:
                 line = "%.3f\t%s\t%s\t%s\t%d\t%d\t%d\t%.1f\n" % (
                     time.time(), method, op, target, status, req_bytes, resp_bytes, (time.monotonic() - t0) * 1000)
@@ -371,11 +386,15 @@ def main(argv=None) -> int:
     ap.add_argument("--control", default="127.0.0.1:0", help="HOST:PORT of the control endpoint (default 127.0.0.1:0)")
     ap.add_argument("--ready-file", help="write the chosen ports here as JSON once listening")
     ap.add_argument("--log", help="append one tab-separated line per request to this file")
+    ap.add_argument("--latency-ms", type=float, default=0.0,
+                    help="hold every request this many milliseconds before forwarding it (default 0)")
     args = ap.parse_args(argv)
+    if args.latency_ms < 0:
+        ap.error("--latency-ms must be 0 or more")
 
     counters = Counters()
     log = open(args.log, "a", buffering=1) if args.log else None
-    proxy = Proxy(hostport(args.upstream), counters, log)
+    proxy = Proxy(hostport(args.upstream), counters, log, args.latency_ms / 1000.0)
 
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -400,6 +419,10 @@ def main(argv=None) -> int:
                 with counters.lock:
                     snap = counters.snapshot()
                 self._send(snap)
+            elif self.path.startswith("/timeline"):
+                with counters.lock:
+                    tl = list(counters.timeline)
+                self._send(tl)
             else:
                 self.send_error(404)
 
@@ -430,7 +453,8 @@ def main(argv=None) -> int:
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"listen": lsock.getsockname()[1], "control": control.server_address[1], "pid": os.getpid()}, f)
+            json.dump({"listen": lsock.getsockname()[1], "control": control.server_address[1], "pid": os.getpid(),
+                       "latency_ms": args.latency_ms}, f)
         os.replace(tmp, args.ready_file)
 
     def accept_loop():
