@@ -67,6 +67,11 @@ pub struct Entry {
     pub object: Option<String>,
     pub blake3: String,
     pub size: u64,
+    /// The Subresource Integrity value of the bytes at `key` as published
+    /// (identity encoding): `sha384-<base64>`. '' in manifests written
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub integrity: String,
     pub content_type: String,
     pub cache_control: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -462,6 +467,7 @@ mod tests {
             object: object.map(Into::into),
             blake3: H.into(),
             size: 10,
+            integrity: String::new(),
             content_type: "text/html; charset=utf-8".into(),
             cache_control: "no-cache".into(),
             encodings: [("gzip".to_string(), 5)].into(),
