@@ -533,6 +533,17 @@ mod tests {
     }
 
     #[test]
+    fn entries_written_before_integrity_parse_without_it() {
+        let old = br#"{"version": 1, "deploy": "x", "created": "y", "files": {"a.css": {"key": "a.css", "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}}}"#;
+        let m = Manifest::parse(old, "`manifest.json`").unwrap();
+        assert_eq!(m.files["a.css"].integrity, "");
+        let mut e = entry("a.css", None);
+        e.integrity = "sha384-x".into();
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["integrity"], "sha384-x");
+    }
+
+    #[test]
     fn round_trip() {
         let m = Manifest {
             version: 1,
