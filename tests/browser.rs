@@ -5,7 +5,9 @@
 //! every request succeeds, every image, background and font is there, the
 //! script and its source map load, and each response carries the headers the
 //! manifest promises. After a rollback the same browser shows the earlier
-//! page. Screenshots go to `target/test-artifacts/`.
+//! page. With `[rewrite] integrity = true` the site loads as cleanly, and a
+//! script object overwritten with other bytes of the same length is blocked
+//! by Chromium's integrity check. Screenshots go to `target/test-artifacts/`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
