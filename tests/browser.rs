@@ -5,7 +5,9 @@
 //! every request succeeds, every image, background and font is there, the
 //! script and its source map load, and each response carries the headers the
 //! manifest promises. After a rollback the same browser shows the earlier
-//! page. Screenshots go to `target/test-artifacts/`.
+//! page. With `[rewrite] integrity = true` the site loads as cleanly, and a
+//! script object overwritten with other bytes of the same length is blocked
+//! by Chromium's integrity check. Screenshots go to `target/test-artifacts/`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -544,4 +546,176 @@ fn chromium_loads_the_example_site_from_nginx_serving_the_directory() {
         &|| assetpub(&["rollback"]),
         &|| p.manifest(),
     );
+}
+
+/// [`example_project`] with `[rewrite] integrity = true`.
+fn example_project_with_integrity(target: &str) -> Project {
+    let p = example_project(target);
+    let config = String::from_utf8(p.read("publish.toml")).unwrap();
+    const HTML: &str = "\nhtml = true\n";
+    assert!(
+        config.contains(HTML),
+        "the repository's publish.toml has no `{HTML}`"
+    );
+    p.config(&config.replace(HTML, &format!("{HTML}integrity = true\n")));
+    p
+}
+
+/// The script's key and integrity, checked on the page as served.
+fn integrity_on_the_page(manifest: &Value, index: &[u8]) -> (String, String) {
+    let index = String::from_utf8_lossy(index);
+    let file = |logical: &str| &manifest["files"][logical];
+    for (logical, tag) in [
+        (
+            "css/site.css",
+            "<link rel=\"stylesheet\" href=\"{key}\" {attrs}>",
+        ),
+        ("js/app.js", "<script src=\"{key}\" defer {attrs}></script>"),
+    ] {
+        let e = file(logical);
+        let attrs = format!(
+            "integrity=\"{}\" crossorigin=\"anonymous\"",
+            e["integrity"].as_str().unwrap()
+        );
+        let tag = tag
+            .replace("{key}", e["key"].as_str().unwrap())
+            .replace("{attrs}", &attrs);
+        assert!(index.contains(&tag), "no `{tag}` in {index}");
+    }
+    let script = file("js/app.js");
+    (
+        script["key"].as_str().unwrap().to_string(),
+        script["integrity"].as_str().unwrap().to_string(),
+    )
+}
+
+/// `bytes` with one letter changed: as long, not the same.
+fn tampered(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let at = out
+        .iter()
+        .position(|c| c.is_ascii_lowercase())
+        .expect("a letter to change");
+    out[at] = if out[at] == b'z' { b'y' } else { out[at] + 1 };
+    out
+}
+
+/// The page as a fresh browser sees it once the script at `script` holds
+/// other bytes than its integrity names: Chromium refuses to run it.
+fn check_refused(report: &Value, base: &str, script: &str, integrity: &str, bytes: &[u8]) {
+    let url = format!("{base}{script}");
+    let context = || serde_json::to_string_pretty(report).unwrap();
+    assert_eq!(report["status"], 200, "{}", context());
+    let errors = report["consoleErrors"].as_array().unwrap();
+    let served = sri_of(bytes);
+    assert_ne!(served, integrity);
+    assert!(
+        errors.iter().any(|e| {
+            let e = e.as_str().unwrap();
+            e.contains("Failed to find a valid digest in the 'integrity' attribute")
+                && e.contains(&url)
+                // Chromium names the digest it computed without the prefix.
+                && e.contains(&format!(
+                    "computed SHA-384 integrity '{}'",
+                    served.trim_start_matches("sha384-")
+                ))
+                && e.contains("has been blocked")
+        }),
+        "no integrity error for {url}: {}",
+        context()
+    );
+    // The page's own year stays: the script that writes the clock's did
+    // not run.
+    assert_ne!(
+        report["facts"]["year"],
+        PAGE_YEAR,
+        "the blocked script ran: {}",
+        context()
+    );
+}
+
+fn sri_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
+}
+
+#[test]
+fn chromium_enforces_the_integrity_of_the_site_on_nginx() {
+    let p = example_project_with_integrity("url = \"file://./published\"");
+    run_ok(p.std_cmd().arg("publish"), "assetpub publish");
+    let m = p.manifest();
+    let (script, integrity) = integrity_on_the_page(&m, &p.live("index.html"));
+    let (_nginx, addr) = crate::nginx::serve(&p);
+    let base = format!("http://{addr}/");
+    let shots = artifacts();
+
+    let mut browser = Browser::start(None);
+    let report = browser.visit(&base, Some(&shots.join("browser-sri-nginx-1.png")));
+    check_page(&report, &base, &m, FIRST_H1);
+    drop(browser);
+
+    // The script's object (and the sidecars nginx may serve in its place)
+    // now hold other bytes of the same length.
+    let object = p.path("published").join(&script);
+    let bytes = tampered(&std::fs::read(&object).unwrap());
+    std::fs::write(&object, &bytes).unwrap();
+    let gz = p.path("published").join(format!("{script}.gz"));
+    if gz.exists() {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&bytes).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    }
+    let br = p.path("published").join(format!("{script}.br"));
+    if br.exists() {
+        let mut out = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 9, 22);
+            w.write_all(&bytes).unwrap();
+        }
+        std::fs::write(&br, out).unwrap();
+    }
+    let mut browser = Browser::start(None);
+    let report = browser.visit(&base, Some(&shots.join("browser-sri-nginx-2.png")));
+    check_refused(&report, &base, &script, &integrity, &bytes);
+}
+
+#[test]
+fn chromium_enforces_the_integrity_of_the_site_on_garage_website_endpoint() {
+    let server = S3Server::garage();
+    let bucket = server.unique_bucket("sri");
+    let p = example_project_with_integrity(&format!("url = \"s3://{bucket}\"\npath_style = true"));
+    let web_port = server
+        .web_endpoint
+        .as_deref()
+        .and_then(|w| w.rsplit(':').next())
+        .expect("Garage has a web endpoint");
+    let base = format!("http://{bucket}.web.garage.localhost:{web_port}/");
+    let s3 = S3Client::new(server, &bucket);
+    let mut cmd = p.std_cmd();
+    server.apply_env(&mut cmd);
+    run_ok(cmd.arg("publish"), "assetpub publish");
+    let m: Value = serde_json::from_slice(&s3.get("manifest.json").expect("manifest")).unwrap();
+    let index = s3.get("index.html").expect("index.html");
+    let (script, integrity) = integrity_on_the_page(&m, &index);
+    let shots = artifacts();
+    let rules = Some("MAP *.web.garage.localhost 127.0.0.1");
+
+    let mut browser = Browser::start(rules);
+    let report = browser.visit(&base, Some(&shots.join("browser-sri-garage-1.png")));
+    check_page(&report, &base, &m, FIRST_H1);
+    drop(browser);
+
+    let bytes = tampered(&s3.get(&script).expect("the script's object"));
+    s3.put(
+        &script,
+        &bytes,
+        m["files"]["js/app.js"]["content_type"].as_str().unwrap(),
+    );
+    let mut browser = Browser::start(rules);
+    let report = browser.visit(&base, Some(&shots.join("browser-sri-garage-2.png")));
+    check_refused(&report, &base, &script, &integrity, &bytes);
 }

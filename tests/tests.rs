@@ -24,4 +24,5 @@ mod races;
 mod references;
 mod repair;
 mod s3;
+mod sri;
 mod support;

@@ -373,6 +373,7 @@ mod tests {
             object: object.map(String::from),
             blake3: blake3.to_string(),
             size: 1,
+            integrity: String::new(),
             content_type: "text/html".to_string(),
             cache_control: "public, max-age=0, must-revalidate".to_string(),
             encodings: BTreeMap::new(),

@@ -20,6 +20,9 @@ pub struct Stat {
     pub mtime_ns: i64,
     pub inode: u64,
     pub blake3: String,
+    /// `sha384-<base64>` of the same bytes ('' when not known: then the
+    /// entry is a miss).
+    pub integrity: String,
     /// The stat was old enough to vouch for the content (see
     /// `hash::trusted`).
     pub trusted: bool,
@@ -32,6 +35,9 @@ pub struct Rewritten {
     pub blake3: String,
     pub key_hash: String,
     pub size: u64,
+    /// `sha384-<base64>` of the rewritten bytes ('' when not known: then
+    /// the result is a miss).
+    pub integrity: String,
 }
 
 /// The lookups and stores the stages make. Lookups come one at a time, as

@@ -147,6 +147,7 @@ mod tests {
             object: object.map(Into::into),
             blake3: hash.repeat(64 / hash.len()),
             size: 10,
+            integrity: String::new(),
             content_type: "text/html".into(),
             cache_control: "no-cache".into(),
             encodings: [("gzip".to_string(), 5)].into_iter().collect(),

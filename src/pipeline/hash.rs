@@ -6,7 +6,9 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::Read;
 
+use base64::Engine as _;
 use rayon::prelude::*;
+use sha2::{Digest as _, Sha384};
 
 use crate::error::{Error, Result};
 use crate::pipeline::cache::{Cache, Stat};
@@ -36,6 +38,8 @@ pub fn trusted(mtime_ns: i64, scan_start_ns: i64) -> bool {
 pub struct HashedFile {
     pub source: SourceFile,
     pub blake3: String,
+    /// `sha384-<base64>` of the same bytes.
+    pub integrity: String,
     /// References found in the bytes as hashed (None: not scanned in this
     /// pass, because the stat cache knew the file or it is not a text the
     /// scanner reads).
@@ -64,11 +68,16 @@ pub fn hash_all(
     let mut done: Vec<Option<HashedFile>> = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {
         let hit = stats.remove(f.path.to_string_lossy().as_ref()).filter(|c| {
-            c.trusted && c.size == f.size && c.mtime_ns == f.mtime_ns && c.inode == f.inode
+            c.trusted
+                && c.size == f.size
+                && c.mtime_ns == f.mtime_ns
+                && c.inode == f.inode
+                && !c.integrity.is_empty()
         });
         match hit {
             Some(c) => done.push(Some(HashedFile {
                 blake3: c.blake3,
+                integrity: c.integrity,
                 source: f,
                 refs: None,
                 text: None,
@@ -105,6 +114,7 @@ pub fn hash_all(
                         mtime_ns: h.source.mtime_ns,
                         inode: h.source.inode,
                         blake3: h.blake3.clone(),
+                        integrity: h.integrity.clone(),
                         trusted: trusted(h.source.mtime_ns, scan_start_ns),
                     },
                 ));
@@ -134,20 +144,23 @@ fn key(f: &SourceFile) -> String {
 fn hash_source(f: SourceFile, scanner: &Scanner) -> Result<HashedFile> {
     let failed = |e: std::io::Error| Error::io("cannot read", &f.path, e);
     if !scanner.wants(&f.logical) {
-        let blake3 = hash_file(&f.path).map_err(failed)?;
+        let (blake3, integrity) = hash_file(&f.path).map_err(failed)?;
         return Ok(HashedFile {
             source: f,
             blake3,
+            integrity,
             refs: None,
             text: None,
         });
     }
     let bytes = std::fs::read(&f.path).map_err(failed)?;
     let blake3 = hash_bytes(&bytes);
+    let integrity = integrity(&bytes);
     let (refs, text) = scanner.scan(&f.logical, bytes);
     Ok(HashedFile {
         source: f,
         blake3,
+        integrity,
         refs: Some(refs),
         text,
     })
@@ -159,7 +172,8 @@ thread_local! {
     static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-pub fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
+/// The file's blake3 (hex) and its integrity (see [`integrity`]).
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<(String, String)> {
     let mut file = std::fs::File::open(path)?;
     // Taken out, not borrowed: while `update_rayon` waits, this thread may
     // pick up another file's hashing.
@@ -167,14 +181,16 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
     buf.clear();
     buf.reserve_exact(READ_CHUNK as usize + 1);
     let mut hasher = blake3::Hasher::new();
+    let mut sha = Sha384::new();
     let result = loop {
         buf.clear();
         // read_to_end fills spare capacity without zeroing it first.
         match (&mut file).take(READ_CHUNK).read_to_end(&mut buf) {
             Ok(n) => {
                 update(&mut hasher, &buf);
+                sha.update(&buf);
                 if (n as u64) < READ_CHUNK {
-                    break Ok(hasher.finalize().to_hex().to_string());
+                    break Ok((hasher.finalize().to_hex().to_string(), sri(&sha.finalize())));
                 }
             }
             Err(e) => break Err(e),
@@ -198,6 +214,19 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
+/// The Subresource Integrity value of `bytes`: `sha384-` and the base64
+/// of their SHA-384, as an `integrity` attribute takes it.
+pub fn integrity(bytes: &[u8]) -> String {
+    sri(&Sha384::digest(bytes))
+}
+
+fn sri(digest: &[u8]) -> String {
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,8 +239,19 @@ mod tests {
             let path = dir.path().join(format!("f{size}"));
             std::fs::write(&path, &bytes).unwrap();
             let want = blake3::hash(&bytes).to_hex().to_string();
-            assert_eq!(hash_file(&path).unwrap(), want, "size {size}");
+            let (blake3, sri) = hash_file(&path).unwrap();
+            assert_eq!(blake3, want, "size {size}");
             assert_eq!(hash_bytes(&bytes), want, "size {size}");
+            assert_eq!(sri, integrity(&bytes), "size {size}");
         }
+    }
+
+    #[test]
+    fn integrity_is_sha384_in_base64() {
+        // The value the SRI specification gives for `alert('Hello, world.');`.
+        assert_eq!(
+            integrity(b"alert('Hello, world.');"),
+            "sha384-H8BRh8j48O9oYatfu5AZzq6A9RINhZO5H16dQZngK7T62em8MUt1FLm52t+eX6xO"
+        );
     }
 }

@@ -274,6 +274,7 @@ mod tests {
             object: object.map(Into::into),
             blake3: hash.into(),
             size: 100,
+            integrity: String::new(),
             content_type: "text/css; charset=utf-8".into(),
             cache_control: "public, max-age=31536000, immutable".into(),
             encodings: BTreeMap::new(),

@@ -16,6 +16,7 @@ use crate::pipeline::hash::HashedFile;
 use crate::pipeline::references;
 use crate::remote::manifest::{Entry, Layout, Variant, fingerprinted_name};
 use crate::report::{Phase, Reporter};
+use crate::rewrite::{self, Syntax};
 use crate::settings::{Config, Fingerprint};
 
 /// A file of the new deploy, with what is needed to upload it.
@@ -30,6 +31,9 @@ pub struct Prepared {
     /// References to rewrite when the bytes are needed (the result was
     /// known from the cache, so the file was not read).
     pub rewrite_targets: Option<Arc<BTreeMap<String, String>>>,
+    /// With `rewrite_targets`: the integrity attributes to add then, by the
+    /// key the rewritten URL points to (see [`Integrity`]).
+    pub integrity_targets: Option<Arc<Integrity>>,
     /// Compressed variants made during this run, kept for the upload.
     pub variants: HashMap<Variant, Arc<Vec<u8>>>,
 }
@@ -104,7 +108,7 @@ pub fn stat_key(config: &Config, files: &[SourceFile], scan_start_ns: i64) -> Op
 /// assetpub and the settings it reads.
 fn settings_digest_input(config: &Config) -> String {
     let mut settings = format!(
-        "{}\0{}\0{:?}\0{}\0{}\0{}\0{}\0{:?}\0{}\0",
+        "{}\0{}\0{:?}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{}\0",
         env!("CARGO_PKG_VERSION"),
         env!("ASSETPUB_SOURCE_DIGEST"),
         Layout::for_config(config),
@@ -112,6 +116,7 @@ fn settings_digest_input(config: &Config) -> String {
         config.rewrite_strict,
         config.rewrite_js_imports,
         config.rewrite_html,
+        config.rewrite_integrity,
         config.manifest_key,
         config.django,
     );
@@ -165,8 +170,10 @@ pub fn prepare(
             blake3: f.blake3.clone(),
             key_hash: f.blake3.clone(),
             size: f.source.size,
+            integrity: f.integrity.clone(),
             data: None,
             targets: None,
+            integrity_targets: None,
         };
         if let Some(rs) = refs.get(&logical) {
             let strong: BTreeMap<String, String> = rs
@@ -206,10 +213,25 @@ pub fn prepare(
                     }
                 }
                 named.key_hash = h.finalize().to_hex().to_string();
+                // Provisional: set from the final bytes below.
+                named.integrity.clear();
                 named.data = Some(Arc::new(rewritten));
                 weak_pending.push(logical.clone());
             } else {
-                named = rewrite_strong(config, cache, &mut results, &mut f, strong)?;
+                // The integrity of each script, stylesheet or module preload
+                // a page loads, by the key its rewritten URL points to. Only
+                // files whose bytes are final: a source map's are not yet.
+                let integrity: Integrity =
+                    if config.rewrite_integrity && Syntax::for_path(&logical) == Syntax::Html {
+                        rs.iter()
+                            .filter_map(|r| done.get(&r.target))
+                            .filter(|p| !p.entry.integrity.is_empty())
+                            .map(|p| (p.entry.key.clone(), p.entry.integrity.clone()))
+                            .collect()
+                    } else {
+                        Integrity::new()
+                    };
+                named = rewrite_strong(config, cache, &mut results, &mut f, strong, integrity)?;
             }
         }
         let fingerprinted = fingerprinted_name(&logical, &named.key_hash);
@@ -226,12 +248,14 @@ pub fn prepare(
                 path: f.source.path.clone(),
                 data: named.data,
                 rewrite_targets: named.targets,
+                integrity_targets: named.integrity_targets,
                 variants: HashMap::new(),
                 entry: Entry {
                     key,
                     object,
                     blake3: named.blake3,
                     size: named.size,
+                    integrity: named.integrity,
                     content_type: settings.content_type,
                     cache_control: settings.cache_control,
                     encodings: BTreeMap::new(),
@@ -259,6 +283,7 @@ pub fn prepare(
         let data = p.data.as_ref().map(|d| d.to_vec()).unwrap_or_default();
         let bytes = references::apply_bytes(&logical, data, config.rewrite_js_imports, &weak);
         p.entry.blake3 = crate::pipeline::hash::hash_bytes(&bytes);
+        p.entry.integrity = crate::pipeline::hash::integrity(&bytes);
         p.entry.size = bytes.len() as u64;
         p.data = Some(Arc::new(bytes));
     }
@@ -275,8 +300,23 @@ struct Named {
     blake3: String,
     key_hash: String,
     size: u64,
+    integrity: String,
     data: Option<Arc<Vec<u8>>>,
     targets: Option<Arc<BTreeMap<String, String>>>,
+    integrity_targets: Option<Arc<Integrity>>,
+}
+
+/// The `integrity` values a page's references get, by the key each
+/// rewritten URL points to.
+pub type Integrity = BTreeMap<String, String>;
+
+/// `bytes`, a page's as rewritten, with the integrity attributes of
+/// `integrity` added (see [`rewrite::add_integrity`]).
+fn with_integrity(logical: &str, bytes: Vec<u8>, integrity: &Integrity) -> Vec<u8> {
+    if integrity.is_empty() {
+        return bytes;
+    }
+    rewrite::add_integrity(&bytes, logical, |key| integrity.get(key).cloned())
 }
 
 /// Rewrites a file's references, or recalls the result from the cache when
@@ -289,6 +329,7 @@ fn rewrite_strong(
     results: &mut Vec<(String, Rewritten)>,
     f: &mut HashedFile,
     targets: BTreeMap<String, String>,
+    integrity: Integrity,
 ) -> Result<Named> {
     let mut h = blake3::Hasher::new();
     h.update(b"rewrite-v1\0");
@@ -303,14 +344,19 @@ fn rewrite_strong(
     for (t, n) in &targets {
         h.update(format!("\0{t}\0{n}").as_bytes());
     }
+    for (k, i) in &integrity {
+        h.update(format!("\0integrity\0{k}\0{i}").as_bytes());
+    }
     let input = h.finalize().to_hex().to_string();
-    if let Some(c) = cache.rewritten(&input)? {
+    if let Some(c) = cache.rewritten(&input)?.filter(|c| !c.integrity.is_empty()) {
         return Ok(Named {
             blake3: c.blake3,
             key_hash: c.key_hash,
             size: c.size,
+            integrity: c.integrity,
             data: None,
             targets: Some(Arc::new(targets)),
+            integrity_targets: (!integrity.is_empty()).then(|| Arc::new(integrity)),
         });
     }
     let bytes = match f.text.take() {
@@ -322,21 +368,26 @@ fn rewrite_strong(
             &targets,
         ),
     };
+    let bytes = with_integrity(&f.source.logical, bytes, &integrity);
     let blake3 = crate::pipeline::hash::hash_bytes(&bytes);
+    let sri = crate::pipeline::hash::integrity(&bytes);
     results.push((
         input,
         Rewritten {
             blake3: blake3.clone(),
             key_hash: blake3.clone(),
             size: bytes.len() as u64,
+            integrity: sri.clone(),
         },
     ));
     Ok(Named {
         key_hash: blake3.clone(),
         blake3,
         size: bytes.len() as u64,
+        integrity: sri,
         data: Some(Arc::new(bytes)),
         targets: None,
+        integrity_targets: None,
     })
 }
 
@@ -443,8 +494,12 @@ pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> 
     let bytes = std::fs::read(&p.path)?;
     match &p.rewrite_targets {
         None => Ok(Arc::new(bytes)),
-        Some(targets) => Ok(Arc::new(references::apply_bytes(
-            &p.logical, bytes, js_imports, targets,
-        ))),
+        Some(targets) => {
+            let bytes = references::apply_bytes(&p.logical, bytes, js_imports, targets);
+            Ok(Arc::new(match &p.integrity_targets {
+                Some(integrity) => with_integrity(&p.logical, bytes, integrity),
+                None => bytes,
+            }))
+        }
     }
 }

@@ -178,6 +178,7 @@ mod tests {
             object: None,
             blake3: "0".repeat(64),
             size: 1,
+            integrity: String::new(),
             content_type: "text/plain".into(),
             cache_control: "no-cache".into(),
             encodings: BTreeMap::new(),

@@ -70,6 +70,11 @@ pub struct Entry {
     pub object: Option<String>,
     pub blake3: String,
     pub size: u64,
+    /// The Subresource Integrity value of the bytes at `key` as published
+    /// (identity encoding): `sha384-<base64>`. '' in manifests written
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub integrity: String,
     pub content_type: String,
     pub cache_control: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -466,6 +471,7 @@ mod tests {
             object: object.map(Into::into),
             blake3: H.into(),
             size: 10,
+            integrity: String::new(),
             content_type: "text/html; charset=utf-8".into(),
             cache_control: "no-cache".into(),
             encodings: [("gzip".to_string(), 5)].into(),
@@ -528,6 +534,17 @@ mod tests {
         assert_eq!(newer.hint(), Some("upgrade assetpub"));
         let escaping = br#"{"version": 1, "deploy": "x", "created": "y", "files": {"a": {"key": "../a", "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}}}"#;
         assert!(Manifest::parse(escaping, "`manifest.json`").is_err());
+    }
+
+    #[test]
+    fn entries_written_before_integrity_parse_without_it() {
+        let old = br#"{"version": 1, "deploy": "x", "created": "y", "files": {"a.css": {"key": "a.css", "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}}}"#;
+        let m = Manifest::parse(old, "`manifest.json`").unwrap();
+        assert_eq!(m.files["a.css"].integrity, "");
+        let mut e = entry("a.css", None);
+        e.integrity = "sha384-x".into();
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["integrity"], "sha384-x");
     }
 
     #[test]

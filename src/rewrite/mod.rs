@@ -357,6 +357,7 @@ mod source_map;
 mod web_manifest;
 
 mod html;
+pub use html::add_integrity;
 
 mod url;
 

@@ -1331,3 +1331,62 @@ fn relative_urls_that_climb_above_the_root_are_told_apart() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].target, "i.png");
 }
+
+/// `text` with integrity attributes for `css/site.css`, `js/app.js` and
+/// `js/mod.js`, as `blog/post.html` would get them.
+fn with_integrity(text: &str) -> String {
+    let known = |key: &str| {
+        ["css/site.css", "js/app.js", "js/mod.js"]
+            .contains(&key)
+            .then(|| format!("sha384-{}", key.replace('/', "_")))
+    };
+    String::from_utf8(add_integrity(text.as_bytes(), "blog/post.html", known)).unwrap()
+}
+
+#[test]
+fn integrity_goes_on_scripts_stylesheets_and_module_preloads() {
+    let text = "<!doctype html>\n<link rel=\"stylesheet\" href=\"../css/site.css\" media=all>\n<link rel=modulepreload href='/js/mod.js'/>\n<script src=../js/app.js defer></script>\n<p>x</p>";
+    assert_eq!(
+        with_integrity(text),
+        "<!doctype html>\n<link rel=\"stylesheet\" href=\"../css/site.css\" media=all integrity=\"sha384-css_site.css\" crossorigin=\"anonymous\">\n<link rel=modulepreload href='/js/mod.js' integrity=\"sha384-js_mod.js\" crossorigin=\"anonymous\"/>\n<script src=../js/app.js defer integrity=\"sha384-js_app.js\" crossorigin=\"anonymous\"></script>\n<p>x</p>"
+    );
+}
+
+#[test]
+fn integrity_keeps_the_tag_s_own_spacing_and_self_closing_slash() {
+    assert_eq!(
+        with_integrity("<LINK REL=\"Alternate StyleSheet\" HREF=\"/css/site.css\" />"),
+        "<LINK REL=\"Alternate StyleSheet\" HREF=\"/css/site.css\" integrity=\"sha384-css_site.css\" crossorigin=\"anonymous\" />"
+    );
+    // The slash of an unquoted value is part of the URL: not a self-closing tag.
+    assert_eq!(
+        with_integrity("<script src=/js/app.js/></script>"),
+        "<script src=/js/app.js/></script>"
+    );
+    assert_eq!(
+        with_integrity("<script\n  src=\"/js/app.js\"\n></script>"),
+        "<script\n  src=\"/js/app.js\"\n integrity=\"sha384-js_app.js\" crossorigin=\"anonymous\"></script>"
+    );
+}
+
+#[test]
+fn integrity_leaves_other_tags_and_unknown_files_alone() {
+    let text = "<link rel=icon href=/css/site.css><link rel=preload href=/js/app.js as=script><a href=/js/app.js>a</a><img src=/js/app.js><script src=/js/other.js></script><script src=https://cdn.example/js/app.js></script><script>let s = '<script src=/js/app.js>';</script><!-- <script src=/js/app.js></script> -->";
+    assert_eq!(with_integrity(text), text);
+}
+
+#[test]
+fn an_integrity_already_written_is_kept_and_a_crossorigin_is_not_doubled() {
+    let written = "<script src=/js/app.js integrity=\"sha512-mine\"></script>";
+    assert_eq!(with_integrity(written), written);
+    assert_eq!(
+        with_integrity("<script src=/js/app.js crossorigin=use-credentials></script>"),
+        "<script src=/js/app.js crossorigin=use-credentials integrity=\"sha384-js_app.js\"></script>"
+    );
+}
+
+#[test]
+fn integrity_is_not_added_under_a_base_href() {
+    let text = "<base href=\"/other/\"><script src=/js/app.js></script>";
+    assert_eq!(with_integrity(text), text);
+}

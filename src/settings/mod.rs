@@ -242,6 +242,8 @@ struct RawRewrite {
     js_imports: bool,
     #[serde(default)]
     html: bool,
+    #[serde(default)]
+    integrity: bool,
     enabled: Option<bool>,
 }
 
@@ -395,6 +397,9 @@ pub struct Config {
     /// Also the URL attributes of HTML pages and the icons of web app
     /// manifests, for sites whose pages name their assets directly.
     pub rewrite_html: bool,
+    /// Also `integrity` and `crossorigin` on the scripts, stylesheets and
+    /// module preloads pages load from the build (needs `rewrite_html`).
+    pub rewrite_integrity: bool,
     pub state_path: PathBuf,
     /// The `[env.NAME]` these settings were resolved for.
     pub env: Option<String>,
@@ -801,6 +806,12 @@ fn resolve(
         });
     }
 
+    if raw.rewrite.integrity && !(raw.rewrite.html && raw.rewrite.enabled.unwrap_or(true)) {
+        return Err(Error::Config(
+            "`[rewrite] integrity = true` adds attributes while pages are rewritten: it needs `html = true` (and rewriting enabled)"
+                .to_string(),
+        ));
+    }
     let manifest_key = raw
         .manifest
         .key
@@ -860,6 +871,7 @@ fn resolve(
         rewrite_strict: raw.rewrite.strict,
         rewrite_js_imports: raw.rewrite.js_imports,
         rewrite_html: raw.rewrite.html,
+        rewrite_integrity: raw.rewrite.integrity,
         state_path,
         env: env.map(String::from),
         cdn,
@@ -1117,6 +1129,20 @@ mod tests {
         assert!(!c.rewrite_html);
         let c = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nhtml = true\n").unwrap();
         assert!(c.rewrite_html);
+    }
+
+    #[test]
+    fn integrity_is_opt_in_and_needs_html_rewriting() {
+        let c = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nhtml = true\n").unwrap();
+        assert!(!c.rewrite_integrity);
+        let c = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nhtml = true\nintegrity = true\n")
+            .unwrap();
+        assert!(c.rewrite_integrity);
+        let e = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nintegrity = true\n").unwrap_err();
+        assert!(e.to_string().contains("needs `html = true`"), "{e}");
+        let e = parse("[source]\ndirs = [\"dist\"]\n[rewrite]\nhtml = true\nintegrity = \"yes\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("publish.toml:5:"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct StatEntry {
     pub mtime_ns: i64,
     pub inode: u64,
     pub blake3: String,
+    /// `sha384-<base64>` of the same bytes; '' when not known.
+    pub integrity: String,
     pub trusted: bool,
 }
 
@@ -244,7 +246,9 @@ impl State {
     pub fn stat_cache_as<T>(&self, into: impl Fn(StatEntry) -> T) -> Result<HashMap<String, T>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT path, size, mtime_ns, inode, blake3, trusted FROM stat_cache")
+            .prepare(
+                "SELECT path, size, mtime_ns, inode, blake3, trusted, integrity FROM stat_cache",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -256,6 +260,7 @@ impl State {
                         inode: r.get::<_, i64>(3)? as u64,
                         blake3: r.get(4)?,
                         trusted: r.get(5)?,
+                        integrity: r.get(6)?,
                     }),
                 ))
             })
@@ -273,8 +278,8 @@ impl State {
         {
             let mut stmt = tx
                 .prepare(
-                    "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, inode, blake3, trusted)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, inode, blake3, trusted, integrity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(err)?;
             for (p, s) in entries {
@@ -284,7 +289,8 @@ impl State {
                     s.mtime_ns,
                     s.inode as i64,
                     s.blake3,
-                    s.trusted
+                    s.trusted,
+                    s.integrity
                 ])
                 .map_err(err)?;
             }
@@ -520,6 +526,8 @@ pub struct Rewritten {
     pub blake3: String,
     pub key_hash: String,
     pub size: u64,
+    /// `sha384-<base64>` of the rewritten bytes; '' when not known.
+    pub integrity: String,
 }
 
 impl State {
@@ -538,12 +546,13 @@ impl State {
     }
 
     pub fn rewritten(&self, input: &str) -> Result<Option<Rewritten>> {
-        self.cached("SELECT blake3, key_hash, size FROM rewrite_cache WHERE input = ?1")?
+        self.cached("SELECT blake3, key_hash, size, integrity FROM rewrite_cache WHERE input = ?1")?
             .query_row(params![input], |r| {
                 Ok(Rewritten {
                     blake3: r.get(0)?,
                     key_hash: r.get(1)?,
                     size: r.get::<_, i64>(2)? as u64,
+                    integrity: r.get(3)?,
                 })
             })
             .optional()
@@ -552,11 +561,18 @@ impl State {
 
     pub fn record_rewritten(&self, input: &str, r: &Rewritten) -> Result<()> {
         self.cached(
-            "INSERT OR REPLACE INTO rewrite_cache (input, blake3, key_hash, size) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO rewrite_cache (input, blake3, key_hash, size, integrity)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![input, r.blake3, r.key_hash, r.size as i64])
-            .map(drop)
-            .map_err(|e| self.err(e))
+        .execute(params![
+            input,
+            r.blake3,
+            r.key_hash,
+            r.size as i64,
+            r.integrity
+        ])
+        .map(drop)
+        .map_err(|e| self.err(e))
     }
 }
 
@@ -782,6 +798,7 @@ mod tests {
                         mtime_ns: 1,
                         inode: i,
                         blake3: "ab".repeat(32),
+                        integrity: String::new(),
                         trusted: true,
                     },
                 )

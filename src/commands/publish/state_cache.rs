@@ -21,6 +21,7 @@ pub fn stat_cache(state: &State) -> Result<HashMap<String, Stat>> {
         mtime_ns: s.mtime_ns,
         inode: s.inode,
         blake3: s.blake3,
+        integrity: s.integrity,
         trusted: s.trusted,
     })
 }
@@ -37,6 +38,7 @@ impl Cache for StateCache<'_> {
                         mtime_ns: s.mtime_ns,
                         inode: s.inode,
                         blake3: s.blake3,
+                        integrity: s.integrity,
                         trusted: s.trusted,
                     },
                 )
@@ -70,6 +72,7 @@ impl Cache for StateCache<'_> {
             blake3: r.blake3,
             key_hash: r.key_hash,
             size: r.size,
+            integrity: r.integrity,
         }))
     }
 
@@ -85,6 +88,7 @@ impl Cache for StateCache<'_> {
                     blake3: r.blake3.clone(),
                     key_hash: r.key_hash.clone(),
                     size: r.size,
+                    integrity: r.integrity.clone(),
                 },
             )?;
         }
