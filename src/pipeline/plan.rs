@@ -63,7 +63,8 @@ pub struct Plan {
     pub stable: Vec<PlannedObject>,
     pub changes: Vec<FileChange>,
     pub removed: Vec<String>,
-    /// Stable keys of removed files, deleted once the new manifest is live.
+    /// Stable keys of removed files, deleted inside the switch, before the
+    /// new manifest (an undo of the switch puts them back).
     pub removed_stable_keys: Vec<String>,
     /// Immutable keys the target already holds with other bytes, each with
     /// its file: only a name kept by `fingerprint = "keep"` can get here,
