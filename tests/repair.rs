@@ -136,3 +136,33 @@ fn verify_repair_on_s3_rewrites_a_page_replaced_by_hand() {
     assert_eq!(site.s3.get(&site.key("about.html")).unwrap(), good);
     site.assert_manifest_consistent();
 }
+
+/// The newcomer's repro: publish, change a page by hand, publish again.
+/// On a directory target the second publish refuses, naming the page and
+/// the fix, instead of reporting no changes; after the fix it is a no-op.
+#[test]
+fn a_page_changed_by_hand_stops_the_next_publish_on_a_directory() {
+    let p = Project::new();
+    p.json(&["publish"]);
+    assert_eq!(p.json(&["publish"])["changed"], false);
+    std::fs::write(p.live_path("about.html"), "<p>changed by hand</p>").unwrap();
+    let out = p.cmd().arg("publish").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("changed since it went live") && err.contains("`about.html`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run `assetpub verify --repair`"),
+        "{err}"
+    );
+    // plan says so too, without failing.
+    let out = p.cmd().arg("plan").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`about.html`"));
+    let (code, report) = verify(&p, &["--repair"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(p.live("about.html"), b"<!doctype html><p>about</p>");
+    assert_eq!(p.json(&["publish"])["changed"], false);
+}

@@ -313,6 +313,11 @@ impl Releases for FsStore {
         .await
     }
 
+    async fn changed_live(&self) -> Result<Vec<String>> {
+        let root = self.root.clone();
+        blocking(move || changed_live(&root)).await
+    }
+
     async fn relink_live(&self, links: Vec<(String, String)>) -> Result<()> {
         for (key, object) in &links {
             crate::keys::check_key(key)?;
@@ -337,6 +342,18 @@ impl Releases for FsStore {
                 }
                 std::fs::rename(&tmp, &to).map_err(|e| Error::io("cannot write", &to, e))?;
             }
+            // The same release, live anew from now: what was relinked
+            // (perhaps to an object uploaded again just now) is not a
+            // change made by hand.
+            let link = root.join(LIVE_RELEASE);
+            let target = std::fs::read_link(&link)
+                .map_err(|e| Error::io("cannot read the symlink", &link, e))?;
+            let tmp = link.with_file_name(format!(".assetpub-tmp-relive-{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(&target, &tmp)
+                .map_err(|e| Error::io("cannot create the symlink", &tmp, e))?;
+            std::fs::rename(&tmp, &link)
+                .map_err(|e| Error::io("cannot switch the symlink", &link, e))?;
             Ok(())
         })
         .await
@@ -814,6 +831,54 @@ fn copy_verified(src: &Path, size: u64, blake3: &str, dst: &mut std::fs::File) -
         )));
     }
     Ok(())
+}
+
+/// The files of the live release written after it went live (the time of
+/// the `current` symlink), and, where pages are hard links, pages that are
+/// no longer one. The manifest and `staticfiles.json` are files of their
+/// own, written before the switch.
+fn changed_live(root: &Path) -> Result<Vec<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let link = root.join(LIVE_RELEASE);
+    let live_since = match std::fs::symlink_metadata(&link).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(e) if absent(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("cannot stat", &link, e)),
+    };
+    let Some(dir) = live_dir(root)? else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    let mut linked = false;
+    for entry in walkdir::WalkDir::new(&dir).follow_links(false) {
+        let entry =
+            entry.map_err(|e| Error::Store(format!("cannot list {}: {e}", dir.display())))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::Store(format!("cannot stat {}: {e}", entry.path().display())))?;
+        let key = entry
+            .path()
+            .strip_prefix(&dir)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .into_owned();
+        linked |= meta.nlink() > 1;
+        let modified = meta
+            .modified()
+            .map_err(|e| Error::io("cannot stat", entry.path(), e))?;
+        files.push((key, modified, meta.nlink()));
+    }
+    let own = |k: &str| k == STATICFILES_KEY || k.ends_with(".json") && !k.contains('/');
+    let mut changed: Vec<String> = files
+        .into_iter()
+        .filter(|(key, mtime, nlink)| *mtime > live_since || (linked && *nlink == 1 && !own(key)))
+        .map(|(key, ..)| key)
+        .collect();
+    changed.sort();
+    Ok(changed)
 }
 
 #[cfg(test)]

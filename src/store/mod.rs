@@ -256,6 +256,11 @@ pub trait Releases: Send + Sync {
     /// Points stable keys of the live release at their objects again (a
     /// repair of pages that drifted), each replaced in one rename.
     async fn relink_live(&self, links: Vec<(String, String)>) -> Result<()>;
+
+    /// Files of the live release changed since it went live (by hand: a
+    /// write through a page's link, or a page replaced by another file),
+    /// as keys; found without reading any file.
+    async fn changed_live(&self) -> Result<Vec<String>>;
 }
 
 /// A shared store is a store, so that `&Arc<dyn Store>` passes where

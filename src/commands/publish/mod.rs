@@ -639,6 +639,35 @@ pub async fn publish(
             }
         ));
     }
+    if !report.changed
+        && let Some(releases) = ctx.store.releases()
+    {
+        // A directory's pages are checked for changes made by hand, from
+        // their metadata alone: its no-op would otherwise keep them live.
+        let changed = releases.changed_live().await?;
+        if !changed.is_empty() {
+            let shown: Vec<&str> = changed.iter().take(5).map(String::as_str).collect();
+            let more = changed.len().saturating_sub(shown.len());
+            let what = format!(
+                "{} file{} of the live deploy at {} changed since it went live (by hand?): `{}`{}",
+                changed.len(),
+                if changed.len() == 1 { "" } else { "s" },
+                ctx.store.describe(),
+                shown.join("`, `"),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+            let fix = "run `assetpub verify --repair`: it puts the pages back from their objects, and objects back from the build";
+            if opts.dry_run {
+                ctx.reporter.warn(&format!("{what}; {fix}"));
+            } else {
+                return Err(Error::Store(what).with_hint(fix));
+            }
+        }
+    }
     if opts.dry_run || !report.changed {
         if interrupted.is_some() && !opts.dry_run {
             settle(ctx, opts, &remote).await?;
