@@ -232,27 +232,20 @@ async fn check_all(ctx: &Context, m: &Manifest) -> Result<(usize, Vec<Problem>)>
 async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result<Vec<String>> {
     let mut repaired = Vec::new();
     let broken: HashSet<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-    let lost: Vec<&(Entry, ObjectRef)> = problems
+    // Each with the logical path its problem already names.
+    let lost: Vec<(&str, &(Entry, ObjectRef))> = problems
         .iter()
-        .filter_map(|p| p.object.as_ref())
-        .filter(|(_, o)| !o.stable)
+        .filter_map(|p| Some((p.logical.as_str(), p.object.as_ref()?)))
+        .filter(|(_, (_, o))| !o.stable)
         .collect();
     let mut restored: HashSet<String> = HashSet::new();
     if !lost.is_empty() {
         let wanted: Vec<(String, String, Variant)> = lost
             .iter()
-            .map(|(e, o)| {
-                let logical = m
-                    .files
-                    .iter()
-                    .find(|(_, x)| *x == e)
-                    .map(|(l, _)| l.clone())
-                    .unwrap_or_default();
-                (logical, e.blake3.clone(), o.variant)
-            })
+            .map(|(logical, (e, o))| (logical.to_string(), e.blake3.clone(), o.variant))
             .collect();
         let bodies = crate::commands::publish::local_objects(ctx, &wanted).await?;
-        for ((entry, o), body) in lost.into_iter().zip(bodies) {
+        for ((_, (entry, o)), body) in lost.into_iter().zip(bodies) {
             let Some(body) = body else { continue };
             if body.len() != expected_size(entry, o.variant) {
                 continue;

@@ -348,13 +348,7 @@ impl Releases for FsStore {
             let link = root.join(LIVE_RELEASE);
             let target = std::fs::read_link(&link)
                 .map_err(|e| Error::io("cannot read the symlink", &link, e))?;
-            let tmp = link.with_file_name(format!(".assetpub-tmp-relive-{}", std::process::id()));
-            let _ = std::fs::remove_file(&tmp);
-            std::os::unix::fs::symlink(&target, &tmp)
-                .map_err(|e| Error::io("cannot create the symlink", &tmp, e))?;
-            std::fs::rename(&tmp, &link)
-                .map_err(|e| Error::io("cannot switch the symlink", &link, e))?;
-            Ok(())
+            replace_symlink(&link, &target)
         })
         .await
     }
@@ -560,20 +554,7 @@ fn switch(
             Err(e) => Err(Error::io("cannot create the symlink", &link, e)),
         };
     }
-    let dir = link.parent().unwrap_or(root);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let tmp = dir.join(format!(
-        ".assetpub-tmp-current-{}-{nanos}",
-        std::process::id()
-    ));
-    std::os::unix::fs::symlink(&target, &tmp)
-        .map_err(|e| Error::io("cannot create the symlink", &tmp, e))?;
-    if let Err(e) = std::fs::rename(&tmp, &link) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("cannot switch the symlink", &link, e));
-    }
+    replace_symlink(&link, &target)?;
     Ok(PutOutcome::Written {
         etag: Some(etag_of(&bytes)),
     })
@@ -879,6 +860,25 @@ fn changed_live(root: &Path) -> Result<Vec<String>> {
         .collect();
     changed.sort();
     Ok(changed)
+}
+
+/// Points the symlink `link` at `target` in one `rename(2)` of a new
+/// symlink made beside it.
+fn replace_symlink(link: &Path, target: &Path) -> Result<()> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let tmp = link.with_file_name(format!(
+        ".assetpub-tmp-current-{}-{nanos}",
+        std::process::id()
+    ));
+    std::os::unix::fs::symlink(target, &tmp)
+        .map_err(|e| Error::io("cannot create the symlink", &tmp, e))?;
+    if let Err(e) = std::fs::rename(&tmp, link) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("cannot switch the symlink", link, e));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

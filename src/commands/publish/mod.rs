@@ -19,7 +19,7 @@ use crate::pipeline::prepare::{self, Prepared};
 use crate::pipeline::{claims, collect};
 use crate::remote::django;
 use crate::remote::lock::Lock;
-use crate::remote::manifest::Variant;
+use crate::remote::manifest::{Entry, Variant};
 use crate::remote::manifest::{FORMAT_VERSION, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, object_meta};
 use crate::remote::switch::{self, Remote, SwitchJob, ensure_unmoved};
@@ -273,16 +273,16 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     timings.prepare_ms = started.elapsed().as_millis() as u64;
     let warnings = recording.into_warnings();
     let layout = Layout::for_config(&config);
-    check_claims(&config, &prepared, layout)?;
+    let entries: BTreeMap<_, _> = prepared
+        .iter()
+        .map(|p| (p.logical.clone(), p.entry.clone()))
+        .collect();
+    check_claims(&config, &entries, layout)?;
     let remote = match remote {
         Some(r) => r,
         None => ctx.remote_manifest().await?,
     };
     check_same_encoding(ctx, &config, remote.manifest.as_ref())?;
-    let entries: BTreeMap<_, _> = prepared
-        .iter()
-        .map(|p| (p.logical.clone(), p.entry.clone()))
-        .collect();
     if let Some(current) = &remote.manifest {
         let problems = claims::over_served(&entries, layout, current);
         if !problems.is_empty() {
@@ -462,7 +462,7 @@ fn check_occupied(plan: &Plan) -> Result<()> {
 /// two owners: two files, a file and a sidecar, or a file and a key
 /// assetpub writes itself (the manifest, `staticfiles.json`, its records
 /// under `.assetpub/`). Either write would overwrite the other's bytes.
-fn check_claims(config: &Config, files: &[Prepared], layout: Layout) -> Result<()> {
+fn check_claims(config: &Config, entries: &BTreeMap<String, Entry>, layout: Layout) -> Result<()> {
     let mut reserved = vec![
         claims::Reserved::new(
             config.manifest_key.clone(),
@@ -485,11 +485,7 @@ fn check_claims(config: &Config, files: &[Prepared], layout: Layout) -> Result<(
         }
         .to_string()
     };
-    let entries: BTreeMap<String, crate::remote::manifest::Entry> = files
-        .iter()
-        .map(|p| (p.logical.clone(), p.entry.clone()))
-        .collect();
-    let problems = claims::collisions(&entries, layout, &reserved, &fix);
+    let problems = claims::collisions(entries, layout, &reserved, &fix);
     if problems.is_empty() {
         Ok(())
     } else {
