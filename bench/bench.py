@@ -24,7 +24,10 @@ Scenarios, each tool in its own buckets:
 Plus: the cold publish once more straight to Garage, past the proxy, with
 requests read from Garage's own /metrics; a whole `assetpub plan` from a new
 state DB against b3sum over all cores; assetpub's sequential phases (its
-`--json` timings and the request timeline); upload throughput in scenario 1.
+`--json` timings and the request timeline); upload throughput in scenario 1;
+a large text file: one 5 MB minified stylesheet with 20,000 url()s, whose
+`plan` and cold publish are set against the `brotli` command-line tool at
+the same quality (11, 4 MiB window) on the same file.
 """
 
 from __future__ import annotations
@@ -812,6 +815,8 @@ class Bench:
             for k, why in missing.items():
                 if k in a.latency_tools:
                     self.record(sid, self.tools[k], None, "n/a", why)
+        if a.large_file:
+            self.large_file_bench()
         if not sids and not lat_sids and not a.hash_bench and not a.direct_cold:
             return
         site = self.work / "sites" / ("site-%d" % a.files)
@@ -997,6 +1002,91 @@ class Bench:
             res["tools"][t.key] = {"label": t.label, **r}
             log("  direct %-16s %7s  exit %s  garage counted %s" % (
                 t.key, human_secs(r["wall_s"]), r["exit"], json.dumps(r.get("garage_requests"), separators=(",", ":"))))
+
+    def large_file_bench(self) -> None:
+        """One 5 MB minified stylesheet with 20,000 url()s to 200 images:
+        `assetpub plan` from a new state DB and a cold `assetpub publish`
+        (through the counting proxy), each a whole process, against the
+        `brotli` tool compressing the same file at the same quality (11) and
+        window (22), the order rotated every round. Brotli at quality 11 is
+        what a large text file costs: the rest is seconds' fraction."""
+        a = self.args
+        site = self.work / "sites" / "large-css"
+        css = site / "css" / "big.css"
+        if not css.exists():
+            import random
+            rnd = random.Random(a.seed)
+            (site / "img").mkdir(parents=True, exist_ok=True)
+            (site / "css").mkdir(parents=True, exist_ok=True)
+            for i in range(200):
+                (site / "img" / ("i%d.png" % i)).write_bytes(rnd.randbytes(600 + i))
+            rules, size, urls = [], 0, 0
+            while urls < 20_000:
+                rule = (".c%d{margin:%dpx %dpx;padding:%dpx;color:#%06x;border:1px solid #%06x;font:%dpx/1.4 sans-serif;"
+                        "transition:opacity .%ds ease-in-out,transform .%ds;background:url(../img/i%d.png) no-repeat}"
+                        % (urls, rnd.randint(0, 40), rnd.randint(0, 40), rnd.randint(0, 30), rnd.getrandbits(24),
+                           rnd.getrandbits(24), rnd.randint(10, 30), rnd.randint(1, 9), rnd.randint(1, 9), rnd.randrange(200)))
+                rules.append(rule)
+                size += len(rule)
+                urls += 1
+            body = "".join(rules)
+            # Padded with url()-free rules up to 5 MB.
+            pad = []
+            while size < 5_000_000:
+                rule = ".p%d{margin:%dpx;color:#%06x}" % (len(pad), rnd.randint(0, 40), rnd.getrandbits(24))
+                pad.append(rule)
+                size += len(rule)
+            css.write_text(body + "".join(pad))
+            (site / "index.html").write_text('<!doctype html><link rel="stylesheet" href="css/big.css"><p>large\n')
+        nbytes = css.stat().st_size
+        load = os.getloadavg()
+        log("large text file: %s, 20,000 url()s (load %.2f)" % (human_bytes(nbytes), load[0]))
+        res: dict = {"bytes": nbytes, "urls": 20_000, "loadavg_before": [round(x, 2) for x in load],
+                     "cores": os.cpu_count() or 1, "runs": {}}
+        ap = self.tools.get("assetpub")
+        have_ap = bool(ap and not ap.available())
+        have_br = bool(shutil.which("brotli"))
+        out = self.work / "tmp" / "big.css.br"
+        jobs = (["plan", "publish"] if have_ap else []) + (["brotli"] if have_br else [])
+        lrunner = Runner(self.work, None)
+        for rep in range(a.runs):
+            for name in self.rotated(jobs, rep + 1, 0):
+                entry = res["runs"].setdefault(name, [])
+                if name == "brotli":
+                    r = lrunner.run("large-brotli-%d" % rep, ["brotli", "-q", "11", "-w", "22", "-f", "-o", str(out), str(css)],
+                                    self.tool_env(), a.cap)
+                    row = {"wall_s": r["wall_s"], "exit": r["exit"], "br_bytes": out.stat().st_size if out.exists() else None}
+                else:
+                    # A directory target: its .gz and .br sidecars are
+                    # always made (on S3 only with `sidecars = true`).
+                    target = self.work / "tmp" / ("large-%s-%d" % (name, rep))
+                    if target.exists():
+                        shutil.rmtree(target)
+                    cfg = self.work / "assetpub" / "large.toml"
+                    cfg.write_text('[source]\ndirs = ["%s"]\n[target]\nurl = "file://%s"\n' % (site, target))
+                    db = self.work / "assetpub" / ("large-%s-%d.db" % (name, rep))
+                    for suffix in ("", "-wal", "-shm", "-journal"):
+                        Path(str(db) + suffix).unlink(missing_ok=True)
+                    argv = [a.assetpub, "--config", str(cfg), "--state", str(db), "--json", name]
+                    env = self.tool_env()
+                    r = lrunner.run("large-%s-%d" % (name, rep), argv, env, a.cap)
+                    doc = parse_assetpub_json(r["stdout"]) if r["exit"] == 0 else {}
+                    row = {"wall_s": r["wall_s"], "exit": r["exit"], "timings": doc.get("timings")}
+                    if r["exit"] != 0:
+                        row["error"] = tail(r["stderr"]) or tail(r["stdout"])
+                    try:
+                        raw = json.loads(Path(r["stdout"]).read_text())
+                    except (OSError, ValueError):
+                        raw = {}
+                    br = [u.get("bytes") for u in (raw.get("uploads") or []) if isinstance(u, dict)
+                          and str(u.get("key", "")).endswith(".css.br")]
+                    if br:
+                        row["br_bytes"] = br[0]
+                entry.append(row)
+                log("  large %-8s %7s  exit %s" % (name, human_secs(r["wall_s"]), r["exit"]))
+        if not have_br:
+            res["brotli_missing"] = "brotli (the command-line tool) is not installed: apt-get install brotli"
+        self.results["large_file"] = res
 
     def hash_bench(self, site: Path) -> None:
         """Whole processes on the same cores: `assetpub plan` from a new
@@ -1730,6 +1820,35 @@ def render_markdown(res: dict, args) -> str:
         if dc.get("loadavg_before"):
             L.append("Load average before: %s." % " / ".join("%.2f" % x for x in dc["loadavg_before"]))
             L.append("")
+    lf = res.get("large_file")
+    if lf:
+        L.append("## Large text file (%s of minified CSS, %s url()s, %d cores)" % (
+            human_bytes(lf["bytes"]), "{:,}".format(lf["urls"]), lf["cores"]))
+        L.append("")
+        L.append("| what | wall (median) | runs | .br bytes |")
+        L.append("| --- | ---: | ---: | ---: |")
+        what = {"plan": "`assetpub plan`, new state DB, empty directory target",
+                "publish": "`assetpub publish`, new state DB, empty directory target (.gz and .br made)",
+                "brotli": "`brotli -q 11 -w 22` on the stylesheet alone"}
+        med = {}
+        for k in ("plan", "publish", "brotli"):
+            rows = [x for x in lf["runs"].get(k, []) if x.get("exit") == 0]
+            if not rows:
+                if k in lf["runs"]:
+                    L.append("| %s | failed: %s | | |" % (what[k], (lf["runs"][k][0].get("error") or "")[:200].replace("|", "/")))
+                continue
+            med[k] = statistics.median([x["wall_s"] for x in rows])
+            brs = [x["br_bytes"] for x in rows if x.get("br_bytes")]
+            L.append("| %s | %s | %d | %s |" % (what[k], human_secs(med[k]), len(rows), "{:,}".format(brs[0]) if brs else ""))
+        L.append("")
+        if "brotli" in med:
+            for k in ("plan", "publish"):
+                if k in med:
+                    L.append("- `assetpub %s` takes %.2f× the time of the brotli tool on the stylesheet alone." % (k, med[k] / med["brotli"]))
+        elif lf.get("brotli_missing"):
+            L.append("- " + lf["brotli_missing"])
+        L.append("- Load average before: %s." % " / ".join("%.2f" % x for x in lf["loadavg_before"]))
+        L.append("")
     h = res.get("hashing")
     if h:
         L.append("## Hashing throughput (%s files, %s, %s)" % ("{:,}".format(h["files"]), human_bytes(h["bytes"]), h["note"]))
@@ -1814,6 +1933,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh-mtimes", choices=["now", "keep"], default="now",
                     help="scenario 5: set every mtime to now, as a fresh checkout does (default), or keep them")
     ap.add_argument("--no-hash-bench", dest="hash_bench", action="store_false", help="skip the hashing throughput part")
+    ap.add_argument("--no-large-file", dest="large_file", action="store_false",
+                    help="skip the large text file part (a 5 MB stylesheet against the brotli tool)")
     ap.add_argument("--assetpub", default=str(REPO / "target" / "release" / "assetpub"), help="the assetpub binary")
     ap.add_argument("--assetpub-target", choices=["s3", "file"], default="s3",
                     help="publish assetpub to the S3 server (default) or to a local directory (a plumbing check)")

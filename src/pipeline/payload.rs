@@ -207,6 +207,36 @@ mod tests {
     }
 
     #[test]
+    fn a_size_cached_for_one_brotli_stream_is_not_taken_for_pieces() {
+        // A stylesheet over 1 MiB: brotli compresses it in pieces, which an
+        // earlier version of the state DB's cache knew as one stream, of
+        // another size.
+        let (dir, config) = site();
+        let big: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| {
+                format!(".r{i}{{margin:{}px;color:#{:06x}}}", i % 37, i * 7919).into_bytes()
+            })
+            .collect();
+        assert!(big.len() > 1 << 20);
+        std::fs::write(dir.path().join("site/css/big.css"), &big).unwrap();
+        let mut cache = MemoryCache::default();
+        let blake3 = hash_bytes(&big);
+        cache
+            .compressed
+            .insert((blake3.clone(), "br".into()), Some(12_345));
+        let files = prepared(&config, &mut cache);
+        let p = &files["css/big.css"];
+        let made = payloads(&[(p, Variant::Br)], false).unwrap();
+        let br = p.entry.encodings["br"];
+        assert_ne!(br, 12_345, "the one-stream size was taken");
+        assert_eq!(bytes(&made[0]).len() as u64, br);
+        // And the next run takes the size it recorded.
+        let again = prepared(&config, &mut cache);
+        assert_eq!(again["css/big.css"].entry.encodings["br"], br);
+        assert!(again["css/big.css"].variants.is_empty(), "from the cache");
+    }
+
+    #[test]
     fn bytes_the_cache_spared_are_made_as_preparation_would_have() {
         let (_dir, config) = site();
         let mut cache = MemoryCache::default();

@@ -431,7 +431,7 @@ fn compress_all(
             continue;
         }
         for &enc in &wanted {
-            match cache.compressed_size(&p.entry.blake3, enc.name())? {
+            match cache.compressed_size(&p.entry.blake3, enc.cache_name(p.entry.size))? {
                 Some(Some(size)) => {
                     p.entry.encodings.insert(enc.name().to_string(), size);
                 }
@@ -467,7 +467,7 @@ fn compress_all(
         .map(|(i, enc, c)| {
             (
                 files[*i].entry.blake3.as_str(),
-                enc.name(),
+                enc.cache_name(files[*i].entry.size),
                 c.as_ref().map(|c| c.len() as u64),
             )
         })
