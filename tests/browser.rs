@@ -7,7 +7,8 @@
 //! manifest promises. After a rollback the same browser shows the earlier
 //! page. With `[rewrite] integrity = true` the site loads as cleanly, and a
 //! script object overwritten with other bytes of the same length is blocked
-//! by Chromium's integrity check. Screenshots go to `target/test-artifacts/`.
+//! by Chromium's integrity check. A stylesheet brotli-compressed in pieces
+//! is decoded whole. Screenshots go to `target/test-artifacts/`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -718,4 +719,84 @@ fn chromium_enforces_the_integrity_of_the_site_on_garage_website_endpoint() {
     let mut browser = Browser::start(rules);
     let report = browser.visit(&base, Some(&shots.join("browser-sri-garage-2.png")));
     check_refused(&report, &base, &script, &integrity, &bytes);
+}
+
+/// A stylesheet over 1 MiB is brotli-compressed in 1 MiB pieces joined into
+/// one stream. Stored that way (`encoding = "br"`, `Content-Encoding: br`)
+/// on Garage, Chromium decodes all of it: every rule is there, and the last
+/// one, in the last piece, puts the logo behind the page.
+#[test]
+fn chromium_decodes_a_stylesheet_brotli_compressed_in_pieces() {
+    let server = S3Server::garage();
+    let bucket = server.unique_bucket("pieces");
+    let p = Project::empty();
+    let mut css = String::new();
+    let mut rules = 0;
+    while css.len() < (5 << 20) / 2 {
+        css.push_str(&format!(
+            ".r{rules}{{margin:{}px;color:#{:06x}}}",
+            rules % 37,
+            (rules * 7919) % 0xff_ffff
+        ));
+        rules += 1;
+    }
+    css.push_str("body{background:url(../img/logo.png) no-repeat}");
+    rules += 1;
+    p.write("site/css/big.css", &css);
+    p.write_bytes("site/img/logo.png", &crate::cli::pseudo_random(3000, 7));
+    p.write(
+        "site/index.html",
+        "<!doctype html><html><head><link rel=\"stylesheet\" href=\"css/big.css\"></head>\
+         <body><h1>pieces</h1></body></html>\n",
+    );
+    p.config(&format!(
+        "[source]\ndirs = [\"site\"]\n[rewrite]\nhtml = true\n[target]\nurl = \"s3://{bucket}\"\npath_style = true\nencoding = \"br\"\n"
+    ));
+    let mut cmd = p.std_cmd();
+    server.apply_env(&mut cmd);
+    cmd.arg("publish");
+    run_ok(&mut cmd, "assetpub publish");
+    let s3 = S3Client::new(server, &bucket);
+    let manifest: Value =
+        serde_json::from_slice(&s3.get("manifest.json").expect("manifest.json")).unwrap();
+    let entry = &manifest["files"]["css/big.css"];
+    let br = entry["encodings"]["br"].as_u64().expect("a .br was made");
+    assert!(entry["size"].as_u64().unwrap() > 2 << 20, "{entry}");
+    let key = entry["key"].as_str().unwrap();
+    assert_eq!(s3.head(key).expect("the stylesheet object").size, br);
+
+    let web_port = server
+        .web_endpoint
+        .as_deref()
+        .and_then(|w| w.rsplit(':').next())
+        .expect("Garage has a web endpoint");
+    let base = format!("http://{bucket}.web.garage.localhost:{web_port}/");
+    let mut browser = Browser::start(Some("MAP *.web.garage.localhost 127.0.0.1"));
+    let report = browser.visit(&base, None);
+    let context = || serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(report["failed"], json!([]), "{}", context());
+    let sheet = format!("{base}{key}");
+    let sheets = report["facts"]["sheets"].as_array().unwrap();
+    let loaded = sheets
+        .iter()
+        .find(|s| s["href"] == sheet.as_str())
+        .unwrap_or_else(|| panic!("{sheet} not loaded: {}", context()));
+    assert_eq!(loaded["rules"], rules, "every rule decoded");
+    let logo = key_of(&manifest, "img/logo.png");
+    assert!(
+        report["facts"]["backgrounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| path_of(b.as_str().unwrap(), &base) == Some(logo)),
+        "the last rule's background: {}",
+        report["facts"]["backgrounds"]
+    );
+    let encoding = report["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["url"] == sheet.as_str())
+        .map(|r| r["headers"]["content-encoding"].clone());
+    assert_eq!(encoding, Some(json!("br")), "{}", context());
 }
