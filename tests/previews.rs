@@ -35,9 +35,17 @@ fn other_machine(site: &S3Site) -> S3Site {
     other
 }
 
+/// The bytes of an object, short enough to read in a failed comparison.
+fn digest(bytes: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    format!("{} bytes, {:016x}", bytes.len(), h.finish())
+}
+
 /// Every key of the bucket outside `_previews/`, with its bytes: the live
 /// site, its records and its lock.
-fn live_snapshot(site: &S3Site) -> BTreeMap<String, Vec<u8>> {
+fn live_snapshot(site: &S3Site) -> BTreeMap<String, String> {
     let previews = format!("{PREFIX}/_previews/");
     site.s3
         .keys()
@@ -45,13 +53,13 @@ fn live_snapshot(site: &S3Site) -> BTreeMap<String, Vec<u8>> {
         .filter(|k| !k.starts_with(&previews))
         .map(|k| {
             let bytes = site.s3.get(&k).expect("listed key");
-            (k, bytes)
+            (k, digest(&bytes))
         })
         .collect()
 }
 
 /// Every key of preview `name`, with its bytes.
-fn preview_snapshot(site: &S3Site, name: &str) -> BTreeMap<String, Vec<u8>> {
+fn preview_snapshot(site: &S3Site, name: &str) -> BTreeMap<String, String> {
     let prefix = format!("{PREFIX}/_previews/{name}/");
     site.s3
         .keys()
@@ -59,7 +67,7 @@ fn preview_snapshot(site: &S3Site, name: &str) -> BTreeMap<String, Vec<u8>> {
         .filter(|k| k.starts_with(&prefix))
         .map(|k| {
             let bytes = site.s3.get(&k).expect("listed key");
-            (k, bytes)
+            (k, digest(&bytes))
         })
         .collect()
 }
