@@ -408,3 +408,91 @@ fn two_previews_published_at_once_do_not_interfere() {
     assert_eq!(about("pr-b"), b"<!doctype html><p>about, from b</p>");
     assert_eq!(live_snapshot(&s), live);
 }
+
+/// The `assetpub` steps of examples/ci/github-actions-preview.yml, by job,
+/// with `${{ github.event.number }}` as GitHub substitutes it.
+fn workflow_steps(number: &str) -> Vec<(String, String)> {
+    let yaml = include_str!("../examples/ci/github-actions-preview.yml");
+    let readme = include_str!("../README.md");
+    let body: String = yaml
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        readme.contains(&body),
+        "README.md must show examples/ci/github-actions-preview.yml as it is"
+    );
+    let mut job = String::new();
+    let mut out = Vec::new();
+    for line in yaml.lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            job = name.to_string();
+        }
+        if let Some(cmd) = line.trim().strip_prefix("- run: ")
+            && cmd.starts_with("assetpub ")
+        {
+            let cmd = cmd.replace("${{ github.event.number }}", number);
+            out.push((job.clone(), cmd));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_preview_workflow_works_as_written() {
+    let steps = workflow_steps("42");
+    let jobs: Vec<&str> = steps.iter().map(|(j, _)| j.as_str()).collect();
+    assert_eq!(jobs, ["publish", "remove", "expire"], "{steps:?}");
+    let s = site(S3Server::moto(), "workflow-preview");
+    s.json(&["publish"]);
+    let live = live_snapshot(&s);
+    let bin = assert_cmd::cargo::cargo_bin!("assetpub");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |command: &str| {
+        let c = s.p.std_cmd();
+        let mut sh = Command::new("bash");
+        sh.args(["-eo", "pipefail", "-c", command])
+            .current_dir(s.p.path(""))
+            .envs(
+                c.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .env("PATH", &path)
+            .env("GITHUB_ACTIONS", "true");
+        for (k, v) in c.get_envs() {
+            if v.is_none() {
+                sh.env_remove(k);
+            }
+        }
+        s.server.apply_env_with_endpoint(&mut sh, &s.proxy.endpoint);
+        let out = sh.output().unwrap();
+        assert!(
+            out.status.success(),
+            "`{command}` failed: {}\n{}",
+            stderr(&out),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    // A pull request is opened: its preview appears, for 14 days.
+    s.p.write("site/about.html", "<!doctype html><p>about, in review</p>");
+    run(&steps[0].1);
+    let m = preview_manifest(&s, "pr-42");
+    let created = chrono::DateTime::parse_from_rfc3339(m["created"].as_str().unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(m["expires"].as_str().unwrap()).unwrap();
+    assert!((expires - created).num_days() == 13 || (expires - created).num_days() == 14);
+    assert_preview_consistent(&s, "pr-42");
+    // The nightly expiry leaves it: it has not expired.
+    run(&steps[2].1);
+    assert!(!preview_snapshot(&s, "pr-42").is_empty());
+    // The pull request closes: the preview goes, the live site stays.
+    run(&steps[1].1);
+    assert!(preview_snapshot(&s, "pr-42").is_empty());
+    assert_eq!(live_snapshot(&s), live);
+}

@@ -231,9 +231,10 @@ impl PreviewPruneReport {
             ));
         }
         out.push_str(&format!(
-            "{}: {verb} {} previews, {} objects ({})\n",
+            "{}: {verb} {} preview{}, {} objects ({})\n",
             self.target,
             self.previews.len(),
+            if self.previews.len() == 1 { "" } else { "s" },
             self.deleted_objects,
             crate::util::human_bytes(self.deleted_bytes)
         ));
