@@ -126,14 +126,18 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 walk,
             )
             .await?;
-            step_summary(&report.markdown(if *dry_run {
-                "publish --dry-run"
-            } else {
-                "publish"
-            }));
             if report.preview.is_some() {
                 preview::settle_report(&mut ctx, &mut report).await?;
             }
+            let mut summary = report.markdown(if *dry_run {
+                "publish --dry-run"
+            } else {
+                "publish"
+            });
+            if let Some(p) = &report.preview {
+                summary.push_str(&p.markdown());
+            }
+            step_summary(&summary);
             let mut out = Output::new(cli, &report, || {
                 let mut text = report.render_publish();
                 if let Some(p) = &report.preview {

@@ -64,6 +64,23 @@ impl PreviewReport {
         }
     }
 
+    /// What `publish --preview` adds to the GitHub Actions step summary.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("\nPreview `{}`", self.name);
+        if let Some(url) = &self.url {
+            out.push_str(&format!(": <{url}>"));
+        }
+        if let Some(e) = &self.expires {
+            out.push_str(&format!(", expires {e}"));
+        }
+        out.push_str(&format!(
+            "; {} objects ({}) copied instead of sent\n",
+            self.reused.objects,
+            crate::util::human_bytes(self.reused.bytes)
+        ));
+        out
+    }
+
     /// The lines `publish --preview` adds to its output.
     pub fn render(&self, dry_run: bool, target: &str) -> String {
         let mut out = String::new();
