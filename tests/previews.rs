@@ -455,6 +455,7 @@ fn the_preview_workflow_works_as_written() {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    let summary = s.p.path("step-summary.md");
     let run = |command: &str| {
         let c = s.p.std_cmd();
         let mut sh = Command::new("bash");
@@ -465,7 +466,8 @@ fn the_preview_workflow_works_as_written() {
                     .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
             )
             .env("PATH", &path)
-            .env("GITHUB_ACTIONS", "true");
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary);
         for (k, v) in c.get_envs() {
             if v.is_none() {
                 sh.env_remove(k);
@@ -488,6 +490,11 @@ fn the_preview_workflow_works_as_written() {
     let expires = chrono::DateTime::parse_from_rfc3339(m["expires"].as_str().unwrap()).unwrap();
     assert!((expires - created).num_days() == 13 || (expires - created).num_days() == 14);
     assert_preview_consistent(&s, "pr-42");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        text.contains("Preview `pr-42`: <https://preview.example.org/pr-42/>, expires "),
+        "{text}"
+    );
     // The nightly expiry leaves it: it has not expired.
     run(&steps[2].1);
     assert!(!preview_snapshot(&s, "pr-42").is_empty());
@@ -495,4 +502,43 @@ fn the_preview_workflow_works_as_written() {
     run(&steps[1].1);
     assert!(preview_snapshot(&s, "pr-42").is_empty());
     assert_eq!(live_snapshot(&s), live);
+}
+
+#[test]
+fn bad_preview_settings_are_refused_naming_them() {
+    let s = site(S3Server::moto(), "settings-preview");
+    for (table, named) in [
+        (
+            "[preview]\nbase_url = \"preview.example.org\"\n",
+            "`[preview] base_url",
+        ),
+        (
+            "[preview]\nbase_url = \"https://preview.example.org/\"\n",
+            "`{name}`",
+        ),
+        ("[preview]\nttl = \"0s\"\n", "`[preview] ttl = \"0s\"`"),
+        ("[preview]\nttl = \"soon\"\n", "`[preview] ttl`"),
+        ("[preview]\nname = \"x\"\n", "name"),
+    ] {
+        s.configure(&format!("[source]\ndirs = [\"site\"]\n{table}"), "");
+        let out = s.run(&["publish", "--preview", "pr-1"]);
+        assert_eq!(out.status.code(), Some(2), "{table}: {}", stderr(&out));
+        assert!(stderr(&out).contains(named), "{table}: {}", stderr(&out));
+    }
+    s.configure(&format!("[source]\ndirs = [\"site\"]\n{BASE_URL}"), "");
+    let out = s.run(&["publish", "--preview", "pr-1", "--ttl", "0s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`--ttl = \"0s\"`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&["publish", "--ttl", "1d"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--ttl needs --preview: {}",
+        stderr(&out)
+    );
+    assert_eq!(s.proxy.total(), 0, "nothing was read or written");
 }
