@@ -174,6 +174,44 @@ fn a_preview_copies_what_the_live_site_stores_and_leaves_it_untouched() {
     assert!(s.s3.head(&s.key("_previews/pr-7/.assetpub/lock")).is_none());
     assert_eq!(s.manifest()["deploy"], live["deploy"]);
 
+    // The fields README.md documents, exactly.
+    let fields = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(fields(p), ["deploy", "expires", "name", "reused", "url"]);
+    assert_eq!(fields(&p["reused"]), ["bytes", "objects"]);
+    let listed = s.json(&["history", "--previews"]);
+    assert_eq!(fields(&listed), ["previews", "target"]);
+    assert_eq!(
+        fields(&listed["previews"][0]),
+        ["created", "deploy", "expired", "expires", "name", "url"]
+    );
+    let pruned = s.json(&["prune", "--preview", "pr-7", "--dry-run"]);
+    assert_eq!(
+        fields(&pruned),
+        [
+            "deleted_bytes",
+            "deleted_objects",
+            "dry_run",
+            "duration_ms",
+            "previews",
+            "target"
+        ]
+    );
+    assert_eq!(
+        fields(&pruned["previews"][0]),
+        ["bytes", "deploy", "expires", "name", "objects"]
+    );
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("## JSON output").unwrap()..];
+    for name in [
+        "preview", "reused", "expires", "expired", "previews", "objects",
+    ] {
+        assert!(section.contains(&format!("`{name}`")), "README: `{name}`");
+    }
+
     // Published again with nothing changed: nothing to do.
     let again = s.json(&["publish", "--preview", "pr-7"]);
     assert_eq!(again["changed"], false, "{again}");
