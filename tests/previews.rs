@@ -216,6 +216,10 @@ fn a_preview_copies_what_the_live_site_stores_and_leaves_it_untouched() {
     let again = s.json(&["publish", "--preview", "pr-7"]);
     assert_eq!(again["changed"], false, "{again}");
     assert_eq!(again["preview"]["deploy"], m["deploy"]);
+    assert_eq!(
+        again["preview"]["expires"], m["expires"],
+        "a no-op keeps the expiry"
+    );
     let text = s.run(&["publish", "--preview", "pr-7"]);
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
@@ -579,4 +583,57 @@ fn bad_preview_settings_are_refused_naming_them() {
         stderr(&out)
     );
     assert_eq!(s.proxy.total(), 0, "nothing was read or written");
+}
+
+#[test]
+fn an_interrupted_deletion_leaves_a_listed_preview_that_the_next_prune_finishes() {
+    let s = site(S3Server::moto(), "interrupted-preview");
+    s.json(&["publish", "--preview", "pr-8"]);
+    let before = preview_snapshot(&s, "pr-8");
+    // The third batch delete (the manifest's, after the objects' and the
+    // deploy records') is refused.
+    s.proxy.set_fault_matching(
+        "POST",
+        "delete",
+        crate::support::Fault::Pass {
+            requests: 2,
+            then: Box::new(crate::support::Fault::Status {
+                code: 403,
+                s3_code: "AccessDenied",
+                times: 10,
+            }),
+        },
+    );
+    let out = s.run(&["prune", "--preview", "pr-8"]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot delete"), "{}", stderr(&out));
+    s.proxy.set_fault(crate::support::Fault::None);
+    let left: Vec<String> = preview_snapshot(&s, "pr-8").into_keys().collect();
+    assert_eq!(
+        left,
+        [s.key("_previews/pr-8/manifest.json")],
+        "the objects and records went first ({} keys before)",
+        before.len()
+    );
+    let listed = s.json(&["history", "--previews"]);
+    assert_eq!(listed["previews"][0]["name"], "pr-8", "{listed}");
+    s.json(&["prune", "--preview", "pr-8"]);
+    assert!(preview_snapshot(&s, "pr-8").is_empty());
+}
+
+#[test]
+fn a_preview_never_tells_the_cdn() {
+    let s = site(S3Server::moto(), "cdn-preview");
+    s.configure(
+        &format!(
+            "[source]\ndirs = [\"site\"]\n{BASE_URL}[cdn]\nprovider = \"command\"\ncommand = [\"./bin/no-such-purge\"]\n"
+        ),
+        "",
+    );
+    let out = s.json(&["publish", "--preview", "pr-2"]);
+    assert!(out["invalidation"].is_null(), "{out}");
+    // The live site's publish does tell it (and fails without the command).
+    let out = s.run(&["publish"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-purge"), "{}", stderr(&out));
 }
