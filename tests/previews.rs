@@ -314,6 +314,17 @@ fn prune_previews_deletes_exactly_the_expired_previews() {
     assert!(old.len() >= 10, "{:?}", old.keys());
     std::thread::sleep(std::time::Duration::from_millis(2100));
 
+    // A preview whose manifest is not assetpub's is skipped, with a
+    // warning, and never deleted.
+    let hostile = s.key("_previews/pr-bad/manifest.json");
+    s.s3.put(&hostile, b"<html>not a manifest</html>", "text/html");
+    let out = s.run(&["history", "--previews"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("skipping preview `pr-bad`"),
+        "{}",
+        stderr(&out)
+    );
     let listed = s.json(&["history", "--previews"]);
     let rows = listed["previews"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{listed}");
@@ -344,6 +355,8 @@ fn prune_previews_deletes_exactly_the_expired_previews() {
 
     let done = s.json(&["prune", "--previews"]);
     assert_eq!(done["deleted_objects"], old.len() as u64, "{done}");
+    assert!(s.s3.head(&hostile).is_some(), "not assetpub's: left alone");
+    s.s3.delete(&hostile);
     assert!(preview_snapshot(&s, "pr-old").is_empty());
     assert_eq!(preview_snapshot(&s, "pr-new"), kept);
     assert_eq!(live_snapshot(&s), live);

@@ -112,7 +112,7 @@ async fn previews(ctx: &Context) -> Result<Vec<(String, Manifest)>> {
                 GetOutcome::Found(f) => Some(Manifest::parse(
                     &f.bytes,
                     &format!("`{key}` at {}", store.describe()),
-                )?),
+                )),
                 _ => None,
             };
             Ok::<_, Error>(m.map(|m| (name, m)))
@@ -120,7 +120,16 @@ async fn previews(ctx: &Context) -> Result<Vec<(String, Manifest)>> {
     })
     .try_collect(|e| Error::Runtime(format!("preview task failed: {e}")))
     .await?;
-    let mut out: Vec<(String, Manifest)> = fetched.into_iter().flatten().collect();
+    // One preview's manifest that cannot be read does not hide the others.
+    let mut out: Vec<(String, Manifest)> = Vec::new();
+    for (name, m) in fetched.into_iter().flatten() {
+        match m {
+            Ok(m) => out.push((name, m)),
+            Err(e) => ctx
+                .reporter
+                .warn(&format!("skipping preview `{name}`: {e}")),
+        }
+    }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
