@@ -65,6 +65,7 @@ SCENARIOS = {
     5: ("fresh", "Fresh runner after another machine published (no state DB, same content)"),
     6: ("big-noop", "No-op republish of the large tree ({big_files:,} files)"),
     7: ("fresh-change", "Fresh runner publishing a one-file change (no state DB, new mtimes, one page changed)"),
+    8: ("preview", "Preview of the site after {pct}% of files changed (`publish --preview`; assetpub only)"),
     11: ("lat-cold", "Cold publish, {latency} ms per request"),
     12: ("lat-noop", "No-op republish, {latency} ms per request"),
     13: ("lat-changed", "{pct}% of files changed, {latency} ms per request"),
@@ -419,6 +420,8 @@ class Tool:
         raise NotImplementedError
 
     def na(self, scenario: int) -> str | None:
+        if scenario == 8:
+            return "no preview deploys: a preview would be a sync of the whole tree to another prefix"
         return None
 
     def forget_state(self, bucket: str) -> None:
@@ -474,10 +477,17 @@ class Assetpub(Tool):
         if fresh_state:
             self.forget_state(bucket)
 
-    def sync(self, bucket, site, dry_run=False):
+    def na(self, scenario: int) -> str | None:
+        if scenario == 8 and self.file_mode:
+            return "previews need an S3 target"
+        return None
+
+    def sync(self, bucket, site, dry_run=False, preview=None):
         cfg = self.config(bucket, site)
         argv = [self.ctx.args.assetpub, "--config", str(cfg), "--state", str(self.state(bucket)), "--json"]
         argv += ["plan"] if dry_run else ["publish"]
+        if preview:
+            argv += ["--preview", preview]
         return argv, self.ctx.aws_env()
 
 
@@ -709,8 +719,9 @@ class Bench:
             t["status"] = status
             t["reason"] = reason
 
-    def measure(self, sid: int, rep: int, tool: Tool, bucket: str, site: Path, dry_run=False, cap=None, extra=None) -> dict:
-        argv, env = tool.sync(bucket, site, dry_run=dry_run)
+    def measure(self, sid: int, rep: int, tool: Tool, bucket: str, site: Path, dry_run=False, cap=None, extra=None,
+                preview=None) -> dict:
+        argv, env = tool.sync(bucket, site, dry_run=dry_run, **({"preview": preview} if preview else {}))
         load = os.getloadavg()[0]
         run = self.runner.run("s%d-r%d-%s" % (sid, rep, tool.key), argv, env, cap or self.args.cap,
                               timeline=tool.key == "assetpub")
@@ -973,6 +984,25 @@ class Bench:
                     t.forget_state(buckets[t.key])
                     self.measure(sid, rep, t, buckets[t.key], site,
                                  extra={"round": rnd, "changed_page": os.path.relpath(page, site)})
+
+        if 8 in sid_of:
+            # Last: the live buckets no longer match the tree afterwards.
+            # Each round changes the tree and publishes it as a new preview
+            # of the live site: only the changed files' bytes should go out,
+            # the rest copied server-side from the live site's objects.
+            sid = sid_of[8]
+            self.scenario_start(sid)
+            for rep in range(1, runs + 1):
+                rnd = round_base + 50 + rep
+                m = self.mutate(site, a.files, rnd)
+                log("  round %d: %d files rewritten (%s)" % (rnd, m["mutated"], human_bytes(m["bytes"])))
+                for t in self.rotated(active, rep, sid):
+                    reason = t.na(8)
+                    if reason:
+                        self.record(sid, t, None, "n/a", reason)
+                        continue
+                    self.measure(sid, rep, t, buckets[t.key], site, preview="bench-%d" % rnd,
+                                 extra={"round": rnd, "mutated_files": m["mutated"], "mutated_bytes": m["bytes"]})
 
     def direct_cold(self, active: list[Tool], site: Path) -> None:
         """The cold publish once more, straight to Garage (no proxy), with
@@ -1922,6 +1952,10 @@ SCENARIO_NOTES = {
     7: "Before each round one page (a stable key) gets a comment appended, every file's mtime is set to now (as a fresh "
        "checkout does) and assetpub's state DB is deleted; every tool then publishes into the bucket it published "
        "before. The line per tool below splits its requests into the objects it uploaded and the rest.",
+    8: "Before each round the generator rewrites the same share of files as scenario 3 (a new set every round); "
+       "assetpub then publishes the tree as a new preview (`publish --preview bench-N`) of the bucket it has been "
+       "publishing to. Only the changed files' bytes should be sent; every other object is copied server-side "
+       "from the live site's (request body bytes against the changed bytes). The peers have no previews.",
     6: "assetpub publishes into its own bucket. The peers share one bucket seeded once by `rclone sync --checksum` "
        "(a no-op writes nothing, and the request counts show whether a tool wrote anyway); seeding each peer's own "
        "bucket would take longer than the whole run. A run over the cap is stopped and reported as capped.",
@@ -1937,7 +1971,8 @@ def main(argv=None) -> int:
     ap.add_argument("--big-files", type=int, help="files in the large tree (default 100000; 5000 with --quick)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--change-pct", type=float, default=1.0, help="percent of files changed in scenario 3 (default 1)")
-    ap.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers (default all: 1-7)")
+    ap.add_argument("--scenarios", default="1,2,3,4,5,6,7,8",
+                    help="comma-separated scenario numbers (default all: 1-8; 8 previews the bucket scenario 1 filled)")
     ap.add_argument("--latency-ms", type=float, default=25,
                     help="the latency set: scenarios run again through a proxy that holds every request this long "
                          "(default 25; 0 skips the set)")

@@ -65,9 +65,20 @@ pub enum Command {
         /// (default: the subject of the build's git commit)
         #[arg(long, short = 'm', env = "ASSETPUB_MESSAGE")]
         message: Option<String>,
+        /// Publish as preview NAME (a-z, 0-9, -), under `_previews/NAME/`,
+        /// leaving the live site alone
+        #[arg(long, value_name = "NAME")]
+        preview: Option<String>,
+        /// How long the preview lives, e.g. 7d [default: `[preview] ttl`, 7d]
+        #[arg(long, value_name = "DURATION", requires = "preview")]
+        ttl: Option<String>,
     },
     /// List the deploys at the target, newest first
-    History,
+    History {
+        /// List the previews instead: name, deploy, created, expires, URL
+        #[arg(long)]
+        previews: bool,
+    },
     /// Make DEPLOY (default: the current deploy's parent) current again
     Rollback {
         /// A deploy id from `history`
@@ -93,6 +104,12 @@ pub enum Command {
         /// Take the deploy lock even if another run holds it
         #[arg(long)]
         break_lock: bool,
+        /// Delete every expired preview whole, instead of old deploys
+        #[arg(long, conflicts_with_all = ["keep", "min_age", "preview"])]
+        previews: bool,
+        /// Delete preview NAME whole, now, instead of old deploys
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["keep", "min_age"])]
+        preview: Option<String>,
     },
     /// Check every object the current manifest names
     Verify {

@@ -19,6 +19,18 @@ pub const RELEASES_PREFIX: &str = ".assetpub/releases/";
 pub const LIVE_RELEASE: &str = ".assetpub/current";
 /// Django's `ManifestStaticFilesStorage` manifest, with `[manifest] django`.
 pub const STATICFILES_KEY: &str = "staticfiles.json";
+/// Where previews live, each as `<name>/` with its own manifest, deploy
+/// records and lock: the live site's files never go here.
+pub const PREVIEWS_PREFIX: &str = "_previews/";
+
+/// Whether `name` can name a preview: 1 to 63 of `a-z`, `0-9` and `-`, so
+/// that it is one key segment and one DNS label.
+pub fn is_preview_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
 
 /// Every key the tool writes passes here: nothing may escape the target root.
 pub fn check_key(key: &str) -> Result<()> {
@@ -39,7 +51,26 @@ pub fn check_key(key: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_key;
+    use super::{check_key, is_preview_name};
+
+    #[test]
+    fn preview_names_are_one_plain_segment() {
+        for good in ["pr-123", "a", "0", &"a".repeat(63)] {
+            assert!(is_preview_name(good), "{good:?} refused");
+        }
+        for bad in [
+            "",
+            "PR-1",
+            "pr_1",
+            "pr/1",
+            "..",
+            "pr.1",
+            "ü",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_preview_name(bad), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn keys_cannot_escape_the_root() {

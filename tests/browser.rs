@@ -800,3 +800,69 @@ fn chromium_decodes_a_stylesheet_brotli_compressed_in_pieces() {
         .map(|r| r["headers"]["content-encoding"].clone());
     assert_eq!(encoding, Some(json!("br")), "{}", context());
 }
+
+#[test]
+fn chromium_loads_a_preview_from_garage_website_endpoint_and_the_live_site_stays() {
+    let server = S3Server::garage();
+    let bucket = server.unique_bucket("browser-preview");
+    let web_port = server
+        .web_endpoint
+        .as_deref()
+        .and_then(|w| w.rsplit(':').next())
+        .expect("Garage has a web endpoint");
+    let base = format!("http://{bucket}.web.garage.localhost:{web_port}/");
+    let p = example_project(&format!(
+        "url = \"s3://{bucket}\"\npath_style = true\n\n[preview]\nbase_url = \"{base}_previews/{{name}}/\""
+    ));
+    // A preview is served under a path here: its pages must name their
+    // assets by relative URLs (a root-absolute one names the live site's).
+    for (file, from, to) in [
+        ("blog/first-post.html", "\"/", "\"../"),
+        ("site.webmanifest", "\"/", "\""),
+        ("css/site.css", "url(/", "url(../"),
+    ] {
+        let path = format!("examples/site/{file}");
+        let text = String::from_utf8(p.read(&path)).unwrap();
+        assert!(text.contains(from), "{file}");
+        p.write(&path, &text.replace(from, to));
+    }
+    let s3 = S3Client::new(server, &bucket);
+    let assetpub = |args: &[&str]| {
+        let mut cmd = p.std_cmd();
+        server.apply_env(&mut cmd);
+        cmd.args(args);
+        run_ok(&mut cmd, &format!("assetpub {args:?}"))
+    };
+    let shots = artifacts();
+    assetpub(&["publish"]);
+    let live_manifest = s3.get("manifest.json").expect("manifest.json");
+    let m1: Value = serde_json::from_slice(&live_manifest).unwrap();
+    let live_index = s3.get("index.html").expect("index.html");
+
+    change_the_site(&p);
+    let out = assetpub(&["publish", "--preview", "pr-9"]);
+    let url = out["preview"]["url"].as_str().unwrap().to_string();
+    assert_eq!(url, format!("{base}_previews/pr-9/"));
+    let pm: Value = serde_json::from_slice(
+        &s3.get("_previews/pr-9/manifest.json")
+            .expect("the preview's manifest"),
+    )
+    .unwrap();
+    let mut browser = Browser::start(Some("MAP *.web.garage.localhost 127.0.0.1"));
+    let report = browser.visit(
+        &url,
+        Some(&shots.join("browser-preview-garage-1-preview.png")),
+    );
+    check_page(&report, &url, &pm, SECOND_H1);
+    let post = browser.visit(&format!("{url}blog/first-post.html"), None);
+    check_page(&post, &url, &pm, "Why every asset gets a fingerprint");
+
+    // The live site still serves the first build, byte for byte.
+    assert_eq!(s3.get("manifest.json").unwrap(), live_manifest);
+    assert_eq!(s3.get("index.html").unwrap(), live_index);
+    let report = browser.visit(
+        &base,
+        Some(&shots.join("browser-preview-garage-2-live.png")),
+    );
+    check_page(&report, &base, &m1, FIRST_H1);
+}

@@ -522,6 +522,7 @@ fn json_documents_have_stable_fields() {
         "invalidation",
         "message",
         "parent",
+        "preview",
         "removed",
         "stable_keys",
         "staticfiles",

@@ -19,6 +19,7 @@ mod messages;
 mod nginx;
 mod pages;
 mod pipeline;
+mod previews;
 mod prune;
 mod races;
 mod references;

@@ -20,6 +20,24 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub target: TargetInfo,
     pub reporter: Arc<dyn Reporter>,
+    /// Set when the commands work on a preview: `store` is then the
+    /// preview's part of the target.
+    pub preview: Option<PreviewTarget>,
+}
+
+/// A preview: the target's store under `_previews/<name>/` (see
+/// `commands::preview`).
+pub struct PreviewTarget {
+    pub name: String,
+    /// `_previews/<name>/`, the key prefix in `root`.
+    pub prefix: String,
+    /// The whole target, the live site's root: where objects to reuse are
+    /// copied from.
+    pub root: Arc<dyn Store>,
+    /// Its URL, from `[preview] base_url`.
+    pub url: Option<String>,
+    /// How long a deploy of it lives.
+    pub ttl: std::time::Duration,
 }
 
 impl Context {
@@ -33,6 +51,7 @@ impl Context {
             store,
             target,
             reporter,
+            preview: None,
         })
     }
 

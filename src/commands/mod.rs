@@ -11,6 +11,7 @@ pub mod docs;
 pub mod history;
 pub mod init;
 pub mod nginx_config;
+pub mod preview;
 pub mod prune;
 pub mod publish;
 pub mod rollback;
@@ -100,11 +101,22 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             dry_run,
             break_lock,
             message,
+            preview,
+            ttl,
         } => {
-            let config = load_config(cli)?;
+            let mut config = load_config(cli)?;
+            if let Some(name) = preview {
+                preview::check(&config, Some(name))?;
+                if let Some(ttl) = ttl {
+                    config.preview.ttl = crate::settings::preview::ttl("--ttl", ttl)?;
+                }
+            }
             let walk = Walk::start(&config, reporter.clone());
             let mut ctx = Context::open(config, reporter).await?;
-            let report = crate::commands::publish::publish(
+            if let Some(name) = preview {
+                ctx = preview::enter(ctx, name)?;
+            }
+            let mut report = crate::commands::publish::publish(
                 &mut ctx,
                 &PublishOptions {
                     dry_run: *dry_run,
@@ -114,16 +126,36 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 walk,
             )
             .await?;
-            step_summary(&report.markdown(if *dry_run {
+            if report.preview.is_some() {
+                preview::settle_report(&mut ctx, &mut report).await?;
+            }
+            let mut summary = report.markdown(if *dry_run {
                 "publish --dry-run"
             } else {
                 "publish"
-            }));
-            let mut out = Output::new(cli, &report, || report.render_publish());
+            });
+            if let Some(p) = &report.preview {
+                summary.push_str(&p.markdown());
+            }
+            step_summary(&summary);
+            let mut out = Output::new(cli, &report, || {
+                let mut text = report.render_publish();
+                if let Some(p) = &report.preview {
+                    text.push_str(&p.render(report.dry_run, &report.target));
+                }
+                text
+            });
             out.error = report.invalidation_failure();
             Ok(out)
         }
-        Command::History => {
+        Command::History { previews: true } => {
+            let config = load_config(cli)?;
+            preview::check(&config, None)?;
+            let ctx = Context::open(config, reporter).await?;
+            let list = preview::list(&ctx).await?;
+            Ok(Output::new(cli, &list, || list.render()))
+        }
+        Command::History { previews: false } => {
             let mut ctx = Context::open(load_config(cli)?, reporter).await?;
             let h = crate::commands::history::history(&mut ctx).await?;
             let width = ctx.reporter.terminal_width();
@@ -143,8 +175,24 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             max_deletes,
             dry_run,
             break_lock,
+            previews,
+            preview,
         } => {
             let config = load_config(cli)?;
+            if *previews || preview.is_some() {
+                preview::check(&config, preview.as_deref())?;
+                let opts = preview::DeleteOptions {
+                    max_deletes: *max_deletes,
+                    dry_run: *dry_run,
+                    break_lock: *break_lock,
+                };
+                let ctx = Context::open(config, reporter).await?;
+                let r = match preview {
+                    Some(name) => preview::prune_one(ctx, name, &opts).await?,
+                    None => preview::prune_expired(ctx, &opts).await?,
+                };
+                return Ok(Output::new(cli, &r, || r.render()));
+            }
             let min_age = match min_age {
                 Some(text) => crate::settings::parse_duration(text).ok_or_else(|| {
                     Error::Config(format!(

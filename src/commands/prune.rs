@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::commands::context::Context;
 use crate::concurrency::limited;
 use crate::error::{Error, Result};
+use crate::keys::PREVIEWS_PREFIX;
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
 use crate::store::{ContentDigest, GetOutcome, Listed, Store};
 
@@ -161,8 +162,13 @@ async fn select_and_delete(
     }
     let min_age_secs = opts.min_age.as_secs() as i64;
     let old_enough = |l: &Listed| now.timestamp() - l.modified >= min_age_secs;
-    let reserved =
-        |k: &str| k == ctx.config.manifest_key || k == LOCK_KEY || k.starts_with(".assetpub/");
+    // Previews are deleted whole, by `prune --preview(s)`, never from here.
+    let reserved = |k: &str| {
+        k == ctx.config.manifest_key
+            || k == LOCK_KEY
+            || k.starts_with(".assetpub/")
+            || k.starts_with(PREVIEWS_PREFIX)
+    };
     let mut candidates: Vec<&Listed> = Vec::new();
     let mut unverified: Vec<&Listed> = Vec::new();
     for l in &listing {

@@ -400,6 +400,7 @@ mod tests {
                 .collect(),
             switching: None,
             conditional_writes: None,
+            expires: None,
         }
     }
 

@@ -276,6 +276,7 @@ mod tests {
             encoding: "identity".into(),
             switching: None,
             conditional_writes: None,
+            expires: None,
         };
         // about.html changed, and a new page is named like its old object.
         let files: BTreeMap<_, _> = [

@@ -299,6 +299,7 @@ mod tests {
             files: files.clone(),
             switching: None,
             conditional_writes: None,
+            expires: None,
         }
     }
 

@@ -45,6 +45,9 @@ pub struct Manifest {
     /// here instead of probing again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditional_writes: Option<bool>,
+    /// A preview's: when `prune --previews` may delete it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Box<str>>,
 }
 
 /// A switch under way: the deploy the stable keys are being changed to.
@@ -452,6 +455,7 @@ mod tests {
             files: BTreeMap::new(),
             switching: None,
             conditional_writes: None,
+            expires: None,
         };
         let id = deploy_id(t, &m);
         assert!(id.starts_with("20261123T200135Z-"), "{id}");
@@ -566,6 +570,7 @@ mod tests {
             .into(),
             switching: None,
             conditional_writes: None,
+            expires: None,
         };
         assert_eq!(Manifest::parse(&m.to_json(), "m").unwrap(), m);
     }
@@ -598,6 +603,7 @@ mod tests {
             .into(),
             switching: None,
             conditional_writes: None,
+            expires: None,
         };
         let base = m.to_json();
         let splices: [&[u8]; 8] = [

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 mod de;
 mod names;
+pub mod preview;
 mod sources;
 mod values;
 
@@ -55,6 +56,8 @@ struct RawConfig {
     rewrite: RawRewrite,
     #[serde(default, deserialize_with = "de::some_settings")]
     cdn: Option<RawCdn>,
+    #[serde(default, deserialize_with = "de::settings")]
+    preview: preview::RawPreview,
     #[serde(default, deserialize_with = "envs")]
     env: BTreeMap<String, RawEnv>,
     /// The `[env.NAME.target]` that set `url`, once an env is applied.
@@ -404,6 +407,8 @@ pub struct Config {
     /// The `[env.NAME]` these settings were resolved for.
     pub env: Option<String>,
     pub cdn: Option<Cdn>,
+    /// `[preview]`: where previews are served, how long they live.
+    pub preview: preview::Preview,
 }
 
 /// What the command line and environment say, above the file.
@@ -836,6 +841,7 @@ fn resolve(
         .transpose()?
         .unwrap_or(std::time::Duration::from_secs(7 * 86400));
 
+    let preview = preview::resolve(raw.preview.clone())?;
     let state_path = overrides
         .state
         .clone()
@@ -875,6 +881,7 @@ fn resolve(
         state_path,
         env: env.map(String::from),
         cdn,
+        preview,
     })
 }
 

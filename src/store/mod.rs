@@ -5,6 +5,7 @@
 //! target's root.
 
 pub mod fs;
+pub mod prefixed;
 pub mod s3;
 mod verified_body;
 

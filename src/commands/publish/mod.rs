@@ -11,7 +11,7 @@ use crate::commands::context::{Context, deploy_record};
 use crate::commands::served::Served;
 use crate::error::{Error, Result};
 use crate::integrations::cdn::Invalidation;
-use crate::keys::RESERVED_PREFIX;
+use crate::keys::{PREVIEWS_PREFIX, RESERVED_PREFIX};
 use crate::pipeline::hash;
 use crate::pipeline::payload;
 use crate::pipeline::plan::{self, FileChange, Plan, PlannedObject};
@@ -29,6 +29,7 @@ use crate::state::PreparedFrom;
 use crate::store::{Body, CopyJob, copy_all};
 use crate::util::human_bytes;
 
+pub mod preview;
 pub mod state_cache;
 pub mod upload;
 
@@ -71,6 +72,8 @@ pub struct PublishReport {
     /// What the CDN was told once the deploy was live (`null` without
     /// `[cdn]`, on a dry run, or when nothing changed).
     pub invalidation: Option<Invalidation>,
+    /// With `--preview` (`null` without).
+    pub preview: Option<preview::PreviewReport>,
 }
 
 /// Where the time before any upload went, in milliseconds.
@@ -469,6 +472,7 @@ fn check_claims(config: &Config, entries: &BTreeMap<String, Entry>, layout: Layo
             "the key of assetpub's manifest (`[manifest] key`)",
         ),
         claims::Reserved::new(RESERVED_PREFIX, "where assetpub keeps its own records"),
+        claims::Reserved::new(PREVIEWS_PREFIX, "where previews live (`publish --preview`)"),
     ];
     if config.django {
         reserved.push(claims::Reserved::new(
@@ -566,7 +570,7 @@ pub async fn publish(
 ) -> Result<PublishReport> {
     let started = Instant::now();
     let Computed {
-        plan,
+        mut plan,
         remote,
         files,
         hashed,
@@ -574,10 +578,16 @@ pub async fn publish(
         inputs,
         parent,
     } = compute(ctx, walk).await?;
+    let has_changes = plan.has_changes();
+    // A preview's uploads that the target already stores are copied.
+    let copies = match &ctx.preview {
+        Some(p) => preview::plan(ctx, p, &mut plan).await?,
+        None => Vec::new(),
+    };
     let mut report = PublishReport {
         target: ctx.store.describe(),
         dry_run: opts.dry_run,
-        changed: plan.has_changes(),
+        changed: has_changes,
         deploy: None,
         parent,
         message: opts.message.clone().filter(|m| !m.trim().is_empty()),
@@ -595,17 +605,21 @@ pub async fn publish(
         duration_ms: 0,
         timings,
         invalidation: None,
+        preview: ctx
+            .preview
+            .as_ref()
+            .map(|p| preview::PreviewReport::new(p, &copies)),
     };
     let staticfiles = if ctx.config.django {
         let json = django::staticfiles_json(&plan.files);
         // A deploy writes it anyway; otherwise it is written only when it
         // does not hold the current deploy's paths (django was just turned
         // on, or the copy was lost).
-        let write = plan.has_changes() || !django::remote_is_current(&ctx.store, &json).await?;
+        let write = has_changes || !django::remote_is_current(&ctx.store, &json).await?;
         let local = ctx.config.django_local.clone();
         let write_local = local
             .as_deref()
-            .is_some_and(|p| plan.has_changes() || !django::local_is_current(p, &json));
+            .is_some_and(|p| has_changes || !django::local_is_current(p, &json));
         report.staticfiles = Some(StaticfilesReport {
             key: django::KEY.to_string(),
             paths: plan.files.len(),
@@ -671,7 +685,7 @@ pub async fn publish(
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    if !plan.has_changes() {
+    if !has_changes {
         let json = staticfiles.expect("only staticfiles.json can change without a plan change");
         if interrupted.is_some() {
             // Undoing writes staticfiles.json of the served deploy.
@@ -691,6 +705,17 @@ pub async fn publish(
             false,
             async |ctx, lock, enforced| {
                 let (remote, _) = switch::resolve(&ctx.switch_target(enforced), &remote).await?;
+                if let Some(p) = &ctx.preview
+                    && !copies.is_empty()
+                {
+                    let (reused, failed) = preview::copy(ctx, p, &plan, copies).await?;
+                    report.uploads.extend(failed.iter().cloned());
+                    report.upload_bytes += failed.iter().map(|o| o.bytes).sum::<u64>();
+                    plan.uploads.extend(failed);
+                    if let Some(r) = &mut report.preview {
+                        r.reused = reused;
+                    }
+                }
                 let live = deploy(
                     ctx,
                     &plan,
@@ -815,6 +840,12 @@ async fn deploy(
         files: plan.files.clone(),
         switching: None,
         conditional_writes: Some(enforced),
+        expires: ctx.preview.as_ref().map(|p| {
+            let ttl = chrono::Duration::from_std(p.ttl).unwrap_or(chrono::Duration::MAX);
+            (now + ttl)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .into()
+        }),
     };
     manifest.deploy = deploy_id(now, &manifest);
     let json = manifest.to_json();
