@@ -9,11 +9,14 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+pub mod check;
 mod de;
 mod names;
 mod sources;
 mod values;
 
+pub use check::Check;
+use check::RawCheck;
 use de::{FingerprintSetting, Size};
 
 pub const DEFAULT_TARGET: &str = "file://./published";
@@ -55,6 +58,8 @@ struct RawConfig {
     rewrite: RawRewrite,
     #[serde(default, deserialize_with = "de::some_settings")]
     cdn: Option<RawCdn>,
+    #[serde(default, deserialize_with = "de::some_settings")]
+    check: Option<RawCheck>,
     #[serde(default, deserialize_with = "envs")]
     env: BTreeMap<String, RawEnv>,
     /// The `[env.NAME.target]` that set `url`, once an env is applied.
@@ -76,6 +81,8 @@ struct RawEnv {
     prune: RawPrune,
     #[serde(default, deserialize_with = "de::some_settings")]
     cdn: Option<RawCdn>,
+    #[serde(default, deserialize_with = "de::some_settings")]
+    check: Option<RawCheck>,
 }
 
 fn envs<'de, D: serde::Deserializer<'de>>(
@@ -404,6 +411,8 @@ pub struct Config {
     /// The `[env.NAME]` these settings were resolved for.
     pub env: Option<String>,
     pub cdn: Option<Cdn>,
+    /// `[check]`, for `publish --check` and `rollback --check`.
+    pub check: Option<Check>,
 }
 
 /// What the command line and environment say, above the file.
@@ -604,6 +613,9 @@ fn apply_env(raw: &mut RawConfig, name: &str, path: &Path) -> Result<()> {
     raw.prune = env.prune.over(std::mem::take(&mut raw.prune));
     if let Some(cdn) = env.cdn {
         raw.cdn = Some(cdn.over(raw.cdn.take()));
+    }
+    if let Some(c) = env.check {
+        raw.check = Some(c.over(raw.check.take()));
     }
     Ok(())
 }
@@ -845,6 +857,7 @@ fn resolve(
         .map(|c| resolve_cdn(c, &target, base_dir))
         .transpose()?
         .flatten();
+    let check = raw.check.map(check::resolve).transpose()?;
 
     // Last, as it looks at the file system: the sources against the target.
     let sources: Vec<PathBuf> = dirs.iter().map(|d| rel(d)).collect();
@@ -875,6 +888,7 @@ fn resolve(
         state_path,
         env: env.map(String::from),
         cdn,
+        check,
     })
 }
 
