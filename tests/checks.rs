@@ -689,3 +689,66 @@ fn an_unreachable_site_and_one_that_never_answers_fail_naming_the_url() {
     assert_eq!(c["rolled_back"], true);
     assert_eq!(p.manifest()["deploy"], first.as_str());
 }
+
+#[test]
+fn a_failed_check_never_rolls_back_a_deploy_that_went_live_since() {
+    let p = project();
+    let first = p.json(&["publish"])["deploy"].as_str().unwrap().to_string();
+    let (_nginx, addr) = crate::nginx::serve(&p);
+    let base = format!("http://{addr}/");
+    config(
+        &p,
+        "url = \"file://./published\"",
+        &format!("{}{GATE}", check_table(&base, "")),
+    );
+    change_stylesheet(&p, "#654321");
+    let css = planned_key(&p, "css/app.css");
+    // While the deploy waits for its check, its stylesheet is deleted and
+    // another run publishes a deploy that names it too.
+    let mut publish = p.std_cmd();
+    publish.args(["publish", "--check", "--rollback-on-failure", "--json"]);
+    let mut other = None;
+    let out = gated(&p, publish, || {
+        std::fs::remove_file(p.path(&format!("published/{css}"))).unwrap();
+        p.write(
+            "other.toml",
+            "[source]\ndirs = [\"site\"]\n[target]\nurl = \"file://./published\"\n[rewrite]\nhtml = true\n",
+        );
+        change_headline(&p, "Second headline");
+        let out = run(
+            &p,
+            &[
+                "--config",
+                "other.toml",
+                "--state",
+                "other.db",
+                "publish",
+                "--json",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        other = Some(json_of(&out)["deploy"].as_str().unwrap().to_string());
+    });
+    let other = other.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = json_of(&out);
+    let c = &r["check"];
+    assert_eq!(
+        c["failures"][0]["url"],
+        format!("{base}{css}").as_str(),
+        "{c}"
+    );
+    assert_eq!(c["rolled_back"], false);
+    assert_eq!(c["rollback_command"], Value::Null, "{c}");
+    assert!(
+        c["rollback_error"].as_str().unwrap().contains(&format!(
+            "now serves deploy `{other}`, not `{}`",
+            r["deploy"].as_str().unwrap()
+        )),
+        "{c}"
+    );
+    // The deploy that went live since stays live; nothing went back to
+    // the first.
+    assert_eq!(p.manifest()["deploy"], other.as_str());
+    assert_ne!(other, first);
+}

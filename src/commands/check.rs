@@ -159,7 +159,17 @@ pub async fn check(
             Ok(report)
         }
         Err(e) => {
-            report.rollback_command = Some(rollback_command(cli, back_to));
+            // Another deploy went live since: going back would undo it.
+            let moved = matches!(
+                e.unhinted(),
+                Error::Conflict {
+                    conflict: crate::error::Conflict::ManifestMoved,
+                    ..
+                }
+            );
+            if !moved {
+                report.rollback_command = Some(rollback_command(cli, back_to));
+            }
             report.rollback_error = Some(e.to_string());
             Ok(report)
         }
@@ -302,6 +312,7 @@ impl CheckReport {
                 format!("; switching back failed, undo with `{cmd}`")
             }
             (_, Some(cmd)) => format!("; still live, undo with `{cmd}`"),
+            _ if self.rollback_error.is_some() => "; not switched back".to_string(),
             _ => "; still live".to_string(),
         };
         format!(
@@ -351,10 +362,13 @@ impl CheckReport {
                         "to go back to the deploy that was live before, run `{cmd}`"
                     )),
             },
-            _ => Error::Runtime(format!(
-                "{what}\ndeploy `{}` is live: it is the first, so there is nothing to go back to",
-                self.deploy
-            )),
+            (_, None) => match &self.rollback_error {
+                Some(why) => Error::Runtime(format!("{what}\nnot switched back: {why}")),
+                None => Error::Runtime(format!(
+                    "{what}\ndeploy `{}` is live: it is the first, so there is nothing to go back to",
+                    self.deploy
+                )),
+            },
         })
     }
 }
