@@ -412,7 +412,7 @@ const GATE: &str = "[cdn]\nprovider = \"command\"\ncommand = [\"sh\", \"-c\", \"
 
 /// Runs `cmd`; once its deploy is live (the gate is reached), runs
 /// `damage`, then lets it check.
-fn gated(p: &Project, mut cmd: std::process::Command, damage: impl FnOnce()) -> Output {
+fn gated(p: &Project, mut cmd: std::process::Command, damage: impl FnOnce(u32)) -> Output {
     let _ = std::fs::remove_file(p.path("ready"));
     let _ = std::fs::remove_file(p.path("go"));
     let child = cmd
@@ -428,7 +428,7 @@ fn gated(p: &Project, mut cmd: std::process::Command, damage: impl FnOnce()) -> 
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    damage();
+    damage(child.id());
     std::fs::write(p.path("go"), "").unwrap();
     child.wait_with_output().expect("wait for assetpub")
 }
@@ -487,7 +487,7 @@ fn on_garage_s_website_endpoint_a_good_deploy_passes_and_bad_ones_are_rolled_bac
         key_in_plan(&json_of(&out), logical)
     };
     let logo = plan("img/logo.png");
-    let out = gated(&p, assetpub(&publish_checked), || s3.delete(&logo));
+    let out = gated(&p, assetpub(&publish_checked), |_| s3.delete(&logo));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let c = json_of(&out)["check"].clone();
     assert_eq!(
@@ -508,7 +508,7 @@ fn on_garage_s_website_endpoint_a_good_deploy_passes_and_bad_ones_are_rolled_bac
     );
     let script = plan("js/app.js");
     let promised = "text/javascript; charset=utf-8";
-    let out = gated(&p, assetpub(&publish_checked), || {
+    let out = gated(&p, assetpub(&publish_checked), |_| {
         let bytes = s3.get(&script).unwrap();
         s3.put(&script, &bytes, "text/plain");
     });
@@ -531,7 +531,7 @@ fn on_garage_s_website_endpoint_a_good_deploy_passes_and_bad_ones_are_rolled_bac
         .unwrap()
         .to_string();
     s3.delete(&bg);
-    let out = gated(&p, assetpub(&publish_checked), || {});
+    let out = gated(&p, assetpub(&publish_checked), |_| {});
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let r = json_of(&out);
     let c = &r["check"];
@@ -688,6 +688,33 @@ fn an_unreachable_site_and_one_that_never_answers_fail_naming_the_url() {
     );
     assert_eq!(c["rolled_back"], true);
     assert_eq!(p.manifest()["deploy"], first.as_str());
+
+    // A redirect is not followed: it is an answer other than the one
+    // expected, named with where it points.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let moved = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://elsewhere.example/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    config(
+        &p,
+        "url = \"file://./published\"",
+        &check_table(&moved, "paths = [\"/\"]"),
+    );
+    change_headline(&p, "Third headline");
+    let out = run(&p, &["publish", "--check", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        json_of(&out)["check"]["failures"],
+        serde_json::json!([{"url": moved, "reason": "answered 301 Moved Permanently (Location: https://elsewhere.example/), expected 200"}])
+    );
 }
 
 #[test]
@@ -708,7 +735,7 @@ fn a_failed_check_never_rolls_back_a_deploy_that_went_live_since() {
     let mut publish = p.std_cmd();
     publish.args(["publish", "--check", "--rollback-on-failure", "--json"]);
     let mut other = None;
-    let out = gated(&p, publish, || {
+    let out = gated(&p, publish, |_| {
         std::fs::remove_file(p.path(&format!("published/{css}"))).unwrap();
         p.write(
             "other.toml",
@@ -751,4 +778,42 @@ fn a_failed_check_never_rolls_back_a_deploy_that_went_live_since() {
     // the first.
     assert_eq!(p.manifest()["deploy"], other.as_str());
     assert_ne!(other, first);
+}
+
+#[test]
+fn an_interrupt_during_the_check_lets_the_run_finish_it() {
+    let p = project();
+    p.json(&["publish"]);
+    let (_nginx, addr) = crate::nginx::serve(&p);
+    let base = format!("http://{addr}/");
+    config(
+        &p,
+        "url = \"file://./published\"",
+        &format!("{}{GATE}", check_table(&base, "")),
+    );
+    change_headline(&p, "Second headline");
+    let mut publish = p.std_cmd();
+    publish.args(["publish", "--check"]);
+    let out = gated(&p, publish, |pid| {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    });
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "check passed: 7 URLs (1 page and the assets it names) at {base}"
+        )),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("interrupted by SIGINT after the switch to the new deploy had begun"),
+        "{}",
+        stderr(&out)
+    );
 }
