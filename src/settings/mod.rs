@@ -1260,6 +1260,7 @@ content_type = "text/plain"
         let uncommented = uncommented.replace("command = [", "# command = [");
         let c = parse(&uncommented).unwrap();
         assert!(c.cdn.is_some());
+        assert!(c.check.as_ref().is_some_and(|c| c.url.is_some()));
         for env in ["staging", "production"] {
             with_env(&uncommented, env).unwrap();
         }
