@@ -187,7 +187,7 @@ fn differing(m: &Manifest, earlier: Option<&Manifest>) -> Vec<String> {
 }
 
 /// The changed pages, at most [`MAX_PATHS`]; when no page changed, the
-/// deploy's pages, the home page first.
+/// deploy's pages, the home page first. As URL paths: percent-encoded.
 fn default_paths(m: &Manifest, changed: &[String]) -> Vec<String> {
     let page = |key: &str| Syntax::for_path(key) == Syntax::Html;
     let mut keys: Vec<String> = changed
@@ -208,7 +208,9 @@ fn default_paths(m: &Manifest, changed: &[String]) -> Vec<String> {
         keys.sort_by_key(|k| (k != "index.html", k.clone()));
     }
     keys.truncate(MAX_PATHS);
-    keys
+    keys.iter()
+        .map(|k| crate::util::percent_encode_path(k))
+        .collect()
 }
 
 /// `assetpub [the same --config, --env, --target, --state] rollback DEPLOY`.
@@ -376,6 +378,36 @@ impl CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest(keys: &[&str]) -> Manifest {
+        let files: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    serde_json::json!({"key": k, "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}),
+                )
+            })
+            .collect();
+        let json = serde_json::json!({"version": 1, "deploy": "d", "created": "c", "files": files});
+        Manifest::parse(json.to_string().as_bytes(), "m").unwrap()
+    }
+
+    #[test]
+    fn the_default_paths_are_the_changed_pages_else_every_page_home_first() {
+        let m = manifest(&["about.html", "index.html", "blog/a b.html", "css/x.css"]);
+        assert_eq!(
+            default_paths(&m, &["css/x.css".into(), "blog/a b.html".into()]),
+            ["blog/a%20b.html"]
+        );
+        assert_eq!(
+            default_paths(&m, &["css/x.css".into()]),
+            ["index.html", "about.html", "blog/a%20b.html"]
+        );
+        let many: Vec<String> = (0..60).map(|i| format!("p{i}.html")).collect();
+        let keys: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(default_paths(&manifest(&keys), &many).len(), MAX_PATHS);
+    }
 
     #[test]
     fn words_are_quoted_for_the_shell_only_when_needed() {
