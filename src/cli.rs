@@ -72,6 +72,14 @@ pub enum Command {
         /// How long the preview lives, e.g. 7d [default: `[preview] ttl`, 7d]
         #[arg(long, value_name = "DURATION", requires = "preview")]
         ttl: Option<String>,
+        /// Once live, fetch the changed pages and the assets they name from
+        /// `[check] url` and compare them with the manifest
+        #[arg(long, conflicts_with_all = ["dry_run", "preview"])]
+        check: bool,
+        /// When the check fails, switch back to the deploy that was live
+        /// before
+        #[arg(long, requires = "check")]
+        rollback_on_failure: bool,
     },
     /// List the deploys at the target, newest first
     History {
@@ -86,6 +94,14 @@ pub enum Command {
         /// Take the deploy lock even if another run holds it
         #[arg(long)]
         break_lock: bool,
+        /// Once live, fetch the pages that differ and the assets they name
+        /// from `[check] url` and compare them with the manifest
+        #[arg(long)]
+        check: bool,
+        /// When the check fails, switch back to the deploy that was live
+        /// before the rollback
+        #[arg(long, requires = "check")]
+        rollback_on_failure: bool,
     },
     /// Delete deploys and objects that no kept deploy needs
     Prune {

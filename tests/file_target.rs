@@ -549,7 +549,11 @@ fn json_documents_have_stable_fields() {
         ["bytes", "copy_of", "key", "logical", "reason"]
     );
     let publish = p.json(&["publish"]);
-    assert_eq!(fields(&publish), REPORT);
+    // `check`: null without `--check` (see tests/checks.rs).
+    let mut with_check = REPORT.to_vec();
+    with_check.insert(3, "check");
+    assert_eq!(fields(&publish), with_check);
+    assert_eq!(publish["check"], serde_json::Value::Null);
     assert!(publish["deploy"].is_string());
     let h = p.json(&["history"]);
     assert_eq!(fields(&h), ["current", "deploys", "target"]);
@@ -576,6 +580,7 @@ fn json_documents_have_stable_fields() {
         fields(&r),
         [
             "changed",
+            "check",
             "duration_ms",
             "from",
             "invalidation",

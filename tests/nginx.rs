@@ -55,7 +55,7 @@ pub fn serve(p: &Project) -> (Nginx, String) {
     (start(p, &block, port), format!("127.0.0.1:{port}"))
 }
 
-fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
+pub fn start(p: &Project, server_block: &str, port: u16) -> Nginx {
     let prefix = p.path("nginx");
     std::fs::create_dir_all(prefix.join("logs")).unwrap();
     std::fs::write(prefix.join("server.conf"), server_block).unwrap();

@@ -2,6 +2,7 @@
 
 mod browser;
 mod cdn;
+mod checks;
 mod ci;
 mod cli;
 mod cluster;

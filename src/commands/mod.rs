@@ -6,6 +6,7 @@
 /// For the binary's signal handling: see [`crate::remote::lock`].
 pub use crate::remote::lock::{interrupt, release_held};
 
+pub mod check;
 pub mod context;
 pub mod docs;
 pub mod history;
@@ -103,6 +104,8 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             message,
             preview,
             ttl,
+            check,
+            rollback_on_failure,
         } => {
             let mut config = load_config(cli)?;
             if let Some(name) = preview {
@@ -111,6 +114,12 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                     config.preview.ttl = crate::settings::preview::ttl("--ttl", ttl)?;
                 }
             }
+            let checking = check::CheckOptions {
+                check: *check,
+                rollback_on_failure: *rollback_on_failure,
+                break_lock: *break_lock,
+            };
+            check::require(&config, &checking)?;
             let walk = Walk::start(&config, reporter.clone());
             let mut ctx = Context::open(config, reporter).await?;
             if let Some(name) = preview {
@@ -146,6 +155,22 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 text
             });
             out.error = report.invalidation_failure();
+            if let Some(live) = report.deploy.as_deref().filter(|_| checking.check) {
+                let changed = report.changes.iter().map(|c| c.logical.as_str()).collect();
+                let checked = check::check(
+                    cli,
+                    &mut ctx,
+                    &checking,
+                    live,
+                    report.parent.as_deref(),
+                    check::Changed::Files(changed),
+                )
+                .await
+                .map(Some);
+                add_check(cli, &mut out, true, checked);
+            } else {
+                add_check(cli, &mut out, checking.check, Ok(None));
+            }
             Ok(out)
         }
         Command::History { previews: true } => {
@@ -161,12 +186,40 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
             let width = ctx.reporter.terminal_width();
             Ok(Output::new(cli, &h, || h.render(width)))
         }
-        Command::Rollback { deploy, break_lock } => {
-            let mut ctx = Context::open(load_config(cli)?, reporter).await?;
-            let r = crate::commands::rollback::rollback(&mut ctx, deploy.as_deref(), *break_lock)
-                .await?;
+        Command::Rollback {
+            deploy,
+            break_lock,
+            check,
+            rollback_on_failure,
+        } => {
+            let config = load_config(cli)?;
+            let checking = check::CheckOptions {
+                check: *check,
+                rollback_on_failure: *rollback_on_failure,
+                break_lock: *break_lock,
+            };
+            check::require(&config, &checking)?;
+            let mut ctx = Context::open(config, reporter).await?;
+            let r =
+                crate::commands::rollback::rollback(&mut ctx, deploy.as_deref(), *break_lock, None)
+                    .await?;
             let mut out = Output::new(cli, &r, || r.render());
             out.error = r.invalidation_failure();
+            if checking.check && r.changed {
+                let checked = check::check(
+                    cli,
+                    &mut ctx,
+                    &checking,
+                    &r.to,
+                    Some(&r.from),
+                    check::Changed::From(&r.from),
+                )
+                .await
+                .map(Some);
+                add_check(cli, &mut out, true, checked);
+            } else {
+                add_check(cli, &mut out, checking.check, Ok(None));
+            }
             Ok(out)
         }
         Command::Prune {
@@ -259,6 +312,43 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 out.exit_code = 1;
             }
             Ok(out)
+        }
+    }
+}
+
+/// The check's part of a publish's or rollback's output: `check` in the
+/// JSON document (null without one), its lines in the text, its line in
+/// the step summary, and its failure as the run's.
+fn add_check(
+    cli: &Cli,
+    out: &mut Output,
+    requested: bool,
+    checked: Result<Option<check::CheckReport>>,
+) {
+    let report = match checked {
+        Ok(r) => r,
+        Err(e) => {
+            out.error = Some(e);
+            None
+        }
+    };
+    if cli.json {
+        if let serde_json::Value::Object(doc) = &mut out.json {
+            doc.insert(
+                "check".to_string(),
+                serde_json::to_value(&report).expect("reports serialize"),
+            );
+        }
+    } else if let Some(r) = &report {
+        out.human.push_str(&r.render());
+    } else if requested && out.error.is_none() {
+        out.human
+            .push_str("check: nothing went live in this run, so nothing was checked\n");
+    }
+    if let Some(r) = &report {
+        step_summary(&r.markdown());
+        if let Some(e) = r.failure() {
+            out.error = Some(e);
         }
     }
 }

@@ -62,10 +62,14 @@ impl RollbackReport {
     }
 }
 
+/// Makes `deploy` (default: the current deploy's parent) current again.
+/// With `only_from`, only while that deploy is the current one: a check
+/// that failed undoes its own deploy, never one that went live since.
 pub async fn rollback(
     ctx: &mut Context,
     deploy: Option<&str>,
     break_lock: bool,
+    only_from: Option<&str>,
 ) -> Result<RollbackReport> {
     let started = Instant::now();
     let remote = ctx.remote_manifest().await?;
@@ -76,6 +80,18 @@ pub async fn rollback(
             ctx.store.describe()
         )));
     };
+    if let Some(expected) = only_from
+        && current.deploy != expected
+    {
+        return Err(Error::conflict(
+            crate::error::Conflict::ManifestMoved,
+            format!(
+                "not rolling back: {} now serves deploy `{}`, not `{expected}`",
+                ctx.store.describe(),
+                current.deploy
+            ),
+        ));
+    }
     let to = match deploy {
         Some(d) => d.to_string(),
         None => current.parent.clone().ok_or_else(|| {

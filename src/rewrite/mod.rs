@@ -113,6 +113,12 @@ fn spans(syntax: Syntax, text: &str, js_imports: bool) -> Vec<Range<usize>> {
     }
 }
 
+/// The text of a file of this syntax, as the scanners read it (UTF-8, or
+/// a UTF-16 stylesheet); None for bytes that are no such text.
+pub fn text_of(syntax: Syntax, bytes: Vec<u8>) -> Option<String> {
+    encoding::decode(syntax, bytes).ok().map(|(text, _)| text)
+}
+
 /// The logical path a URL written in the file at `referrer` points to, for
 /// URLs `find_references` returns.
 pub fn target_of(referrer: &str, url: &str) -> Option<String> {

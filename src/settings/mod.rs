@@ -9,12 +9,15 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+pub mod check;
 mod de;
 mod names;
 pub mod preview;
 mod sources;
 mod values;
 
+pub use check::Check;
+use check::RawCheck;
 use de::{FingerprintSetting, Size};
 
 pub const DEFAULT_TARGET: &str = "file://./published";
@@ -58,6 +61,8 @@ struct RawConfig {
     cdn: Option<RawCdn>,
     #[serde(default, deserialize_with = "de::settings")]
     preview: preview::RawPreview,
+    #[serde(default, deserialize_with = "de::some_settings")]
+    check: Option<RawCheck>,
     #[serde(default, deserialize_with = "envs")]
     env: BTreeMap<String, RawEnv>,
     /// The `[env.NAME.target]` that set `url`, once an env is applied.
@@ -79,6 +84,8 @@ struct RawEnv {
     prune: RawPrune,
     #[serde(default, deserialize_with = "de::some_settings")]
     cdn: Option<RawCdn>,
+    #[serde(default, deserialize_with = "de::some_settings")]
+    check: Option<RawCheck>,
 }
 
 fn envs<'de, D: serde::Deserializer<'de>>(
@@ -409,6 +416,8 @@ pub struct Config {
     pub cdn: Option<Cdn>,
     /// `[preview]`: where previews are served, how long they live.
     pub preview: preview::Preview,
+    /// `[check]`, for `publish --check` and `rollback --check`.
+    pub check: Option<Check>,
 }
 
 /// What the command line and environment say, above the file.
@@ -609,6 +618,9 @@ fn apply_env(raw: &mut RawConfig, name: &str, path: &Path) -> Result<()> {
     raw.prune = env.prune.over(std::mem::take(&mut raw.prune));
     if let Some(cdn) = env.cdn {
         raw.cdn = Some(cdn.over(raw.cdn.take()));
+    }
+    if let Some(c) = env.check {
+        raw.check = Some(c.over(raw.check.take()));
     }
     Ok(())
 }
@@ -851,6 +863,7 @@ fn resolve(
         .map(|c| resolve_cdn(c, &target, base_dir))
         .transpose()?
         .flatten();
+    let check = raw.check.map(check::resolve).transpose()?;
 
     // Last, as it looks at the file system: the sources against the target.
     let sources: Vec<PathBuf> = dirs.iter().map(|d| rel(d)).collect();
@@ -882,6 +895,7 @@ fn resolve(
         env: env.map(String::from),
         cdn,
         preview,
+        check,
     })
 }
 
@@ -1253,6 +1267,7 @@ content_type = "text/plain"
         let uncommented = uncommented.replace("command = [", "# command = [");
         let c = parse(&uncommented).unwrap();
         assert!(c.cdn.is_some());
+        assert!(c.check.as_ref().is_some_and(|c| c.url.is_some()));
         for env in ["staging", "production"] {
             with_env(&uncommented, env).unwrap();
         }

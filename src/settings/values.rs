@@ -118,7 +118,16 @@ pub(super) fn encoding(setting: &str, text: &str) -> Result<ObjectEncoding> {
 /// so that a typo is a configuration error and not a store that "cannot be
 /// reached".
 pub(super) fn endpoint(setting: &str, url: &str) -> Result<()> {
-    let example = "e.g. \"http://127.0.0.1:3900\" or \"https://s3.example.com\"";
+    http_url(
+        setting,
+        url,
+        "e.g. \"http://127.0.0.1:3900\" or \"https://s3.example.com\"",
+    )
+}
+
+/// An http(s) URL with a host and no credentials; `example` ends the
+/// message about one that is not.
+pub(super) fn http_url(setting: &str, url: &str, example: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::Config(format!(
             "invalid `{setting} = \"{url}\"`: {why}"
@@ -139,7 +148,12 @@ pub(super) fn endpoint(setting: &str, url: &str) -> Result<()> {
     if authority.contains('@') {
         // Never echo what may be a password.
         return Err(Error::Config(format!(
-            "invalid `{setting}`: credentials do not belong in the endpoint URL; the AWS credential chain provides them"
+            "invalid `{setting}`: credentials do not belong in the {}",
+            if setting.ends_with("endpoint") {
+                "endpoint URL; the AWS credential chain provides them"
+            } else {
+                "URL: it is printed in reports and logs"
+            }
         )));
     }
     let (host, port) = match authority.strip_prefix('[') {
@@ -229,12 +243,18 @@ pub(super) fn check_tables(raw: &RawConfig, base_dir: &Path) -> Result<()> {
     if let Some(cdn) = &raw.cdn {
         check_cdn(cdn, "[cdn]")?;
     }
+    if let Some(c) = &raw.check {
+        super::check::check_table(c, "[check]")?;
+    }
     for (name, env) in &raw.env {
         check_target(&env.target, &format!("[env.{name}.target]"), base_dir)?;
         check_manifest(&env.manifest, &format!("[env.{name}.manifest]"))?;
         check_prune(&env.prune, &format!("[env.{name}.prune]"))?;
         if let Some(cdn) = &env.cdn {
             check_cdn(cdn, &format!("[env.{name}.cdn]"))?;
+        }
+        if let Some(c) = &env.check {
+            super::check::check_table(c, &format!("[env.{name}.check]"))?;
         }
     }
     Ok(())
