@@ -21,6 +21,7 @@ mod pages;
 mod pipeline;
 mod prune;
 mod races;
+mod redirects;
 mod references;
 mod repair;
 mod s3;

@@ -400,6 +400,8 @@ mod tests {
                 .collect(),
             switching: None,
             conditional_writes: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         }
     }
 

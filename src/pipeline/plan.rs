@@ -299,6 +299,8 @@ mod tests {
             files: files.clone(),
             switching: None,
             conditional_writes: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         }
     }
 

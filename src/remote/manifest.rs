@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::settings::redirects::{HeaderRule, Redirect};
 use crate::settings::{Config, IMMUTABLE, ObjectEncoding, TargetUrl};
 use crate::store::ObjectMeta;
 
@@ -45,6 +46,14 @@ pub struct Manifest {
     /// here instead of probing again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditional_writes: Option<bool>,
+    /// The deploy's redirects (`_redirects`, `[[redirects]]`); on S3 each
+    /// exact one is also an object at its source key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<Redirect>,
+    /// The deploy's header rules (`_headers`, `headers` of `[[rules]]`),
+    /// for the server or CDN in front of the target to send.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderRule>,
 }
 
 /// A switch under way: the deploy the stable keys are being changed to.
@@ -181,6 +190,18 @@ impl Manifest {
                 })?;
             }
         }
+        for r in &m.redirects {
+            let safe = r.from.starts_with('/')
+                && crate::keys::check_key(&r.key()).is_ok()
+                && !r.to.chars().any(|c| c.is_control() || c.is_whitespace())
+                && !r.from.chars().any(char::is_control);
+            if !safe {
+                return Err(Error::Store(format!(
+                    "{what} names an invalid redirect from `{}`; refusing to use it",
+                    r.from.escape_debug()
+                )));
+            }
+        }
         Ok(m)
     }
 
@@ -236,6 +257,8 @@ impl Manifest {
     /// Whether both manifests serve the same files with the same headers.
     pub fn same_content(&self, other: &Manifest) -> bool {
         self.files == other.files
+            && self.redirects == other.redirects
+            && self.headers == other.headers
             && self.sidecars == other.sidecars
             && self.encoding == other.encoding
     }
@@ -378,6 +401,18 @@ pub fn object_meta(entry: &Entry, variant: Variant, stable_copy: bool) -> Object
         content_disposition: entry.content_disposition.clone(),
         content_language: entry.content_language.clone(),
         metadata,
+        website_redirect_location: None,
+    }
+}
+
+/// The headers of a redirect object (S3): empty, answered by the website
+/// endpoint with a 301 to `location`.
+pub fn redirect_meta(location: &str) -> ObjectMeta {
+    ObjectMeta {
+        content_type: Some("text/html; charset=utf-8".into()),
+        cache_control: Some(crate::settings::REVALIDATE.into()),
+        website_redirect_location: Some(location.to_string()),
+        ..ObjectMeta::default()
     }
 }
 
@@ -452,6 +487,8 @@ mod tests {
             files: BTreeMap::new(),
             switching: None,
             conditional_writes: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         };
         let id = deploy_id(t, &m);
         assert!(id.starts_with("20261123T200135Z-"), "{id}");
@@ -566,6 +603,8 @@ mod tests {
             .into(),
             switching: None,
             conditional_writes: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         };
         assert_eq!(Manifest::parse(&m.to_json(), "m").unwrap(), m);
     }
@@ -598,6 +637,8 @@ mod tests {
             .into(),
             switching: None,
             conditional_writes: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         };
         let base = m.to_json();
         let splices: [&[u8]; 8] = [

@@ -24,6 +24,7 @@ use crate::remote::manifest::{FORMAT_VERSION, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, object_meta};
 use crate::remote::switch::{self, Remote, SwitchJob, ensure_unmoved};
 use crate::report::{Phase, Recording};
+use crate::settings::redirects::{self, HeaderRule, Redirect, Rules};
 use crate::settings::{Config, Fingerprint};
 use crate::state::PreparedFrom;
 use crate::store::{Body, CopyJob, copy_all};
@@ -71,6 +72,24 @@ pub struct PublishReport {
     /// What the CDN was told once the deploy was live (`null` without
     /// `[cdn]`, on a dry run, or when nothing changed).
     pub invalidation: Option<Invalidation>,
+    /// The build's redirects and header rules, and whether they differ
+    /// from the served deploy's.
+    pub redirects: Vec<Redirect>,
+    pub headers: Vec<HeaderRule>,
+    pub rules_changed: bool,
+    /// On S3: the redirect objects written (`key`, `location`), and the
+    /// keys of those deleted.
+    pub redirect_objects: Vec<RedirectObject>,
+    pub removed_redirects: Vec<String>,
+    /// What the target cannot honour of the rules, one line a rule.
+    pub rule_warnings: Vec<String>,
+}
+
+/// A redirect object on S3.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedirectObject {
+    pub key: String,
+    pub location: String,
 }
 
 /// Where the time before any upload went, in milliseconds.
@@ -119,6 +138,8 @@ struct Computed {
     inputs: PreparedFrom,
     /// The deploy the target serves.
     parent: Option<String>,
+    rules: Rules,
+    rules_changed: bool,
 }
 
 /// The source dirs walked on a thread of their own, started before the
@@ -169,13 +190,23 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     };
     let (collected, walked) = walk.finish();
     let collected = collected?;
+    let rules = redirects::load(&config)?;
+    // The rules are part of what a deploy is made from: a change of them
+    // alone is a new deploy.
+    let with_rules = |digest: String| {
+        if rules.is_empty() {
+            digest
+        } else {
+            format!("{digest}+rules:{}", rules.digest())
+        }
+    };
     let cache = cache.transpose()?;
     let mut timings = Timings {
         walk_ms: walked.as_millis() as u64,
         ..Timings::default()
     };
     let file_count = collected.len();
-    let stat_key = prepare::stat_key(&config, &collected, scan_start);
+    let stat_key = prepare::stat_key(&config, &collected, scan_start).map(with_rules);
     let same_tree = stat_key.is_some()
         && recorded.as_ref().and_then(|p| p.stat_key.as_ref()) == stat_key.as_ref();
     let mut tree = Some((collected, cache));
@@ -187,7 +218,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
             let tree = tree.take().expect("not hashed yet");
             let (h, inputs) = hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?;
             hashed = Some(h);
-            inputs
+            with_rules(inputs)
         }
     };
     // The same inputs as the deploy the target serves: its entries are what
@@ -199,7 +230,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         // Django's staticfiles.json is made from the entries; nothing else
         // on this path needs them.
         let served = if config.django {
-            Served::Fetched(ctx.remote_manifest().await?)
+            Served::Fetched(Box::new(ctx.remote_manifest().await?))
         } else {
             ctx.served_manifest().await?
         };
@@ -224,6 +255,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
                 hashed: hashed_count,
                 timings,
                 inputs: from.clone(),
+                rules: rules.clone(),
+                rules_changed: false,
             }
         };
         let layout = Layout::for_config(&config);
@@ -250,9 +283,9 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
                 let files = std::mem::take(&mut m.files);
                 let deploy = m.deploy.clone();
                 let plan = Plan::unchanged(files, file_count, layout);
-                return Ok(reuse(plan, r, deploy));
+                return Ok(reuse(plan, *r, deploy));
             }
-            Served::Fetched(r) => remote = Some(r),
+            Served::Fetched(r) => remote = Some(*r),
             // Another deploy than the one these entries were made for:
             // compared in full below.
             Served::Unchanged { .. } => {}
@@ -264,7 +297,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         Some(h) => (h, inputs),
         None => {
             let tree = tree.take().expect("kept for hashing");
-            hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?
+            let (h, inputs) = hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?;
+            (h, with_rules(inputs))
         }
     };
     let recording = Recording::new(reporter.as_ref());
@@ -289,6 +323,20 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
             return Err(Error::Validation(problems));
         }
     }
+    let problems = crate::pipeline::redirect_claims::collisions(
+        &entries,
+        layout,
+        &reserved(&config),
+        remote.manifest.as_ref(),
+        &rules,
+    );
+    if !problems.is_empty() {
+        return Err(Error::Validation(problems));
+    }
+    let rules_changed = match &remote.manifest {
+        Some(m) => m.redirects != rules.redirects() || m.headers != rules.headers(),
+        None => !rules.is_empty(),
+    };
     let known = state_cache::known_objects(&ctx.state, ctx.target.id, || {
         plan::unaccounted(&entries, layout, remote.manifest.as_ref())
     })?;
@@ -307,6 +355,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         stat_key,
     };
     if !plan.has_changes()
+        && !rules_changed
         && let Some(m) = &remote.manifest
     {
         // The entries are the current deploy's.
@@ -330,6 +379,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         hashed: hashed_count,
         timings,
         inputs,
+        rules,
+        rules_changed,
     })
 }
 
@@ -463,19 +514,7 @@ fn check_occupied(plan: &Plan) -> Result<()> {
 /// assetpub writes itself (the manifest, `staticfiles.json`, its records
 /// under `.assetpub/`). Either write would overwrite the other's bytes.
 fn check_claims(config: &Config, entries: &BTreeMap<String, Entry>, layout: Layout) -> Result<()> {
-    let mut reserved = vec![
-        claims::Reserved::new(
-            config.manifest_key.clone(),
-            "the key of assetpub's manifest (`[manifest] key`)",
-        ),
-        claims::Reserved::new(RESERVED_PREFIX, "where assetpub keeps its own records"),
-    ];
-    if config.django {
-        reserved.push(claims::Reserved::new(
-            django::KEY,
-            "the key of Django's staticfiles.json (`[manifest] django`)",
-        ));
-    }
+    let reserved = reserved(config);
     let fix = |logical: &str| {
         match config.settings_for(logical).fingerprint {
             Fingerprint::Yes => "rename or exclude it",
@@ -491,6 +530,24 @@ fn check_claims(config: &Config, entries: &BTreeMap<String, Entry>, layout: Layo
     } else {
         Err(Error::Validation(problems))
     }
+}
+
+/// The keys assetpub writes itself, which no file or redirect may take.
+fn reserved(config: &Config) -> Vec<claims::Reserved> {
+    let mut reserved = vec![
+        claims::Reserved::new(
+            config.manifest_key.clone(),
+            "the key of assetpub's manifest (`[manifest] key`)",
+        ),
+        claims::Reserved::new(RESERVED_PREFIX, "where assetpub keeps its own records"),
+    ];
+    if config.django {
+        reserved.push(claims::Reserved::new(
+            django::KEY,
+            "the key of Django's staticfiles.json (`[manifest] django`)",
+        ));
+    }
+    reserved
 }
 
 /// Sends what the plan says the target lacks, in one upload phase: the
@@ -573,7 +630,27 @@ pub async fn publish(
         timings,
         inputs,
         parent,
+        rules,
+        rules_changed,
     } = compute(ctx, walk).await?;
+    let draft = (rules_changed || plan.has_changes())
+        .then(|| draft_manifest(&plan, &rules, remote.manifest.as_ref()))
+        .flatten();
+    // A store without releases (S3) keeps each exact redirect as an object.
+    let (redirect_puts, redirect_deletes) = match (&draft, ctx.store.releases()) {
+        (Some(draft), None) => switch::redirect_changes(remote.manifest.as_ref(), draft, false),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let rule_warnings = if ctx.config.is_s3() {
+        redirects::s3_limits(&rules)
+    } else {
+        Vec::new()
+    };
+    if rules_changed || plan.has_changes() {
+        for w in &rule_warnings {
+            ctx.reporter.warn(w);
+        }
+    }
     let mut report = PublishReport {
         target: ctx.store.describe(),
         dry_run: opts.dry_run,
@@ -595,7 +672,20 @@ pub async fn publish(
         duration_ms: 0,
         timings,
         invalidation: None,
+        redirects: rules.redirects(),
+        headers: rules.headers(),
+        rules_changed,
+        redirect_objects: redirect_puts
+            .iter()
+            .map(|(key, location)| RedirectObject {
+                key: key.clone(),
+                location: location.clone(),
+            })
+            .collect(),
+        removed_redirects: redirect_deletes.clone(),
+        rule_warnings,
     };
+    report.changed |= rules_changed;
     let staticfiles = if ctx.config.django {
         let json = django::staticfiles_json(&plan.files);
         // A deploy writes it anyway; otherwise it is written only when it
@@ -671,7 +761,7 @@ pub async fn publish(
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    if !plan.has_changes() {
+    if !plan.has_changes() && !rules_changed {
         let json = staticfiles.expect("only staticfiles.json can change without a plan change");
         if interrupted.is_some() {
             // Undoing writes staticfiles.json of the served deploy.
@@ -815,6 +905,8 @@ async fn deploy(
         files: plan.files.clone(),
         switching: None,
         conditional_writes: Some(enforced),
+        redirects: report.redirects.clone(),
+        headers: report.headers.clone(),
     };
     manifest.deploy = deploy_id(now, &manifest);
     let json = manifest.to_json();
@@ -840,13 +932,29 @@ async fn deploy(
             to: manifest.clone(),
             to_json: json.clone(),
             stable,
-            remove: plan.removed_stable_keys.clone(),
+            remove: plan
+                .removed_stable_keys
+                .iter()
+                .chain(&report.removed_redirects)
+                .cloned()
+                .collect(),
             staticfiles: staticfiles.map(<[u8]>::to_vec),
+            redirects: report
+                .redirect_objects
+                .iter()
+                .map(|o| (o.key.clone(), o.location.clone()))
+                .collect(),
             record: true,
         },
     )
     .await?;
     report.timings.switch_ms = switch_started.elapsed().as_millis() as u64;
+    if report.rules_changed && ctx.store.releases().is_some() {
+        ctx.reporter.warn(&format!(
+            "the redirects or header rules changed: print `assetpub nginx-config` again and reload nginx, which serves {} with the rules it was given",
+            ctx.store.describe()
+        ));
+    }
     ctx.state.record_deploy(
         ctx.target.id,
         &deploy_record(
@@ -863,6 +971,30 @@ async fn deploy(
         django::write_local_if_changed(ctx.config.django_local.as_deref(), sf)?;
     }
     Ok(manifest)
+}
+
+/// The deploy's manifest as far as redirects need it (its files and
+/// rules), when there are rules now or were before.
+fn draft_manifest(plan: &Plan, rules: &Rules, current: Option<&Manifest>) -> Option<Manifest> {
+    if rules.is_empty() && current.is_none_or(|m| m.redirects.is_empty()) {
+        return None;
+    }
+    Some(Manifest {
+        version: FORMAT_VERSION,
+        deploy: String::new(),
+        parent: None,
+        created: String::new(),
+        commit: None,
+        ci_run: None,
+        message: None,
+        sidecars: plan.layout.sidecars,
+        encoding: plan.layout.encoding.name().to_string(),
+        files: plan.files.clone(),
+        switching: None,
+        conditional_writes: None,
+        redirects: rules.redirects(),
+        headers: rules.headers(),
+    })
 }
 
 impl PublishReport {
@@ -925,6 +1057,9 @@ impl PublishReport {
                 out.push_str(&format!("  - {r}\n"));
             }
         }
+        if self.rules_changed {
+            out.push_str(&self.render_rules());
+        }
         if let Some(sf) = self
             .staticfiles
             .as_ref()
@@ -942,6 +1077,52 @@ impl PublishReport {
             }
         }
         out.push_str(&format!("\n{}\n", self.summary_line()));
+        out
+    }
+
+    /// The deploy's redirects and header rules, and its redirect objects.
+    fn render_rules(&self) -> String {
+        let mut out = String::new();
+        if !self.redirects.is_empty() {
+            out.push_str("\nredirects:\n");
+            let rows: Vec<Vec<String>> = self
+                .redirects
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.from.clone(),
+                        "->".into(),
+                        r.to.clone(),
+                        r.status.to_string(),
+                    ]
+                })
+                .collect();
+            out.push_str(&indent(&crate::util::table(
+                &["FROM", "", "TO", "STATUS"],
+                &rows,
+            )));
+        }
+        if !self.redirect_objects.is_empty() || !self.removed_redirects.is_empty() {
+            out.push_str("\nredirect objects (x-amz-website-redirect-location):\n");
+            for o in &self.redirect_objects {
+                out.push_str(&format!("  {} -> {}\n", o.key, o.location));
+            }
+            for k in &self.removed_redirects {
+                out.push_str(&format!("  - {k}\n"));
+            }
+        }
+        if !self.headers.is_empty() {
+            out.push_str("\nheaders:\n");
+            for h in &self.headers {
+                out.push_str(&format!("  {}\n", h.pattern()));
+                for (name, value) in &h.headers {
+                    out.push_str(&format!("    {name}: {value}\n"));
+                }
+            }
+        }
+        if self.redirects.is_empty() && self.headers.is_empty() {
+            out.push_str("\nredirects and headers: none (the served deploy had some)\n");
+        }
         out
     }
 
