@@ -5,7 +5,7 @@
 
 use crate::cli::{Project, http_get};
 use crate::s3::{PREFIX, S3Site};
-use crate::support::S3Server;
+use crate::support::{Fault, S3Server};
 
 const REDIRECTS: &str = "# moved pages\n/old /about.html\n/gone/ /index.html 302\n/blog/* /news/:splat 307\n/ext https://example.org/x\n";
 const HEADERS: &str = "/*\n  X-Frame-Options: DENY\n/news/*\n  X-Robots-Tag: noindex\n";
@@ -386,4 +386,110 @@ fn nginx_config_follows_the_live_deploy_s_rules_after_a_rollback() {
     let (_nginx, addr) = crate::nginx::serve(&p);
     assert_eq!(http_get(&addr, "/old", &[]).0, 301);
     assert_eq!(http_get(&addr, "/new", &[]).0, 404);
+}
+
+/// Two deploys with other redirects: `/old` and `/ext` to x, then `/ext`
+/// to y and `/new`.
+fn two_rule_sets(site: &S3Site) -> (String, String) {
+    site.p.write(
+        "site/_redirects",
+        "/old /about.html\n/ext https://example.org/x\n",
+    );
+    let d1 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    site.p.write(
+        "site/_redirects",
+        "/ext https://example.org/y\n/new /index.html\n",
+    );
+    site.p
+        .write("site/about.html", "<!doctype html><p>about, changed");
+    (d1, String::new())
+}
+
+fn assert_first_rules(site: &S3Site) {
+    let key = |k: &str| format!("{PREFIX}/{k}");
+    let location = |k: &str| {
+        site.s3
+            .head(&key(k))
+            .and_then(|s| s.website_redirect_location)
+    };
+    assert_eq!(location("old").as_deref(), Some("/about.html"));
+    assert_eq!(location("ext").as_deref(), Some("https://example.org/x"));
+    assert!(site.s3.head(&key("new")).is_none(), "`new` is left");
+}
+
+#[test]
+fn a_failing_switch_puts_the_old_redirect_objects_back() {
+    let site = S3Site::new(S3Server::moto(), "redirect-undo");
+    let (d1, _) = two_rule_sets(&site);
+    site.proxy.reset_counts();
+    // The mark goes through; the switch itself fails every attempt.
+    site.proxy.set_fault_matching(
+        "PUT",
+        "/manifest.json",
+        Fault::Pass {
+            requests: 1,
+            then: Box::new(Fault::Status {
+                code: 500,
+                s3_code: "InternalError",
+                times: 6,
+            }),
+        },
+    );
+    let out = site.run(&["publish"]);
+    site.proxy.set_fault(Fault::None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let wrote = |path: &str| {
+        site.proxy.exchanges().iter().any(|x| {
+            x.method == "PUT"
+                && x.path().ends_with(path)
+                && x.header("x-amz-website-redirect-location").is_some()
+                && x.status == Some(200)
+        })
+    };
+    assert!(wrote("/site/new"), "the run never wrote a redirect object");
+    let deleted = site
+        .proxy
+        .exchanges()
+        .iter()
+        .any(|x| x.method == "POST" && x.target.contains("delete") && x.status == Some(200));
+    assert!(deleted, "the run never deleted a redirect object");
+    assert_first_rules(&site);
+    assert_eq!(manifest(&site)["deploy"], d1.as_str());
+    assert!(manifest(&site).get("switching").is_none());
+}
+
+#[test]
+fn a_switch_killed_half_way_is_undone_with_its_redirect_objects() {
+    let site = S3Site::new(S3Server::moto(), "redirect-killed");
+    let (d1, _) = two_rule_sets(&site);
+    let first = manifest(&site);
+    site.json(&["publish"]);
+    let second = manifest(&site);
+    // What a run killed inside the switch from the first deploy to the
+    // second leaves: the new redirect objects written, the old one deleted,
+    // and the served manifest still the first deploy's, marked.
+    let mut marked = first.clone();
+    marked["switching"] = serde_json::json!({
+        "to": second["deploy"],
+        "started": "2026-11-30T21:00:00Z",
+        "by": "host:1"
+    });
+    site.s3.put(
+        &format!("{PREFIX}/manifest.json"),
+        serde_json::to_string_pretty(&marked).unwrap().as_bytes(),
+        "application/json",
+    );
+    let out = site.run(&["verify"]);
+    assert!(
+        stderr(&out).contains("found an interrupted switch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_first_rules(&site);
+    let now = manifest(&site);
+    assert_eq!(now["deploy"], d1.as_str());
+    assert!(now.get("switching").is_none());
 }

@@ -325,11 +325,16 @@ impl RuleHeaders {
                         name.escape_debug()
                     )));
                 }
-                let value = header_value(value, name, i)?;
+                if value.contains('$') || value.contains(['\n', '\r']) {
+                    return Err(Error::Config(format!(
+                        "the header rule for {} sets `{name}` to a value with `$` or a line break, which cannot be written into an nginx config",
+                        rule.pattern()
+                    )));
+                }
                 let v = format!("{var}_h{i}_{j}");
                 rule_maps.push_str(&format!(
                     "map {source} ${v} {{\n    {key} {};\n    default \"\";\n}}\n",
-                    quote(&value)
+                    quote(value)
                 ));
                 out.extra.push((name.clone(), format!("${v}")));
             }
@@ -539,6 +544,31 @@ mod tests {
         assert!(text.contains("#   [[rules]] #3 (`a.wasm`)"), "{text}");
         // Maps belong to the http level, before the server block.
         assert!(text.rfind("\nmap ") < text.find("server {"));
+    }
+
+    #[test]
+    fn redirect_targets_and_header_values_nginx_would_misread_are_refused() {
+        let c = config("[source]\ndirs = [\"d\"]\n[[redirects]]\nfrom = \"/a\"\nto = \"/b$x\"\n");
+        let e = render_default(&c).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("the redirect from `/a` to `/b$x`"),
+            "{e}"
+        );
+        let c = config(
+            "[source]\ndirs = [\"d\"]\n[[rules]]\nmatch = \"**\"\nheaders = { X-A = \"a$b\" }\n",
+        );
+        let e = render_default(&c).unwrap_err().to_string();
+        assert!(e.contains("sets `X-A` to a value with `$`"), "{e}");
+        // Metacharacters of a splat's prefix are matched literally.
+        let c = config(
+            "[source]\ndirs = [\"d\"]\n[[redirects]]\nfrom = \"/a.b+(c)/*\"\nto = \"/x/:splat\"\n",
+        );
+        let text = render_default(&c).unwrap();
+        assert!(
+            text.contains("location ~ \"^/a\\\\.b\\\\+\\\\(c\\\\)/(.*)$\" {"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -183,9 +183,7 @@ pub fn load(config: &Config) -> Result<Rules> {
             origin,
         });
     }
-    if problems.is_empty() {
-        problems.extend(loops(&rules.redirects));
-    }
+    problems.extend(loops(&rules.redirects));
     if problems.is_empty() {
         Ok(rules)
     } else {

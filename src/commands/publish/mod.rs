@@ -1142,8 +1142,19 @@ impl PublishReport {
             .iter()
             .filter(|c| c.reason == crate::pipeline::plan::Reason::Headers)
             .count();
+        let rules = if self.rules_changed {
+            format!(
+                "; rules changed: {} redirect{}, {} header rule{}",
+                self.redirects.len(),
+                if self.redirects.len() == 1 { "" } else { "s" },
+                self.headers.len(),
+                if self.headers.len() == 1 { "" } else { "s" },
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys",
+            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys{rules}",
             self.files,
             self.removed.len(),
             self.unchanged,
