@@ -574,6 +574,32 @@ mod tests {
     }
 
     #[test]
+    fn redirects_that_would_name_unsafe_keys_are_refused() {
+        let with = |from: &str, to: &str| {
+            format!(
+                r#"{{"version": 1, "deploy": "x", "created": "y", "files": {{}}, "redirects": [{{"from": {}, "to": {}, "status": 301}}]}}"#,
+                serde_json::Value::from(from),
+                serde_json::Value::from(to)
+            )
+        };
+        let ok = Manifest::parse(with("/old", "/new").as_bytes(), "m").unwrap();
+        assert_eq!(ok.redirects[0].key(), "old");
+        for (from, to) in [
+            ("/../x", "/new"),
+            ("/a\\b", "/new"),
+            ("old", "/new"),
+            ("/a", "/b\r\nX-Evil: 1"),
+            ("/.assetpub/../../x", "/new"),
+        ] {
+            let e = Manifest::parse(with(from, to).as_bytes(), "m");
+            assert!(e.is_err(), "{from} -> {to}");
+        }
+        // Written before redirects existed: none.
+        let old = br#"{"version": 1, "deploy": "x", "created": "y", "files": {}}"#;
+        assert!(Manifest::parse(old, "m").unwrap().redirects.is_empty());
+    }
+
+    #[test]
     fn entries_written_before_integrity_parse_without_it() {
         let old = br#"{"version": 1, "deploy": "x", "created": "y", "files": {"a.css": {"key": "a.css", "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}}}"#;
         let m = Manifest::parse(old, "`manifest.json`").unwrap();
