@@ -493,3 +493,24 @@ fn a_switch_killed_half_way_is_undone_with_its_redirect_objects() {
     assert_eq!(now["deploy"], d1.as_str());
     assert!(now.get("switching").is_none());
 }
+
+#[test]
+fn a_change_of_rules_alone_is_a_deploy_even_when_the_stat_cache_vouches_for_every_file() {
+    let p = Project::new();
+    p.write("site/_redirects", "/old /about.html\n");
+    p.age_sources();
+    p.json(&["publish"]);
+    // The files are old enough for the stat cache: the next run reads none.
+    assert_eq!(p.json(&["publish"])["changed"], false);
+    p.write("site/_redirects", "/old /index.html 302\n");
+    let second = p.json(&["publish"]);
+    assert_eq!(second["changed"], true, "{second}");
+    assert_eq!(second["rules_changed"], true);
+    assert_eq!(second["hashed"], 0, "{second}");
+    assert_eq!(p.manifest()["redirects"][0]["to"], "/index.html");
+    assert_eq!(p.json(&["publish"])["changed"], false);
+    // A rule in publish.toml alone, too.
+    p.config("[source]\ndirs = [\"site\"]\n\n[[redirects]]\nfrom = \"/t\"\nto = \"/about.html\"\n");
+    assert_eq!(p.json(&["publish"])["rules_changed"], true);
+    assert_eq!(p.manifest()["redirects"][1]["from"], "/t");
+}
