@@ -573,6 +573,25 @@ mod tests {
         assert!(Manifest::parse(escaping, "`manifest.json`").is_err());
     }
 
+    /// The state DB keeps `meta_digest` of every object: the text it is
+    /// taken of stays what it was before redirects, or every object of
+    /// every target would be copied again for "new headers".
+    #[test]
+    fn the_headers_digest_of_an_object_without_a_redirect_is_unchanged() {
+        let meta = ObjectMeta {
+            content_type: Some("text/css".into()),
+            metadata: [("blake3".to_string(), "ab".to_string())].into(),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(
+            format!("{meta:?}"),
+            r#"ObjectMeta { content_type: Some("text/css"), cache_control: None, content_encoding: None, content_disposition: None, content_language: None, metadata: {"blake3": "ab"} }"#
+        );
+        assert_eq!(meta_digest(&meta), "d5adb05beda2c999");
+        let redirect = redirect_meta("/new");
+        assert!(format!("{redirect:?}").contains("website_redirect_location: \"/new\""));
+    }
+
     #[test]
     fn redirects_that_would_name_unsafe_keys_are_refused() {
         let with = |from: &str, to: &str| {
