@@ -514,3 +514,54 @@ fn a_change_of_rules_alone_is_a_deploy_even_when_the_stat_cache_vouches_for_ever
     assert_eq!(p.json(&["publish"])["rules_changed"], true);
     assert_eq!(p.manifest()["redirects"][1]["from"], "/t");
 }
+
+#[test]
+fn verify_finds_a_lost_or_changed_redirect_object_and_repair_puts_it_back_and_prune_keeps_it() {
+    let site = S3Site::new(S3Server::moto(), "redirect-verify");
+    site.p.write(
+        "site/_redirects",
+        "/old /about.html\n/ext https://example.org/x\n",
+    );
+    site.json(&["publish"]);
+    let key = |k: &str| format!("{PREFIX}/{k}");
+    let ok = site.json(&["verify"]);
+    assert_eq!(ok["problems"], serde_json::json!([]), "{ok}");
+    site.s3.delete(&key("old"));
+    site.s3.put(&key("ext"), b"", "text/html");
+    let out = site.run(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("`old` (redirect): missing: it redirects to `/about.html`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`ext` (redirect): has no redirect location, not `https://example.org/x`"),
+        "{text}"
+    );
+    let repaired = site.json(&["verify", "--repair"]);
+    assert_eq!(repaired["problems"], serde_json::json!([]), "{repaired}");
+    assert_eq!(
+        site.s3
+            .head(&key("old"))
+            .unwrap()
+            .website_redirect_location
+            .as_deref(),
+        Some("/about.html")
+    );
+    assert_eq!(
+        site.s3
+            .head(&key("ext"))
+            .unwrap()
+            .website_redirect_location
+            .as_deref(),
+        Some("https://example.org/x")
+    );
+    // prune, keeping only the live deploy and no age: the redirects stay.
+    site.p
+        .write("site/about.html", "<!doctype html><p>about, again");
+    site.json(&["publish"]);
+    site.json(&["prune", "--keep", "1", "--min-age", "0s"]);
+    assert!(site.s3.head(&key("old")).is_some());
+    assert!(site.s3.head(&key("ext")).is_some());
+}
