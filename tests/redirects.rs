@@ -565,3 +565,34 @@ fn verify_finds_a_lost_or_changed_redirect_object_and_repair_puts_it_back_and_pr
     assert!(site.s3.head(&key("old")).is_some());
     assert!(site.s3.head(&key("ext")).is_some());
 }
+
+#[test]
+fn prune_never_deletes_a_live_redirect_object_at_a_key_an_old_deploy_published() {
+    let site = S3Site::new(S3Server::moto(), "redirect-prune");
+    site.configure(
+        "[source]\ndirs = [\"site\"]\n\n[[rules]]\nmatch = \"old\"\nfingerprint = \"keep\"\n",
+        "",
+    );
+    let key = |k: &str| format!("{PREFIX}/{k}");
+    // `old` is a file's object in the first deploy, gone in the second, a
+    // redirect in the third; the first deploy's record still names it.
+    site.p.write("site/old", "a file named old");
+    site.json(&["publish"]);
+    std::fs::remove_file(site.p.path("site/old")).unwrap();
+    site.json(&["publish"]);
+    site.p.write("site/_redirects", "/old /about.html\n");
+    site.json(&["publish"]);
+    let pruned = site.json(&["prune", "--keep", "1", "--min-age", "0s"]);
+    assert_eq!(
+        pruned["deleted_deploys"].as_array().unwrap().len(),
+        2,
+        "{pruned}"
+    );
+    assert_eq!(
+        site.s3
+            .head(&key("old"))
+            .map(|h| h.website_redirect_location),
+        Some(Some("/about.html".to_string())),
+        "{pruned}"
+    );
+}
