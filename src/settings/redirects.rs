@@ -183,6 +183,7 @@ pub fn load(config: &Config) -> Result<Rules> {
             origin,
         });
     }
+    problems.extend(duplicates(&rules.redirects));
     problems.extend(loops(&rules.redirects));
     if problems.is_empty() {
         Ok(rules)
@@ -556,6 +557,29 @@ fn header(name: &str, value: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Two redirects from one source (or two to one key): only one could be
+/// answered.
+fn duplicates(redirects: &[Sourced<Redirect>]) -> Vec<String> {
+    let mut first: BTreeMap<String, &Sourced<Redirect>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for r in redirects {
+        let slot = match r.rule.splat_prefix() {
+            Some(_) => r.rule.from.clone(),
+            None => r.rule.key(),
+        };
+        match first.get(&slot) {
+            Some(earlier) => problems.push(format!(
+                "{}: a second redirect from `{}` (the first is {}); remove one",
+                r.origin, r.rule.from, earlier.origin
+            )),
+            None => {
+                first.insert(slot, r);
+            }
+        }
+    }
+    problems
+}
+
 /// Redirect loops and chains without end, each named once, with the lines
 /// of its rules. A request is followed through the rules as a server
 /// would (the first rule that takes a path wins) from each rule's source.
@@ -785,6 +809,21 @@ mod tests {
         );
         let splat = redirects("/a/* /a/:splat\n").unwrap_err();
         assert!(splat[0].starts_with("a redirect loop"), "{splat:?}");
+        let mut rules = Rules::default();
+        let mut problems = Vec::new();
+        parse_redirects(
+            "/a /b\n/x/ /y\n/a /c 302\n/x/index.html /z\n",
+            "_redirects",
+            &mut rules,
+            &mut problems,
+        );
+        assert_eq!(
+            duplicates(&rules.redirects),
+            vec![
+                "`_redirects` line 3: a second redirect from `/a` (the first is `_redirects` line 1); remove one",
+                "`_redirects` line 4: a second redirect from `/x/index.html` (the first is `_redirects` line 2); remove one",
+            ]
+        );
         let grows = redirects("/a/* /a/b/:splat\n").unwrap_err();
         assert!(
             grows[0].starts_with("a chain of redirects without end"),
