@@ -48,6 +48,11 @@ fn bad_rules_exit_3_naming_file_and_line_before_anything_is_written() {
         ),
         (
             "_redirects",
+            "/a /b\n/a /c 302\n",
+            "_redirects` line 2: a second redirect from `/a`",
+        ),
+        (
+            "_redirects",
             "/users/:id /u/:id\n",
             "_redirects` line 1: placeholders (`:id`",
         ),
