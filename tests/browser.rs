@@ -866,3 +866,49 @@ fn chromium_loads_a_preview_from_garage_website_endpoint_and_the_live_site_stays
     );
     check_page(&report, &base, &m1, FIRST_H1);
 }
+
+/// Garage's website endpoint answers a redirect object (written with
+/// `x-amz-website-redirect-location`) with a 301: Chromium follows it to
+/// the page, which loads whole.
+#[test]
+fn chromium_follows_a_redirect_object_on_garage_website_endpoint() {
+    let server = S3Server::garage();
+    let bucket = server.unique_bucket("browser-redirect");
+    let p = example_project(&format!("url = \"s3://{bucket}\"\npath_style = true"));
+    p.write(
+        "examples/site/_redirects",
+        "/old-about /about.html\n/2019/about /about.html 302\n",
+    );
+    let web_port = server
+        .web_endpoint
+        .as_deref()
+        .and_then(|w| w.rsplit(':').next())
+        .expect("Garage has a web endpoint");
+    let base = format!("http://{bucket}.web.garage.localhost:{web_port}/");
+    let mut cmd = p.std_cmd();
+    server.apply_env(&mut cmd);
+    cmd.args(["publish"]);
+    run_ok(&mut cmd, "assetpub publish");
+    let mut browser = Browser::start(Some("MAP *.web.garage.localhost 127.0.0.1"));
+    for from in ["old-about", "2019/about"] {
+        let report = browser.visit(&format!("{base}{from}"), None);
+        assert_eq!(
+            report["finalUrl"],
+            format!("{base}about.html"),
+            "{from}: {report:#}"
+        );
+        assert_eq!(report["status"], 200, "{from}: {report:#}");
+        let redirect = report["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["url"] == format!("{base}{from}"))
+            .unwrap_or_else(|| panic!("{from}: no response for the redirect: {report:#}"));
+        // The 302 of the rule is served as a 301, as plan warns.
+        assert_eq!(redirect["status"], 301, "{from}: {report:#}");
+        assert!(
+            report["failed"].as_array().unwrap().is_empty(),
+            "{report:#}"
+        );
+    }
+}

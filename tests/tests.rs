@@ -23,6 +23,7 @@ mod pipeline;
 mod previews;
 mod prune;
 mod races;
+mod redirects;
 mod references;
 mod repair;
 mod s3;

@@ -15,6 +15,7 @@ use crate::concurrency::limited;
 use crate::error::{Error, Result};
 use crate::keys::PREVIEWS_PREFIX;
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
+use crate::settings::redirects::s3_objects;
 use crate::store::{ContentDigest, GetOutcome, Listed, Store};
 
 #[derive(Debug, Clone)]
@@ -144,6 +145,9 @@ async fn select_and_delete(
     }
     // Everything a kept deploy (or the live manifest) needs stays.
     let mut needed: BTreeSet<String> = current.objects().into_iter().map(|o| o.key).collect();
+    // The live redirect objects (S3) too; never listed as assetpub's, so
+    // this only keeps a future change from deleting them.
+    needed.extend(s3_objects(&current.redirects).into_keys());
     for m in manifests
         .values()
         .filter(|m| kept.contains(m.deploy.as_str()))

@@ -220,6 +220,13 @@ async fn switch(
         ..target.settled()
     };
     let json = target.to_json();
+    // Every redirect object of the restored deploy is written too (S3).
+    let (redirects, mut dropped) = match ctx.store.releases() {
+        None => crate::remote::switch::redirect_changes(Some(current), target, true),
+        Some(_) => (Vec::new(), Vec::new()),
+    };
+    dropped.retain(|k| !stale.contains(k));
+    let stale: Vec<String> = stale.into_iter().chain(dropped).collect();
     let etag = crate::remote::switch::switch(
         &ctx.switch_target(enforced),
         lock,
@@ -230,6 +237,7 @@ async fn switch(
             stable: copies,
             remove: stale,
             staticfiles: staticfiles.clone(),
+            redirects,
             record: false,
         },
     )

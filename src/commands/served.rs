@@ -15,7 +15,7 @@ pub enum Served {
         deploy: String,
         etag: Option<String>,
     },
-    Fetched(Remote),
+    Fetched(Box<Remote>),
 }
 
 impl Context {
@@ -24,7 +24,7 @@ impl Context {
     /// deployed since) is brought up to date from it.
     pub async fn remote_manifest(&mut self) -> Result<Remote> {
         match self.fetch_manifest(false).await? {
-            Served::Fetched(r) => Ok(r),
+            Served::Fetched(r) => Ok(*r),
             Served::Unchanged { .. } => unreachable!("only asked for with head_only"),
         }
     }
@@ -120,7 +120,7 @@ impl Context {
             // site) on every run is wasted work.
             None => cached_etag,
         };
-        Ok(Served::Fetched(Remote { manifest, etag }))
+        Ok(Served::Fetched(Box::new(Remote { manifest, etag })))
     }
 
     pub fn remember(

@@ -13,6 +13,7 @@ use crate::error::{Conflict, Error, Result};
 use crate::remote::manifest::{Entry, Manifest, ObjectRef, Variant, objects_for};
 use crate::remote::manifest::{manifest_meta, object_meta};
 use crate::remote::switch::{ensure_unmoved, resolve};
+use crate::settings::redirects::s3_objects;
 use crate::store::{Body, Condition, ContentDigest, CopyJob, Head, NoObserver, Store, copy_all};
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,9 @@ pub struct Problem {
     /// The object the key should be, for the repair.
     #[serde(skip)]
     object: Option<(Entry, ObjectRef)>,
+    /// The location of the redirect object the key should be (S3).
+    #[serde(skip)]
+    redirect: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -134,6 +138,7 @@ pub async fn verify(ctx: &mut Context, opts: &VerifyOptions) -> Result<VerifyRep
                         sw.to
                     ),
                     object: None,
+                    redirect: None,
                 });
             }
             Err(e) => return Err(e),
@@ -180,6 +185,7 @@ async fn check_all(ctx: &Context, m: &Manifest) -> Result<(usize, Vec<Problem>)>
             problem: "the deploy's versioned manifest is missing: it cannot be rolled back to"
                 .into(),
             object: None,
+            redirect: None,
         });
     }
     if ctx.config.django {
@@ -190,6 +196,7 @@ async fn check_all(ctx: &Context, m: &Manifest) -> Result<(usize, Vec<Problem>)>
                 logical: "-".into(),
                 problem: "missing, or does not map the current deploy's files (`[manifest] django = true`)".into(),
                 object: None,
+                redirect: None,
             });
         }
     }
@@ -214,6 +221,7 @@ async fn check_all(ctx: &Context, m: &Manifest) -> Result<(usize, Vec<Problem>)>
                     logical,
                     problem,
                     object: Some((entry, o)),
+                    redirect: None,
                 }))
             }
         },
@@ -221,6 +229,28 @@ async fn check_all(ctx: &Context, m: &Manifest) -> Result<(usize, Vec<Problem>)>
     .try_collect(|e| Error::Runtime(format!("verify task failed: {e}")))
     .await?;
     problems.extend(checked.into_iter().flatten());
+    let redirects = if ctx.store.releases().is_none() {
+        s3_objects(&m.redirects)
+    } else {
+        Default::default()
+    };
+    let count = count + redirects.len();
+    for (key, location) in redirects {
+        let found = ctx.store.head(&key).await?;
+        let problem = match found.map(|h| h.meta.website_redirect_location) {
+            None => format!("missing: it redirects to `{location}`"),
+            Some(Some(l)) if l == location => continue,
+            Some(Some(l)) => format!("redirects to `{l}`, not `{location}`"),
+            Some(None) => format!("has no redirect location, not `{location}`"),
+        };
+        problems.push(Problem {
+            key,
+            logical: "redirect".to_string(),
+            problem,
+            object: None,
+            redirect: Some(location),
+        });
+    }
     problems.sort_by(|a, b| a.key.cmp(&b.key));
     Ok((count, problems))
 }
@@ -285,6 +315,20 @@ async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result
                 .await?;
         }
         _ => copy_all(&ctx.store, copies, ctx.config.target.concurrency).await?,
+    }
+    for p in problems {
+        if let Some(location) = &p.redirect {
+            ctx.store
+                .put(
+                    &p.key,
+                    Body::Bytes(std::sync::Arc::new(Vec::new())),
+                    &crate::remote::manifest::redirect_meta(location),
+                    Condition::None,
+                    &NoObserver,
+                )
+                .await?;
+            repaired.push(p.key.clone());
+        }
     }
     let deploy_key = Manifest::deploy_key(&m.deploy);
     if broken.contains(deploy_key.as_str()) {

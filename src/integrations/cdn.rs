@@ -401,6 +401,8 @@ mod tests {
             switching: None,
             conditional_writes: None,
             expires: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         }
     }
 

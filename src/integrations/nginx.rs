@@ -6,6 +6,8 @@
 //! `[[rules]]` set, sidecars for `gzip_static`, and `.assetpub/` hidden.
 
 use crate::error::{Error, Result};
+use crate::remote::manifest::Manifest;
+use crate::settings::redirects::{HeaderRule, Redirect};
 use crate::settings::{Config, DEFAULT_STABLE, Fingerprint, IMMUTABLE, REVALIDATE, TargetUrl};
 
 /// Extensions the types block maps (nginx's `types` replaces the inherited
@@ -90,7 +92,9 @@ pub fn render(config: &Config, opts: &Options) -> Result<String> {
         })
         .filter(|d| !d.contains(['*', '?', '[', '{']))
         .collect();
-    let rules = RuleHeaders::for_config(config, &root)?;
+    let (redirects, header_rules) = live_rules(config, &root)?;
+    let rules = RuleHeaders::for_config(config, &root, &header_rules)?;
+    let redirect_blocks = redirect_locations(&redirects, &rules)?;
     let kept_blocks: String = kept
         .iter()
         .map(|d| {
@@ -150,7 +154,7 @@ pub fn render(config: &Config, opts: &Options) -> Result<String> {
         add_header Cache-Control "no-cache" always;
     }}
 
-{staticfiles}{kept_blocks}    # Fingerprinted objects: `name.<12 hex>.ext` never changes.
+{redirect_blocks}{staticfiles}{kept_blocks}    # Fingerprinted objects: `name.<12 hex>.ext` never changes.
     location ~ "\.[0-9a-f]{{12}}(\.[^/.]+)?$" {{
         root {root};
 {fingerprinted_headers}        try_files $uri =404;
@@ -210,11 +214,15 @@ struct RuleHeaders {
     /// an http block.
     var: String,
     cache_control: bool,
-    extra: Vec<(&'static str, String)>,
+    extra: Vec<(String, String)>,
 }
 
 impl RuleHeaders {
-    fn for_config(config: &Config, root: &std::path::Path) -> Result<RuleHeaders> {
+    fn for_config(
+        config: &Config,
+        root: &std::path::Path,
+        header_rules: &[HeaderRule],
+    ) -> Result<RuleHeaders> {
         let id = &blake3::hash(root.to_string_lossy().as_bytes()).to_hex()[..8];
         let var = format!("assetpub_{id}");
         let mut out = RuleHeaders {
@@ -256,7 +264,8 @@ impl RuleHeaders {
             if name == "cache_control" {
                 out.cache_control = true;
             } else {
-                out.extra.push((header, format!("${var}_{name}")));
+                out.extra
+                    .push((header.to_string(), format!("${var}_{name}")));
             }
         }
         if out.cache_control {
@@ -289,7 +298,55 @@ impl RuleHeaders {
                  map ${var}_cache_control ${var}_cc_stable {{\n    \"\" \"{REVALIDATE}\";\n    default ${var}_cache_control;\n}}\n"
             ));
         }
-        if !maps.is_empty() {
+        // Header rules: one variable a header of a rule, empty (and so not
+        // sent) where the rule does not match; every rule that matches adds
+        // its headers. Every location that sends headers sends all of them,
+        // since an `add_header` in a location drops the server's.
+        let mut rule_maps = String::new();
+        for (i, rule) in header_rules.iter().enumerate() {
+            let (source, key) = match (&rule.path, &rule.glob) {
+                (Some(path), _) => ("$uri".to_string(), path_key(path)),
+                (None, Some(glob)) => {
+                    let regex = crate::settings::glob_regex(glob).ok_or_else(|| {
+                        Error::Config(format!("the header rule for `{glob}` is not a valid glob"))
+                    })?;
+                    (
+                        format!("${var}_logical"),
+                        quote(&format!("~{}", pcre(&regex))),
+                    )
+                }
+                (None, None) => continue,
+            };
+            for (j, (name, value)) in rule.headers.iter().enumerate() {
+                if !crate::settings::redirects::is_token(name) {
+                    return Err(Error::Config(format!(
+                        "the header rule for {} names an invalid header `{}`",
+                        rule.pattern(),
+                        name.escape_debug()
+                    )));
+                }
+                if value.contains('$') || value.contains(['\n', '\r']) {
+                    return Err(Error::Config(format!(
+                        "the header rule for {} sets `{name}` to a value with `$` or a line break, which cannot be written into an nginx config",
+                        rule.pattern()
+                    )));
+                }
+                let v = format!("{var}_h{i}_{j}");
+                rule_maps.push_str(&format!(
+                    "map {source} ${v} {{\n    {key} {};\n    default \"\";\n}}\n",
+                    quote(value)
+                ));
+                out.extra.push((name.clone(), format!("${v}")));
+            }
+        }
+        let logical = !maps.is_empty() || header_rules.iter().any(|r| r.glob.is_some());
+        if !rule_maps.is_empty() && !logical {
+            out.maps = format!(
+                "\n# Header rules (`_headers`, `headers` of [[rules]]) of the live deploy.\n{rule_maps}\n"
+            );
+        }
+        if logical {
+            let maps = format!("{maps}{rule_maps}");
             out.maps = format!(
                 "\n# Headers from publish.toml's [[rules]], by logical path: the requested\n\
                  # key without its `.<12 hex>`. The first rule that sets a header wins.\n\
@@ -328,6 +385,87 @@ impl RuleHeaders {
         }
         out
     }
+}
+
+/// The redirects and header rules nginx is to apply: the live deploy's,
+/// from its manifest, or the build's when nothing is published yet.
+fn live_rules(config: &Config, root: &std::path::Path) -> Result<(Vec<Redirect>, Vec<HeaderRule>)> {
+    let key = &config.manifest_key;
+    for path in [
+        root.join(crate::keys::LIVE_RELEASE).join(key),
+        root.join(key),
+    ] {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let m = Manifest::parse(&bytes, &format!("`{}`", path.display()))?;
+                return Ok((m.redirects, m.headers));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        }
+    }
+    let rules = crate::settings::redirects::load(config)?;
+    Ok((rules.redirects(), rules.headers()))
+}
+
+/// A `map` key for a `_headers` path: exact, a directory (also its
+/// `index.html`, which nginx's `index` makes the `$uri`), or a prefix.
+fn path_key(path: &str) -> String {
+    if let Some(prefix) = path.strip_suffix('*') {
+        quote(&format!("~^{}", regex_escape(prefix)))
+    } else if path.ends_with('/') {
+        quote(&format!("~^{}(index\\.html)?$", regex_escape(path)))
+    } else {
+        quote(path)
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()[]{}|^$#/".contains(c) && c != '/' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One location a redirect: `location =` for an exact path, a regex
+/// location for a splat, each sending the header rules too.
+fn redirect_locations(redirects: &[Redirect], rules: &RuleHeaders) -> Result<String> {
+    if redirects.is_empty() {
+        return Ok(String::new());
+    }
+    let mut out =
+        String::from("    # Redirects of the live deploy (`_redirects`, [[redirects]]).\n");
+    for r in redirects {
+        if r.to.contains('$')
+            || r.to.contains(char::is_control)
+            || r.from.contains(char::is_control)
+        {
+            return Err(Error::Config(format!(
+                "the redirect from `{}` to `{}` cannot be written into an nginx config: its target contains `$` or a control character",
+                r.from.escape_debug(),
+                r.to.escape_debug()
+            )));
+        }
+        let (location, to) = match r.splat_prefix() {
+            Some(prefix) => (
+                format!("~ {}", quote(&format!("^{}(.*)$", regex_escape(prefix)))),
+                r.to.replace(":splat", "$1"),
+            ),
+            None => (format!("= {}", quote(&r.from)), r.to.clone()),
+        };
+        out.push_str(&format!(
+            "    location {location} {{\n{}        return {} {};\n    }}\n",
+            rules.headers(Location::Stable),
+            r.status,
+            quote(&to)
+        ));
+    }
+    out.push('\n');
+    Ok(out)
 }
 
 /// A glob's regex for PCRE: the same syntax without Rust's bytes flag.
@@ -406,6 +544,31 @@ mod tests {
         assert!(text.contains("#   [[rules]] #3 (`a.wasm`)"), "{text}");
         // Maps belong to the http level, before the server block.
         assert!(text.rfind("\nmap ") < text.find("server {"));
+    }
+
+    #[test]
+    fn redirect_targets_and_header_values_nginx_would_misread_are_refused() {
+        let c = config("[source]\ndirs = [\"d\"]\n[[redirects]]\nfrom = \"/a\"\nto = \"/b$x\"\n");
+        let e = render_default(&c).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("the redirect from `/a` to `/b$x`"),
+            "{e}"
+        );
+        let c = config(
+            "[source]\ndirs = [\"d\"]\n[[rules]]\nmatch = \"**\"\nheaders = { X-A = \"a$b\" }\n",
+        );
+        let e = render_default(&c).unwrap_err().to_string();
+        assert!(e.contains("sets `X-A` to a value with `$`"), "{e}");
+        // Metacharacters of a splat's prefix are matched literally.
+        let c = config(
+            "[source]\ndirs = [\"d\"]\n[[redirects]]\nfrom = \"/a.b+(c)/*\"\nto = \"/x/:splat\"\n",
+        );
+        let text = render_default(&c).unwrap();
+        assert!(
+            text.contains("location ~ \"^/a\\\\.b\\\\+\\\\(c\\\\)/(.*)$\" {"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Reserved {
         }
     }
 
-    fn covers(&self, key: &str) -> bool {
+    pub fn covers(&self, key: &str) -> bool {
         if self.key.ends_with('/') {
             key.starts_with(&self.key)
         } else {
@@ -277,6 +277,8 @@ mod tests {
             switching: None,
             conditional_writes: None,
             expires: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         };
         // about.html changed, and a new page is named like its old object.
         let files: BTreeMap<_, _> = [

@@ -594,6 +594,12 @@ fn examine(
     if !config.exclude.is_empty() && config.exclude.is_match(&logical) {
         return None;
     }
+    // Rules for the server, read by `settings::redirects`: not files of the site.
+    if logical == crate::settings::redirects::REDIRECTS_FILE
+        || logical == crate::settings::redirects::HEADERS_FILE
+    {
+        return None;
+    }
     let problem = |msg: String| Some(Found::Problem(path.clone(), msg));
     let meta = match stat {
         Stat::Entry(Ok(m)) => m,

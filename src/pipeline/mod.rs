@@ -22,6 +22,7 @@ pub mod hash;
 pub mod payload;
 pub mod plan;
 pub mod prepare;
+pub mod redirect_claims;
 pub mod references;
 pub mod scan;
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::settings::redirects::{HeaderRule, Redirect};
 use crate::settings::{Config, IMMUTABLE, ObjectEncoding, TargetUrl};
 use crate::store::ObjectMeta;
 
@@ -48,6 +49,14 @@ pub struct Manifest {
     /// A preview's: when `prune --previews` may delete it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Box<str>>,
+    /// The deploy's redirects (`_redirects`, `[[redirects]]`); on S3 each
+    /// exact one is also an object at its source key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<Redirect>,
+    /// The deploy's header rules (`_headers`, `headers` of `[[rules]]`),
+    /// for the server or CDN in front of the target to send.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderRule>,
 }
 
 /// A switch under way: the deploy the stable keys are being changed to.
@@ -184,6 +193,18 @@ impl Manifest {
                 })?;
             }
         }
+        for r in &m.redirects {
+            let safe = r.from.starts_with('/')
+                && crate::keys::check_key(&r.key()).is_ok()
+                && !r.to.chars().any(|c| c.is_control() || c.is_whitespace())
+                && !r.from.chars().any(char::is_control);
+            if !safe {
+                return Err(Error::Store(format!(
+                    "{what} names an invalid redirect from `{}`; refusing to use it",
+                    r.from.escape_debug()
+                )));
+            }
+        }
         Ok(m)
     }
 
@@ -239,6 +260,8 @@ impl Manifest {
     /// Whether both manifests serve the same files with the same headers.
     pub fn same_content(&self, other: &Manifest) -> bool {
         self.files == other.files
+            && self.redirects == other.redirects
+            && self.headers == other.headers
             && self.sidecars == other.sidecars
             && self.encoding == other.encoding
     }
@@ -381,6 +404,18 @@ pub fn object_meta(entry: &Entry, variant: Variant, stable_copy: bool) -> Object
         content_disposition: entry.content_disposition.clone(),
         content_language: entry.content_language.clone(),
         metadata,
+        website_redirect_location: None,
+    }
+}
+
+/// The headers of a redirect object (S3): empty, answered by the website
+/// endpoint with a 301 to `location`.
+pub fn redirect_meta(location: &str) -> ObjectMeta {
+    ObjectMeta {
+        content_type: Some("text/html; charset=utf-8".into()),
+        cache_control: Some(crate::settings::REVALIDATE.into()),
+        website_redirect_location: Some(location.to_string()),
+        ..ObjectMeta::default()
     }
 }
 
@@ -456,6 +491,8 @@ mod tests {
             switching: None,
             conditional_writes: None,
             expires: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         };
         let id = deploy_id(t, &m);
         assert!(id.starts_with("20261123T200135Z-"), "{id}");
@@ -540,6 +577,51 @@ mod tests {
         assert!(Manifest::parse(escaping, "`manifest.json`").is_err());
     }
 
+    /// The state DB keeps `meta_digest` of every object: the text it is
+    /// taken of stays what it was before redirects, or every object of
+    /// every target would be copied again for "new headers".
+    #[test]
+    fn the_headers_digest_of_an_object_without_a_redirect_is_unchanged() {
+        let meta = ObjectMeta {
+            content_type: Some("text/css".into()),
+            metadata: [("blake3".to_string(), "ab".to_string())].into(),
+            ..ObjectMeta::default()
+        };
+        assert_eq!(
+            format!("{meta:?}"),
+            r#"ObjectMeta { content_type: Some("text/css"), cache_control: None, content_encoding: None, content_disposition: None, content_language: None, metadata: {"blake3": "ab"} }"#
+        );
+        assert_eq!(meta_digest(&meta), "d5adb05beda2c999");
+        let redirect = redirect_meta("/new");
+        assert!(format!("{redirect:?}").contains("website_redirect_location: \"/new\""));
+    }
+
+    #[test]
+    fn redirects_that_would_name_unsafe_keys_are_refused() {
+        let with = |from: &str, to: &str| {
+            format!(
+                r#"{{"version": 1, "deploy": "x", "created": "y", "files": {{}}, "redirects": [{{"from": {}, "to": {}, "status": 301}}]}}"#,
+                serde_json::Value::from(from),
+                serde_json::Value::from(to)
+            )
+        };
+        let ok = Manifest::parse(with("/old", "/new").as_bytes(), "m").unwrap();
+        assert_eq!(ok.redirects[0].key(), "old");
+        for (from, to) in [
+            ("/../x", "/new"),
+            ("/a\\b", "/new"),
+            ("old", "/new"),
+            ("/a", "/b\r\nX-Evil: 1"),
+            ("/.assetpub/../../x", "/new"),
+        ] {
+            let e = Manifest::parse(with(from, to).as_bytes(), "m");
+            assert!(e.is_err(), "{from} -> {to}");
+        }
+        // Written before redirects existed: none.
+        let old = br#"{"version": 1, "deploy": "x", "created": "y", "files": {}}"#;
+        assert!(Manifest::parse(old, "m").unwrap().redirects.is_empty());
+    }
+
     #[test]
     fn entries_written_before_integrity_parse_without_it() {
         let old = br#"{"version": 1, "deploy": "x", "created": "y", "files": {"a.css": {"key": "a.css", "blake3": "h", "size": 1, "content_type": "t", "cache_control": "c"}}}"#;
@@ -571,6 +653,8 @@ mod tests {
             switching: None,
             conditional_writes: None,
             expires: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         };
         assert_eq!(Manifest::parse(&m.to_json(), "m").unwrap(), m);
     }
@@ -604,6 +688,8 @@ mod tests {
             switching: None,
             conditional_writes: None,
             expires: None,
+            redirects: Vec::new(),
+            headers: Vec::new(),
         };
         let base = m.to_json();
         let splices: [&[u8]; 8] = [

@@ -10,8 +10,9 @@ use crate::error::{Conflict, Error, Result};
 use crate::remote::django;
 use crate::remote::lock::Lock;
 use crate::remote::manifest::{Entry, Manifest, ObjectRef, Switching, manifest_meta};
-use crate::remote::manifest::{object_meta, objects_for};
+use crate::remote::manifest::{object_meta, objects_for, redirect_meta};
 use crate::report::Reporter;
+use crate::settings::redirects::s3_objects;
 use crate::store::{
     Body, Condition, CopyJob, GetOutcome, NoObserver, PutOutcome, Releases, Store, copy_all,
 };
@@ -99,6 +100,9 @@ pub struct SwitchJob {
     pub stable: Vec<CopyJob>,
     pub remove: Vec<String>,
     pub staticfiles: Option<Vec<u8>>,
+    /// Redirect objects to write (key, location), after `remove` is
+    /// deleted; ignored by a store with releases (see [`redirect_changes`]).
+    pub redirects: Vec<(String, String)>,
     /// Write `to`'s deploy record (a publish; a rollback's exists). It is
     /// written inside the switch and deleted again when the switch does not
     /// happen, so `history` and `prune --keep` only see deploys that went
@@ -146,6 +150,7 @@ pub async fn switch(
         if !job.remove.is_empty() {
             t.store.delete(&job.remove).await?;
         }
+        put_redirects(t, job.redirects).await?;
         if let Some(sf) = &job.staticfiles {
             django::write_remote(t.store.as_ref(), sf).await?;
         }
@@ -217,6 +222,61 @@ async fn switch_release(
         ));
     }
     Ok(etag)
+}
+
+/// The redirect objects a switch from `from` to `to` writes (every one of
+/// `to`'s when `all`, else those that are new or go elsewhere), and the
+/// keys of `from`'s that it deletes: those `to` neither redirects nor
+/// publishes. Never a key that holds one of `to`'s files.
+pub fn redirect_changes(
+    from: Option<&Manifest>,
+    to: &Manifest,
+    all: bool,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let files: std::collections::HashSet<String> =
+        to.objects().into_iter().map(|o| o.key).collect();
+    let before = from.map(|m| s3_objects(&m.redirects)).unwrap_or_default();
+    let after = s3_objects(&to.redirects);
+    let puts = after
+        .iter()
+        .filter(|(k, v)| all || before.get(*k) != Some(*v))
+        .filter(|(k, _)| !files.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let deletes = before
+        .keys()
+        .filter(|k| !after.contains_key(*k) && !files.contains(*k))
+        .cloned()
+        .collect();
+    (puts, deletes)
+}
+
+/// Writes redirect objects: empty, with `x-amz-website-redirect-location`.
+async fn put_redirects(t: &Target<'_>, puts: Vec<(String, String)>) -> Result<()> {
+    let mut writes = crate::concurrency::limited(t.concurrency, puts, |(key, location)| {
+        let store = t.store.clone();
+        async move {
+            store
+                .put(
+                    &key,
+                    Body::Bytes(Arc::new(Vec::new())),
+                    &redirect_meta(&location),
+                    Condition::None,
+                    &NoObserver,
+                )
+                .await
+        }
+    });
+    let mut first_error = None;
+    while let Some(joined) = writes.next().await {
+        let result = joined
+            .map_err(|e| Error::Runtime(format!("redirect write task failed: {e}")))
+            .and_then(|r| r);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Builds the release and renames it live. Returns the new ETag, and
@@ -362,15 +422,31 @@ async fn undo(
     // of the other deploy says.
     let objects: std::collections::HashSet<String> =
         from.objects().into_iter().map(|o| o.key).collect();
-    let extra: Vec<String> = after
+    let redirects_before = s3_objects(&from.redirects);
+    let redirects_after = to.map(|m| s3_objects(&m.redirects)).unwrap_or_default();
+    let mut extra: Vec<String> = after
         .keys()
-        .filter(|k| !before.contains_key(*k) && !objects.contains(*k))
+        .chain(redirects_after.keys())
+        .filter(|k| {
+            !before.contains_key(*k) && !objects.contains(*k) && !redirects_before.contains_key(*k)
+        })
         .cloned()
+        .collect();
+    extra.sort();
+    extra.dedup();
+    let redirects: Vec<(String, String)> = redirects_before
+        .iter()
+        .filter(|(k, v)| {
+            to.is_none() || redirects_after.get(*k) != Some(*v) || after.contains_key(*k)
+        })
+        .filter(|(k, _)| !objects.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     copy_all(t.store, restore, t.concurrency).await?;
     if !extra.is_empty() {
         t.store.delete(&extra).await?;
     }
+    put_redirects(t, redirects).await?;
     if t.django {
         django::write_remote(t.store.as_ref(), &django::staticfiles_json(&from.files)).await?;
     }

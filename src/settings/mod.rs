@@ -13,6 +13,7 @@ pub mod check;
 mod de;
 mod names;
 pub mod preview;
+pub mod redirects;
 mod sources;
 mod values;
 
@@ -51,6 +52,8 @@ struct RawConfig {
     target: RawTarget,
     #[serde(default, deserialize_with = "rules")]
     rules: Vec<RawRule>,
+    #[serde(default, deserialize_with = "redirect_tables")]
+    redirects: Vec<redirects::RawRedirect>,
     #[serde(default, deserialize_with = "de::settings")]
     manifest: RawManifest,
     #[serde(default, deserialize_with = "de::settings")]
@@ -159,6 +162,19 @@ struct RawRule {
     content_language: Option<String>,
     #[serde(default, deserialize_with = "de::table")]
     metadata: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "de::table")]
+    headers: BTreeMap<String, String>,
+}
+
+impl de::Element for redirects::RawRedirect {
+    const ARRAY: &'static str = "an array of tables, each one written `[[redirects]]`";
+}
+
+fn redirect_tables<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<redirects::RawRedirect>, D::Error> {
+    de::List::<de::Table<redirects::RawRedirect>>::deserialize(d)
+        .map(|l| l.0.into_iter().map(|r| r.0).collect())
 }
 
 impl de::Element for RawRule {
@@ -358,6 +374,8 @@ pub struct Rule {
     pub content_disposition: Option<String>,
     pub content_language: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// Response headers for the files the rule matches (see `redirects`).
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Rule {
@@ -396,6 +414,8 @@ pub struct Config {
     pub allowed_extensions: Option<Vec<String>>,
     pub target: Target,
     pub rules: Vec<Rule>,
+    /// `[[redirects]]`, checked with the build's `_redirects`.
+    pub redirects: Vec<redirects::RawRedirect>,
     pub manifest_key: String,
     pub django: bool,
     pub django_local: Option<PathBuf>,
@@ -547,6 +567,11 @@ fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
 /// pattern matches with.
 pub fn builtin_glob_regex(pattern: &str) -> String {
     glob(pattern).expect("built-in glob").regex().to_string()
+}
+
+/// The regular expression a glob of a rule matches with, if it is one.
+pub fn glob_regex(pattern: &str) -> Option<String> {
+    glob(pattern).ok().map(|g| g.regex().to_string())
 }
 
 fn glob_set(setting: &str, patterns: &[String]) -> Result<GlobSet> {
@@ -820,6 +845,7 @@ fn resolve(
             content_disposition: r.content_disposition,
             content_language: r.content_language,
             metadata,
+            headers: r.headers,
         });
     }
 
@@ -881,6 +907,7 @@ fn resolve(
         allowed_extensions,
         target,
         rules,
+        redirects: raw.redirects,
         manifest_key,
         django,
         django_local: raw.manifest.local.as_deref().map(rel),

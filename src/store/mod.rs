@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 
 /// Headers stored with an object. On a directory target only the bytes are
 /// kept: nginx derives the headers from the key (see `nginx-config`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
@@ -30,6 +30,27 @@ pub struct ObjectMeta {
     pub content_language: Option<String>,
     /// `x-amz-meta-*` without the prefix, lowercase names.
     pub metadata: BTreeMap<String, String>,
+    /// `x-amz-website-redirect-location`: S3 website endpoints answer a
+    /// request for the key with a 301 to it.
+    pub website_redirect_location: Option<String>,
+}
+
+// By hand: the state DB keeps a digest of this text for every object
+// (`meta_digest`), which must not change for objects without a redirect.
+impl std::fmt::Debug for ObjectMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ObjectMeta");
+        d.field("content_type", &self.content_type)
+            .field("cache_control", &self.cache_control)
+            .field("content_encoding", &self.content_encoding)
+            .field("content_disposition", &self.content_disposition)
+            .field("content_language", &self.content_language)
+            .field("metadata", &self.metadata);
+        if let Some(l) = &self.website_redirect_location {
+            d.field("website_redirect_location", l);
+        }
+        d.finish()
+    }
 }
 
 /// The bytes of an object to write.

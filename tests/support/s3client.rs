@@ -22,6 +22,7 @@ pub struct Stat {
     pub content_disposition: Option<String>,
     pub content_language: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    pub website_redirect_location: Option<String>,
 }
 
 pub struct S3Client {
@@ -78,6 +79,7 @@ impl S3Client {
                     .metadata()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
+                website_redirect_location: o.website_redirect_location().map(String::from),
             }),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => None,
             Err(e) => panic!("HEAD s3://{}/{key}: {e:?}", self.bucket),

@@ -24,6 +24,7 @@ use crate::remote::manifest::{FORMAT_VERSION, Manifest, deploy_id};
 use crate::remote::manifest::{Layout, object_meta};
 use crate::remote::switch::{self, Remote, SwitchJob, ensure_unmoved};
 use crate::report::{Phase, Recording};
+use crate::settings::redirects::{self, HeaderRule, Redirect, Rules};
 use crate::settings::{Config, Fingerprint};
 use crate::state::PreparedFrom;
 use crate::store::{Body, CopyJob, copy_all};
@@ -74,6 +75,24 @@ pub struct PublishReport {
     pub invalidation: Option<Invalidation>,
     /// With `--preview` (`null` without).
     pub preview: Option<preview::PreviewReport>,
+    /// The build's redirects and header rules, and whether they differ
+    /// from the served deploy's.
+    pub redirects: Vec<Redirect>,
+    pub headers: Vec<HeaderRule>,
+    pub rules_changed: bool,
+    /// On S3: the redirect objects written (`key`, `location`), and the
+    /// keys of those deleted.
+    pub redirect_objects: Vec<RedirectObject>,
+    pub removed_redirects: Vec<String>,
+    /// What the target cannot honour of the rules, one line a rule.
+    pub rule_warnings: Vec<String>,
+}
+
+/// A redirect object on S3.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedirectObject {
+    pub key: String,
+    pub location: String,
 }
 
 /// Where the time before any upload went, in milliseconds.
@@ -122,6 +141,8 @@ struct Computed {
     inputs: PreparedFrom,
     /// The deploy the target serves.
     parent: Option<String>,
+    rules: Rules,
+    rules_changed: bool,
 }
 
 /// The source dirs walked on a thread of their own, started before the
@@ -172,13 +193,23 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     };
     let (collected, walked) = walk.finish();
     let collected = collected?;
+    let rules = redirects::load(&config)?;
+    // The rules are part of what a deploy is made from: a change of them
+    // alone is a new deploy.
+    let with_rules = |digest: String| {
+        if rules.is_empty() {
+            digest
+        } else {
+            format!("{digest}+rules:{}", rules.digest())
+        }
+    };
     let cache = cache.transpose()?;
     let mut timings = Timings {
         walk_ms: walked.as_millis() as u64,
         ..Timings::default()
     };
     let file_count = collected.len();
-    let stat_key = prepare::stat_key(&config, &collected, scan_start);
+    let stat_key = prepare::stat_key(&config, &collected, scan_start).map(with_rules);
     let same_tree = stat_key.is_some()
         && recorded.as_ref().and_then(|p| p.stat_key.as_ref()) == stat_key.as_ref();
     let mut tree = Some((collected, cache));
@@ -190,7 +221,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
             let tree = tree.take().expect("not hashed yet");
             let (h, inputs) = hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?;
             hashed = Some(h);
-            inputs
+            with_rules(inputs)
         }
     };
     // The same inputs as the deploy the target serves: its entries are what
@@ -202,7 +233,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         // Django's staticfiles.json is made from the entries; nothing else
         // on this path needs them.
         let served = if config.django {
-            Served::Fetched(ctx.remote_manifest().await?)
+            Served::Fetched(Box::new(ctx.remote_manifest().await?))
         } else {
             ctx.served_manifest().await?
         };
@@ -227,6 +258,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
                 hashed: hashed_count,
                 timings,
                 inputs: from.clone(),
+                rules: rules.clone(),
+                rules_changed: false,
             }
         };
         let layout = Layout::for_config(&config);
@@ -253,9 +286,9 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
                 let files = std::mem::take(&mut m.files);
                 let deploy = m.deploy.clone();
                 let plan = Plan::unchanged(files, file_count, layout);
-                return Ok(reuse(plan, r, deploy));
+                return Ok(reuse(plan, *r, deploy));
             }
-            Served::Fetched(r) => remote = Some(r),
+            Served::Fetched(r) => remote = Some(*r),
             // Another deploy than the one these entries were made for:
             // compared in full below.
             Served::Unchanged { .. } => {}
@@ -267,7 +300,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         Some(h) => (h, inputs),
         None => {
             let tree = tree.take().expect("kept for hashing");
-            hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?
+            let (h, inputs) = hash_tree(ctx, tree, scan_start, &mut timings, &mut hashed_count)?;
+            (h, with_rules(inputs))
         }
     };
     let recording = Recording::new(reporter.as_ref());
@@ -292,6 +326,20 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
             return Err(Error::Validation(problems));
         }
     }
+    let problems = crate::pipeline::redirect_claims::collisions(
+        &entries,
+        layout,
+        &reserved(&config),
+        remote.manifest.as_ref(),
+        &rules,
+    );
+    if !problems.is_empty() {
+        return Err(Error::Validation(problems));
+    }
+    let rules_changed = match &remote.manifest {
+        Some(m) => m.redirects != rules.redirects() || m.headers != rules.headers(),
+        None => !rules.is_empty(),
+    };
     let known = state_cache::known_objects(&ctx.state, ctx.target.id, || {
         plan::unaccounted(&entries, layout, remote.manifest.as_ref())
     })?;
@@ -310,6 +358,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         stat_key,
     };
     if !plan.has_changes()
+        && !rules_changed
         && let Some(m) = &remote.manifest
     {
         // The entries are the current deploy's.
@@ -333,6 +382,8 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         hashed: hashed_count,
         timings,
         inputs,
+        rules,
+        rules_changed,
     })
 }
 
@@ -466,20 +517,7 @@ fn check_occupied(plan: &Plan) -> Result<()> {
 /// assetpub writes itself (the manifest, `staticfiles.json`, its records
 /// under `.assetpub/`). Either write would overwrite the other's bytes.
 fn check_claims(config: &Config, entries: &BTreeMap<String, Entry>, layout: Layout) -> Result<()> {
-    let mut reserved = vec![
-        claims::Reserved::new(
-            config.manifest_key.clone(),
-            "the key of assetpub's manifest (`[manifest] key`)",
-        ),
-        claims::Reserved::new(RESERVED_PREFIX, "where assetpub keeps its own records"),
-        claims::Reserved::new(PREVIEWS_PREFIX, "where previews live (`publish --preview`)"),
-    ];
-    if config.django {
-        reserved.push(claims::Reserved::new(
-            django::KEY,
-            "the key of Django's staticfiles.json (`[manifest] django`)",
-        ));
-    }
+    let reserved = reserved(config);
     let fix = |logical: &str| {
         match config.settings_for(logical).fingerprint {
             Fingerprint::Yes => "rename or exclude it",
@@ -495,6 +533,25 @@ fn check_claims(config: &Config, entries: &BTreeMap<String, Entry>, layout: Layo
     } else {
         Err(Error::Validation(problems))
     }
+}
+
+/// The keys assetpub writes itself, which no file or redirect may take.
+fn reserved(config: &Config) -> Vec<claims::Reserved> {
+    let mut reserved = vec![
+        claims::Reserved::new(
+            config.manifest_key.clone(),
+            "the key of assetpub's manifest (`[manifest] key`)",
+        ),
+        claims::Reserved::new(RESERVED_PREFIX, "where assetpub keeps its own records"),
+        claims::Reserved::new(PREVIEWS_PREFIX, "where previews live (`publish --preview`)"),
+    ];
+    if config.django {
+        reserved.push(claims::Reserved::new(
+            django::KEY,
+            "the key of Django's staticfiles.json (`[manifest] django`)",
+        ));
+    }
+    reserved
 }
 
 /// Sends what the plan says the target lacks, in one upload phase: the
@@ -577,7 +634,27 @@ pub async fn publish(
         timings,
         inputs,
         parent,
+        rules,
+        rules_changed,
     } = compute(ctx, walk).await?;
+    let draft = (rules_changed || plan.has_changes())
+        .then(|| draft_manifest(&plan, &rules, remote.manifest.as_ref()))
+        .flatten();
+    // A store without releases (S3) keeps each exact redirect as an object.
+    let (redirect_puts, redirect_deletes) = match (&draft, ctx.store.releases()) {
+        (Some(draft), None) => switch::redirect_changes(remote.manifest.as_ref(), draft, false),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let rule_warnings = if ctx.config.is_s3() {
+        redirects::s3_limits(&rules)
+    } else {
+        Vec::new()
+    };
+    if rules_changed || plan.has_changes() {
+        for w in &rule_warnings {
+            ctx.reporter.warn(w);
+        }
+    }
     let has_changes = plan.has_changes();
     // A preview's uploads that the target already stores are copied.
     let copies = match &ctx.preview {
@@ -609,7 +686,20 @@ pub async fn publish(
             .preview
             .as_ref()
             .map(|p| preview::PreviewReport::new(p, &copies)),
+        redirects: rules.redirects(),
+        headers: rules.headers(),
+        rules_changed,
+        redirect_objects: redirect_puts
+            .iter()
+            .map(|(key, location)| RedirectObject {
+                key: key.clone(),
+                location: location.clone(),
+            })
+            .collect(),
+        removed_redirects: redirect_deletes.clone(),
+        rule_warnings,
     };
+    report.changed |= rules_changed;
     let staticfiles = if ctx.config.django {
         let json = django::staticfiles_json(&plan.files);
         // A deploy writes it anyway; otherwise it is written only when it
@@ -685,7 +775,7 @@ pub async fn publish(
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    if !has_changes {
+    if !has_changes && !rules_changed {
         let json = staticfiles.expect("only staticfiles.json can change without a plan change");
         if interrupted.is_some() {
             // Undoing writes staticfiles.json of the served deploy.
@@ -846,6 +936,8 @@ async fn deploy(
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 .into()
         }),
+        redirects: report.redirects.clone(),
+        headers: report.headers.clone(),
     };
     manifest.deploy = deploy_id(now, &manifest);
     let json = manifest.to_json();
@@ -871,13 +963,29 @@ async fn deploy(
             to: manifest.clone(),
             to_json: json.clone(),
             stable,
-            remove: plan.removed_stable_keys.clone(),
+            remove: plan
+                .removed_stable_keys
+                .iter()
+                .chain(&report.removed_redirects)
+                .cloned()
+                .collect(),
             staticfiles: staticfiles.map(<[u8]>::to_vec),
+            redirects: report
+                .redirect_objects
+                .iter()
+                .map(|o| (o.key.clone(), o.location.clone()))
+                .collect(),
             record: true,
         },
     )
     .await?;
     report.timings.switch_ms = switch_started.elapsed().as_millis() as u64;
+    if report.rules_changed && ctx.store.releases().is_some() {
+        ctx.reporter.warn(&format!(
+            "the redirects or header rules changed: print `assetpub nginx-config` again and reload nginx, which serves {} with the rules it was given",
+            ctx.store.describe()
+        ));
+    }
     ctx.state.record_deploy(
         ctx.target.id,
         &deploy_record(
@@ -894,6 +1002,31 @@ async fn deploy(
         django::write_local_if_changed(ctx.config.django_local.as_deref(), sf)?;
     }
     Ok(manifest)
+}
+
+/// The deploy's manifest as far as redirects need it (its files and
+/// rules), when there are rules now or were before.
+fn draft_manifest(plan: &Plan, rules: &Rules, current: Option<&Manifest>) -> Option<Manifest> {
+    if rules.is_empty() && current.is_none_or(|m| m.redirects.is_empty()) {
+        return None;
+    }
+    Some(Manifest {
+        version: FORMAT_VERSION,
+        deploy: String::new(),
+        parent: None,
+        created: String::new(),
+        commit: None,
+        ci_run: None,
+        message: None,
+        sidecars: plan.layout.sidecars,
+        encoding: plan.layout.encoding.name().to_string(),
+        files: plan.files.clone(),
+        switching: None,
+        expires: None,
+        conditional_writes: None,
+        redirects: rules.redirects(),
+        headers: rules.headers(),
+    })
 }
 
 impl PublishReport {
@@ -956,6 +1089,9 @@ impl PublishReport {
                 out.push_str(&format!("  - {r}\n"));
             }
         }
+        if self.rules_changed {
+            out.push_str(&self.render_rules());
+        }
         if let Some(sf) = self
             .staticfiles
             .as_ref()
@@ -976,6 +1112,52 @@ impl PublishReport {
         out
     }
 
+    /// The deploy's redirects and header rules, and its redirect objects.
+    fn render_rules(&self) -> String {
+        let mut out = String::new();
+        if !self.redirects.is_empty() {
+            out.push_str("\nredirects:\n");
+            let rows: Vec<Vec<String>> = self
+                .redirects
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.from.clone(),
+                        "->".into(),
+                        r.to.clone(),
+                        r.status.to_string(),
+                    ]
+                })
+                .collect();
+            out.push_str(&indent(&crate::util::table(
+                &["FROM", "", "TO", "STATUS"],
+                &rows,
+            )));
+        }
+        if !self.redirect_objects.is_empty() || !self.removed_redirects.is_empty() {
+            out.push_str("\nredirect objects (x-amz-website-redirect-location):\n");
+            for o in &self.redirect_objects {
+                out.push_str(&format!("  {} -> {}\n", o.key, o.location));
+            }
+            for k in &self.removed_redirects {
+                out.push_str(&format!("  - {k}\n"));
+            }
+        }
+        if !self.headers.is_empty() {
+            out.push_str("\nheaders:\n");
+            for h in &self.headers {
+                out.push_str(&format!("  {}\n", h.pattern()));
+                for (name, value) in &h.headers {
+                    out.push_str(&format!("    {name}: {value}\n"));
+                }
+            }
+        }
+        if self.redirects.is_empty() && self.headers.is_empty() {
+            out.push_str("\nredirects and headers: none (the served deploy had some)\n");
+        }
+        out
+    }
+
     pub fn summary_line(&self) -> String {
         let new = self
             .changes
@@ -992,8 +1174,19 @@ impl PublishReport {
             .iter()
             .filter(|c| c.reason == crate::pipeline::plan::Reason::Headers)
             .count();
+        let rules = if self.rules_changed {
+            format!(
+                "; rules changed: {} redirect{}, {} header rule{}",
+                self.redirects.len(),
+                if self.redirects.len() == 1 { "" } else { "s" },
+                self.headers.len(),
+                if self.headers.len() == 1 { "" } else { "s" },
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys",
+            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys{rules}",
             self.files,
             self.removed.len(),
             self.unchanged,

@@ -76,6 +76,7 @@ impl S3Store {
                 content_disposition: out.content_disposition().map(str::to_owned),
                 content_language: out.content_language().map(str::to_owned),
                 metadata,
+                website_redirect_location: out.website_redirect_location().map(str::to_owned),
             },
         }))
     }
