@@ -650,3 +650,45 @@ fn a_preview_never_tells_the_cdn() {
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("no-such-purge"), "{}", stderr(&out));
 }
+
+#[test]
+fn prune_previews_never_deletes_a_preview_republished_since_it_was_found_expired() {
+    let s = site(S3Server::moto(), "republished-preview");
+    s.json(&["publish", "--preview", "pr-7", "--ttl", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The prune finds pr-7 expired, then waits for its lock; meanwhile
+    // another machine publishes a new deploy of it, with a new expiry.
+    let lock = "_previews/pr-7/.assetpub/lock";
+    s.proxy
+        .set_fault_matching("PUT", lock, crate::support::Fault::Delay { ms: 4000 });
+    let prune = s
+        .cmd()
+        .args(["prune", "--previews", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run assetpub");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while s.proxy.count_matching("PUT", lock) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the prune never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let other = other_machine(&s);
+    other.p.write(
+        "site/about.html",
+        "<!doctype html><p>about, pushed again</p>",
+    );
+    let republished = other.json(&["publish", "--preview", "pr-7", "--ttl", "7d"]);
+    let out = prune.wait_with_output().expect("wait for assetpub");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted_objects"], 0, "{report}");
+    assert_eq!(
+        preview_manifest(&s, "pr-7")["deploy"],
+        republished["preview"]["deploy"]
+    );
+    assert_preview_consistent(&s, "pr-7");
+}

@@ -279,8 +279,8 @@ pub async fn prune_one(
         };
         let planned = planned(name, manifest.as_ref(), &listed, &prefix);
         budget(&report.target, planned.objects, opts)?;
-        let (_, done) = delete(ctx, name, planned, opts).await?;
-        report.previews.push(done);
+        let (_, done) = delete(ctx, name, planned, opts, false).await?;
+        report.previews.extend(done);
     } else {
         ctx.reporter.warn(&format!(
             "there is no preview `{name}` at {}: nothing to delete",
@@ -330,9 +330,9 @@ pub async fn prune_expired(mut ctx: Context, opts: &DeleteOptions) -> Result<Pre
         duration_ms: 0,
     };
     for (name, planned) in plans {
-        let (back, done) = delete(ctx, &name, planned, opts).await?;
+        let (back, done) = delete(ctx, &name, planned, opts, true).await?;
         ctx = back;
-        report.previews.push(done);
+        report.previews.extend(done);
     }
     report.deleted_objects = report.previews.iter().map(|p| p.objects).sum();
     report.deleted_bytes = report.previews.iter().map(|p| p.bytes).sum();
@@ -369,25 +369,45 @@ fn budget(target: &str, total: u64, opts: &DeleteOptions) -> Result<()> {
 /// not deleted under it (nor a deletion published over). Its objects go
 /// first, then its deploy records, then its manifest: an interrupted
 /// deletion leaves a preview that is still listed, and deleted by the next
-/// prune. Returns the whole target's context.
+/// prune. With `expired_only`, a preview whose manifest, read again under
+/// the lock, no longer serves the expired deploy `planned` names (published
+/// again since it was listed) is left alone (None). Returns the whole
+/// target's context.
 async fn delete(
     ctx: Context,
     name: &str,
     planned: DeletedPreview,
     opts: &DeleteOptions,
-) -> Result<(Context, DeletedPreview)> {
+    expired_only: bool,
+) -> Result<(Context, Option<DeletedPreview>)> {
     let mut pctx = enter(ctx, name)?;
     // Read for what it says of the store (conditional writes), so that a
     // fresh runner does not probe; one that cannot be read does not keep
     // the preview from being deleted.
     let _ = pctx.remote_manifest().await;
     let result = if opts.dry_run {
-        Ok(planned)
+        Ok(Some(planned))
     } else {
         pctx.locked("prune", opts.break_lock, true, async |ctx, _, _| {
+            let manifest_key = ctx.config.manifest_key.clone();
+            if expired_only {
+                let now = chrono::Utc::now();
+                let still = match ctx.store.get(&manifest_key, None).await? {
+                    GetOutcome::Found(f) => Manifest::parse(&f.bytes, "")
+                        .ok()
+                        .filter(|m| Some(&m.deploy) == planned.deploy.as_ref())
+                        .is_some_and(|m| is_expired(&m, now)),
+                    _ => false,
+                };
+                if !still {
+                    ctx.reporter.warn(&format!(
+                        "preview `{name}` was published again since it was found expired: not deleted"
+                    ));
+                    return Ok(None);
+                }
+            }
             // Listed again under the lock: what a publish added since.
             let listed = ctx.store.list("").await?;
-            let manifest_key = ctx.config.manifest_key.clone();
             let mut objects = Vec::new();
             let mut records = Vec::new();
             let mut manifest = Vec::new();
@@ -409,11 +429,11 @@ async fn delete(
             ctx.state
                 .set_remote_manifest(ctx.target.id, None, None, None)?;
             let gone: Vec<&Listed> = listed.iter().filter(|l| l.key != LOCK_KEY).collect();
-            Ok(DeletedPreview {
+            Ok(Some(DeletedPreview {
                 objects: gone.len() as u64,
                 bytes: gone.iter().map(|l| l.size).sum(),
                 ..planned
-            })
+            }))
         })
         .await
     };
