@@ -280,7 +280,7 @@ pub async fn prune_one(
         let planned = planned(name, manifest.as_ref(), &listed, &prefix);
         budget(&report.target, planned.objects, opts)?;
         let (_, done) = delete(ctx, name, planned, opts, false).await?;
-        report.previews.extend(done);
+        report.previews.extend(done?);
     } else {
         ctx.reporter.warn(&format!(
             "there is no preview `{name}` at {}: nothing to delete",
@@ -294,8 +294,13 @@ pub async fn prune_one(
 }
 
 /// Deletes every expired preview whole (`prune --previews`). `ctx` is the
-/// whole target's.
-pub async fn prune_expired(mut ctx: Context, opts: &DeleteOptions) -> Result<PreviewPruneReport> {
+/// whole target's. A preview that cannot be deleted (its lock is held: it
+/// is being published) does not keep the others from going: the report
+/// says what was deleted, and the first such error comes with it.
+pub async fn prune_expired(
+    mut ctx: Context,
+    opts: &DeleteOptions,
+) -> Result<(PreviewPruneReport, Option<Error>)> {
     let started = Instant::now();
     let now = chrono::Utc::now();
     let target = ctx.store.describe();
@@ -329,15 +334,23 @@ pub async fn prune_expired(mut ctx: Context, opts: &DeleteOptions) -> Result<Pre
         deleted_bytes: 0,
         duration_ms: 0,
     };
+    let mut failed: Option<Error> = None;
     for (name, planned) in plans {
         let (back, done) = delete(ctx, &name, planned, opts, true).await?;
         ctx = back;
-        report.previews.extend(done);
+        match done {
+            Ok(done) => report.previews.extend(done),
+            Err(e) => {
+                ctx.reporter
+                    .warn(&format!("preview `{name}` was not deleted: {e}"));
+                failed.get_or_insert(e);
+            }
+        }
     }
     report.deleted_objects = report.previews.iter().map(|p| p.objects).sum();
     report.deleted_bytes = report.previews.iter().map(|p| p.bytes).sum();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok((report, failed))
 }
 
 fn planned(name: &str, m: Option<&Manifest>, listed: &[Listed], prefix: &str) -> DeletedPreview {
@@ -372,14 +385,14 @@ fn budget(target: &str, total: u64, opts: &DeleteOptions) -> Result<()> {
 /// prune. With `expired_only`, a preview whose manifest, read again under
 /// the lock, no longer serves the expired deploy `planned` names (published
 /// again since it was listed) is left alone (None). Returns the whole
-/// target's context.
+/// target's context, and what was deleted or why not.
 async fn delete(
     ctx: Context,
     name: &str,
     planned: DeletedPreview,
     opts: &DeleteOptions,
     expired_only: bool,
-) -> Result<(Context, Option<DeletedPreview>)> {
+) -> Result<(Context, Result<Option<DeletedPreview>>)> {
     let mut pctx = enter(ctx, name)?;
     // Read for what it says of the store (conditional writes), so that a
     // fresh runner does not probe; one that cannot be read does not keep
@@ -437,8 +450,7 @@ async fn delete(
         })
         .await
     };
-    let done = result?;
-    Ok((leave(pctx)?, done))
+    Ok((leave(pctx)?, result))
 }
 
 /// The whole target's context again, from a preview's.
