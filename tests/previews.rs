@@ -780,3 +780,29 @@ fn prune_previews_deletes_the_other_expired_previews_when_one_is_being_published
         "nothing deleted under a held lock"
     );
 }
+
+#[test]
+fn a_live_manifest_this_version_cannot_read_does_not_stop_a_preview() {
+    let s = site(S3Server::moto(), "newer-live-preview");
+    s.json(&["publish"]);
+    // The live site was published since by a newer assetpub.
+    let live = s.key("manifest.json");
+    s.s3.put(
+        &live,
+        br#"{"version": 99, "deploy": "x", "files": {}}"#,
+        "application/json",
+    );
+    let out = s.run(&["publish", "--preview", "pr-11", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not copying from the live site"),
+        "{}",
+        stderr(&out)
+    );
+    assert_preview_consistent(&s, "pr-11");
+    assert_eq!(
+        s.s3.get(&live).unwrap(),
+        br#"{"version": 99, "deploy": "x", "files": {}}"#.to_vec(),
+        "the live manifest untouched"
+    );
+}
