@@ -684,6 +684,11 @@ fn prune_previews_never_deletes_a_preview_republished_since_it_was_found_expired
     let republished = other.json(&["publish", "--preview", "pr-7", "--ttl", "7d"]);
     let out = prune.wait_with_output().expect("wait for assetpub");
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("preview `pr-7` was published again since it was found expired"),
+        "{}",
+        stderr(&out)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["deleted_objects"], 0, "{report}");
     assert_eq!(

@@ -405,17 +405,18 @@ async fn delete(
             let manifest_key = ctx.config.manifest_key.clone();
             if expired_only {
                 let now = chrono::Utc::now();
-                let still = match ctx.store.get(&manifest_key, None).await? {
+                let why = match ctx.store.get(&manifest_key, None).await? {
                     GetOutcome::Found(f) => Manifest::parse(&f.bytes, "")
                         .ok()
                         .filter(|m| Some(&m.deploy) == planned.deploy.as_ref())
-                        .is_some_and(|m| is_expired(&m, now)),
-                    _ => false,
+                        .filter(|m| is_expired(m, now))
+                        .is_none()
+                        .then_some("was published again since it was found expired"),
+                    _ => Some("was deleted by another run meanwhile"),
                 };
-                if !still {
-                    ctx.reporter.warn(&format!(
-                        "preview `{name}` was published again since it was found expired: not deleted"
-                    ));
+                if let Some(why) = why {
+                    ctx.reporter
+                        .warn(&format!("preview `{name}` {why}: not deleted"));
                     return Ok(None);
                 }
             }
