@@ -650,3 +650,164 @@ fn a_preview_never_tells_the_cdn() {
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("no-such-purge"), "{}", stderr(&out));
 }
+
+#[test]
+fn prune_previews_never_deletes_a_preview_republished_since_it_was_found_expired() {
+    let s = site(S3Server::moto(), "republished-preview");
+    s.json(&["publish", "--preview", "pr-7", "--ttl", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The prune finds pr-7 expired, then waits for its lock; meanwhile
+    // another machine publishes a new deploy of it, with a new expiry.
+    let lock = "_previews/pr-7/.assetpub/lock";
+    s.proxy
+        .set_fault_matching("PUT", lock, crate::support::Fault::Delay { ms: 4000 });
+    let prune = s
+        .cmd()
+        .args(["prune", "--previews", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run assetpub");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while s.proxy.count_matching("PUT", lock) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the prune never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let other = other_machine(&s);
+    other.p.write(
+        "site/about.html",
+        "<!doctype html><p>about, pushed again</p>",
+    );
+    let republished = other.json(&["publish", "--preview", "pr-7", "--ttl", "7d"]);
+    let out = prune.wait_with_output().expect("wait for assetpub");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("preview `pr-7` was published again since it was found expired"),
+        "{}",
+        stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted_objects"], 0, "{report}");
+    assert_eq!(
+        preview_manifest(&s, "pr-7")["deploy"],
+        republished["preview"]["deploy"]
+    );
+    assert_preview_consistent(&s, "pr-7");
+}
+
+#[test]
+fn a_preview_deleted_elsewhere_and_published_again_is_whole() {
+    let s = site(S3Server::moto(), "reopened-preview");
+    s.json(&["publish", "--preview", "pr-9"]);
+    let other = other_machine(&s);
+    other.json(&["prune", "--preview", "pr-9"]);
+    assert!(preview_snapshot(&s, "pr-9").is_empty());
+    // The pull request is reopened: the same build, from the machine whose
+    // state DB remembers the preview's objects.
+    let out = s.json(&["publish", "--preview", "pr-9"]);
+    assert!(out["deploy"].is_string(), "{out}");
+    assert_preview_consistent(&s, "pr-9");
+}
+
+#[test]
+fn a_preview_deleted_while_its_publish_waits_for_the_lock_is_never_left_half() {
+    let s = site(S3Server::moto(), "deleted-under-publish");
+    s.json(&["publish", "--preview", "pr-6"]);
+    // The publish has planned from pr-6's manifest (only about.html to
+    // send) and waits for the lock; meanwhile the pull request is closed.
+    let lock = "_previews/pr-6/.assetpub/lock";
+    s.proxy
+        .set_fault_matching("PUT", lock, crate::support::Fault::Delay { ms: 4000 });
+    s.p.write("site/about.html", "<!doctype html><p>about, again</p>");
+    let publish = s
+        .cmd()
+        .args(["publish", "--preview", "pr-6", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run assetpub");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while s.proxy.count_matching("PUT", lock) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publish never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let other = other_machine(&s);
+    other.json(&["prune", "--preview", "pr-6"]);
+    let out = publish.wait_with_output().expect("wait for assetpub");
+    let manifest = s.key("_previews/pr-6/manifest.json");
+    if s.s3.head(&manifest).is_some() {
+        assert_preview_consistent(&s, "pr-6");
+    } else {
+        assert!(!out.status.success(), "no manifest, yet: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn prune_previews_deletes_the_other_expired_previews_when_one_is_being_published() {
+    let s = site(S3Server::moto(), "locked-expired-preview");
+    for name in ["pr-a", "pr-b", "pr-c"] {
+        s.json(&["publish", "--preview", name, "--ttl", "1s"]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // A run of another machine holds pr-b's lock.
+    let lock = serde_json::json!({
+        "owner": "ci", "host": "elsewhere", "pid": 1, "command": "publish",
+        "created": chrono::Utc::now().to_rfc3339(),
+        "expires": (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339(),
+    });
+    let lock_key = s.key("_previews/pr-b/.assetpub/lock");
+    s.s3.put(&lock_key, lock.to_string().as_bytes(), "application/json");
+    let held = preview_snapshot(&s, "pr-b");
+    let out = s.run(&["prune", "--previews", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pr-b"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lock is held by"), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", stderr(&out)));
+    let deleted: Vec<&str> = report["previews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, ["pr-a", "pr-c"], "{report}");
+    assert!(preview_snapshot(&s, "pr-a").is_empty());
+    assert!(preview_snapshot(&s, "pr-c").is_empty());
+    assert_eq!(
+        preview_snapshot(&s, "pr-b"),
+        held,
+        "nothing deleted under a held lock"
+    );
+}
+
+#[test]
+fn a_live_manifest_this_version_cannot_read_does_not_stop_a_preview() {
+    let s = site(S3Server::moto(), "newer-live-preview");
+    s.json(&["publish"]);
+    // The live site was published since by a newer assetpub.
+    let live = s.key("manifest.json");
+    s.s3.put(
+        &live,
+        br#"{"version": 99, "deploy": "x", "files": {}}"#,
+        "application/json",
+    );
+    let out = s.run(&["publish", "--preview", "pr-11", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not copying from the live site"),
+        "{}",
+        stderr(&out)
+    );
+    assert_preview_consistent(&s, "pr-11");
+    assert_eq!(
+        s.s3.get(&live).unwrap(),
+        br#"{"version": 99, "deploy": "x", "files": {}}"#.to_vec(),
+        "the live manifest untouched"
+    );
+}

@@ -240,11 +240,13 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                     break_lock: *break_lock,
                 };
                 let ctx = Context::open(config, reporter).await?;
-                let r = match preview {
-                    Some(name) => preview::prune_one(ctx, name, &opts).await?,
+                let (r, failed) = match preview {
+                    Some(name) => (preview::prune_one(ctx, name, &opts).await?, None),
                     None => preview::prune_expired(ctx, &opts).await?,
                 };
-                return Ok(Output::new(cli, &r, || r.render()));
+                let mut out = Output::new(cli, &r, || r.render());
+                out.error = failed;
+                return Ok(out);
             }
             let min_age = match min_age {
                 Some(text) => crate::settings::parse_duration(text).ok_or_else(|| {

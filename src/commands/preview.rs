@@ -279,8 +279,8 @@ pub async fn prune_one(
         };
         let planned = planned(name, manifest.as_ref(), &listed, &prefix);
         budget(&report.target, planned.objects, opts)?;
-        let (_, done) = delete(ctx, name, planned, opts).await?;
-        report.previews.push(done);
+        let (_, done) = delete(ctx, name, planned, opts, false).await?;
+        report.previews.extend(done?);
     } else {
         ctx.reporter.warn(&format!(
             "there is no preview `{name}` at {}: nothing to delete",
@@ -294,8 +294,13 @@ pub async fn prune_one(
 }
 
 /// Deletes every expired preview whole (`prune --previews`). `ctx` is the
-/// whole target's.
-pub async fn prune_expired(mut ctx: Context, opts: &DeleteOptions) -> Result<PreviewPruneReport> {
+/// whole target's. A preview that cannot be deleted (its lock is held: it
+/// is being published) does not keep the others from going: the report
+/// says what was deleted, and the first such error comes with it.
+pub async fn prune_expired(
+    mut ctx: Context,
+    opts: &DeleteOptions,
+) -> Result<(PreviewPruneReport, Option<Error>)> {
     let started = Instant::now();
     let now = chrono::Utc::now();
     let target = ctx.store.describe();
@@ -329,15 +334,23 @@ pub async fn prune_expired(mut ctx: Context, opts: &DeleteOptions) -> Result<Pre
         deleted_bytes: 0,
         duration_ms: 0,
     };
+    let mut failed: Option<Error> = None;
     for (name, planned) in plans {
-        let (back, done) = delete(ctx, &name, planned, opts).await?;
+        let (back, done) = delete(ctx, &name, planned, opts, true).await?;
         ctx = back;
-        report.previews.push(done);
+        match done {
+            Ok(done) => report.previews.extend(done),
+            Err(e) => {
+                ctx.reporter
+                    .warn(&format!("preview `{name}` was not deleted: {e}"));
+                failed.get_or_insert(e);
+            }
+        }
     }
     report.deleted_objects = report.previews.iter().map(|p| p.objects).sum();
     report.deleted_bytes = report.previews.iter().map(|p| p.bytes).sum();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok((report, failed))
 }
 
 fn planned(name: &str, m: Option<&Manifest>, listed: &[Listed], prefix: &str) -> DeletedPreview {
@@ -369,25 +382,46 @@ fn budget(target: &str, total: u64, opts: &DeleteOptions) -> Result<()> {
 /// not deleted under it (nor a deletion published over). Its objects go
 /// first, then its deploy records, then its manifest: an interrupted
 /// deletion leaves a preview that is still listed, and deleted by the next
-/// prune. Returns the whole target's context.
+/// prune. With `expired_only`, a preview whose manifest, read again under
+/// the lock, no longer serves the expired deploy `planned` names (published
+/// again since it was listed) is left alone (None). Returns the whole
+/// target's context, and what was deleted or why not.
 async fn delete(
     ctx: Context,
     name: &str,
     planned: DeletedPreview,
     opts: &DeleteOptions,
-) -> Result<(Context, DeletedPreview)> {
+    expired_only: bool,
+) -> Result<(Context, Result<Option<DeletedPreview>>)> {
     let mut pctx = enter(ctx, name)?;
     // Read for what it says of the store (conditional writes), so that a
     // fresh runner does not probe; one that cannot be read does not keep
     // the preview from being deleted.
     let _ = pctx.remote_manifest().await;
     let result = if opts.dry_run {
-        Ok(planned)
+        Ok(Some(planned))
     } else {
         pctx.locked("prune", opts.break_lock, true, async |ctx, _, _| {
+            let manifest_key = ctx.config.manifest_key.clone();
+            if expired_only {
+                let now = chrono::Utc::now();
+                let why = match ctx.store.get(&manifest_key, None).await? {
+                    GetOutcome::Found(f) => Manifest::parse(&f.bytes, "")
+                        .ok()
+                        .filter(|m| Some(&m.deploy) == planned.deploy.as_ref())
+                        .filter(|m| is_expired(m, now))
+                        .is_none()
+                        .then_some("was published again since it was found expired"),
+                    _ => Some("was deleted by another run meanwhile"),
+                };
+                if let Some(why) = why {
+                    ctx.reporter
+                        .warn(&format!("preview `{name}` {why}: not deleted"));
+                    return Ok(None);
+                }
+            }
             // Listed again under the lock: what a publish added since.
             let listed = ctx.store.list("").await?;
-            let manifest_key = ctx.config.manifest_key.clone();
             let mut objects = Vec::new();
             let mut records = Vec::new();
             let mut manifest = Vec::new();
@@ -409,16 +443,15 @@ async fn delete(
             ctx.state
                 .set_remote_manifest(ctx.target.id, None, None, None)?;
             let gone: Vec<&Listed> = listed.iter().filter(|l| l.key != LOCK_KEY).collect();
-            Ok(DeletedPreview {
+            Ok(Some(DeletedPreview {
                 objects: gone.len() as u64,
                 bytes: gone.iter().map(|l| l.size).sum(),
                 ..planned
-            })
+            }))
         })
         .await
     };
-    let done = result?;
-    Ok((leave(pctx)?, done))
+    Ok((leave(pctx)?, result))
 }
 
 /// The whole target's context again, from a preview's.

@@ -72,7 +72,23 @@ pub fn ttl(setting: &str, text: &str) -> Result<Duration> {
             "invalid `{setting} = \"{text}\"`: a preview must live at least 1s"
         ))),
         None => Err(Error::Config(format!(
-            "invalid duration `{text}` for `{setting}`: use a whole number with s, m, h, d or w, e.g. \"7d\""
+            "invalid duration `{text}` for `{setting}`: use a whole number with s, m, h, d or w, at most 100 years, e.g. \"7d\""
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_ttl_too_long_is_refused_saying_how_long_one_may_be() {
+        assert_eq!(
+            super::ttl("--ttl", "5200w").unwrap().as_secs(),
+            5200 * 7 * 86400
+        );
+        let e = super::ttl("--ttl", "99999w").unwrap_err().to_string();
+        assert!(
+            e.contains("`--ttl`") && e.contains("at most 100 years"),
+            "{e}"
+        );
     }
 }

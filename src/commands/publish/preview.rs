@@ -124,8 +124,18 @@ pub async fn plan(ctx: &Context, preview: &PreviewTarget, plan: &mut Plan) -> Re
     let root = &preview.root;
     let manifest_key = &ctx.config.manifest_key;
     let mut sources: HashMap<Content, String> = HashMap::new();
-    if let Some(live) = read_manifest(root, manifest_key).await? {
-        add_source(&mut sources, &live, "", plan.layout);
+    // A live manifest this version cannot read (a newer assetpub's) is no
+    // source; the preview does not depend on it.
+    if let GetOutcome::Found(f) = root.get(manifest_key, None).await? {
+        match Manifest::parse(&f.bytes, &format!("the live `{manifest_key}`")) {
+            Ok(live) => add_source(&mut sources, &live, "", plan.layout),
+            Err(e) => {
+                let why = e.unhinted().to_string();
+                let why = why.split("; refusing").next().unwrap_or(&why);
+                ctx.reporter
+                    .warn(&format!("not copying from the live site: {why}"));
+            }
+        }
     }
     let mut copies = take(plan, &sources);
     // Other previews are read only for what the live site does not have.
