@@ -180,15 +180,17 @@ fn a_good_deploy_passes_the_check_on_nginx() {
         )),
         "{text}"
     );
-    // Nothing new went live: nothing to check.
+    // Nothing new to deploy: the live deploy is checked again.
     let out = run(&p, &["publish", "--check"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("check: nothing went live in this run, so nothing was checked"),
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "check passed: 8 URLs (2 pages and the assets they name) at {base}"
+        )),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    assert!(stderr(&out).contains("nothing to deploy: checking the live deploy"));
 }
 
 /// Deploy A on nginx, then B, whose new stylesheet is deleted once B is
@@ -277,6 +279,18 @@ fn without_rollback_on_failure_the_deploy_stays_live_and_the_command_is_printed(
     let second = p.manifest()["deploy"].as_str().unwrap().to_string();
     assert_ne!(second, first, "the new deploy stays live");
     assert!(err.contains(&format!("deploy `{second}` is live")), "{err}");
+
+    // A rerun of the job has nothing to deploy: it checks the deploy that
+    // is live, which still fails, and names the same way back.
+    let out = run(&p, &["publish", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rerun = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        rerun.contains(&format!("{css_url}: answered 404 Not Found, expected 200")),
+        "{rerun}"
+    );
+    assert!(stderr(&out).contains(&hint), "{}", stderr(&out));
+    assert_eq!(p.manifest()["deploy"], second.as_str());
 
     // The command printed does what it says.
     let words: Vec<&str> = hint

@@ -155,14 +155,33 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 text
             });
             out.error = report.invalidation_failure();
-            if let Some(live) = report.deploy.as_deref().filter(|_| checking.check) {
+            // A publish with nothing to deploy checks the deploy that is
+            // live: a rerun of a CI job whose check failed must not pass
+            // while that deploy still serves.
+            let target = match (&report.deploy, &report.parent) {
+                (Some(new), parent) => Some((new.clone(), parent.clone(), false)),
+                (None, Some(live)) if checking.check && !*dry_run => {
+                    Some((live.clone(), None, true))
+                }
+                _ => None,
+            };
+            if let Some((live, back_to, unchanged)) = target.filter(|_| checking.check) {
+                let back_to = match (unchanged, back_to) {
+                    (true, _) => ctx.deploy_manifest(&live).await?.and_then(|m| m.parent),
+                    (false, b) => b,
+                };
                 let changed = report.changes.iter().map(|c| c.logical.as_str()).collect();
+                if unchanged {
+                    ctx.reporter.note(&format!(
+                        "nothing to deploy: checking the live deploy {live}"
+                    ));
+                }
                 let checked = check::check(
                     cli,
                     &mut ctx,
                     &checking,
-                    live,
-                    report.parent.as_deref(),
+                    &live,
+                    back_to.as_deref(),
                     check::Changed::Files(changed),
                 )
                 .await
@@ -345,7 +364,7 @@ fn add_check(
         out.human.push_str(&r.render());
     } else if requested && out.error.is_none() {
         out.human
-            .push_str("check: nothing went live in this run, so nothing was checked\n");
+            .push_str("check: nothing is live, so nothing was checked\n");
     }
     if let Some(r) = &report {
         step_summary(&r.markdown());
