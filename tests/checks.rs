@@ -831,3 +831,29 @@ fn an_interrupt_during_the_check_lets_the_run_finish_it() {
         stderr(&out)
     );
 }
+
+/// A CDN that could not be told, then a failed check: both are said, the
+/// check's error last, with its exit code.
+#[test]
+fn a_failed_check_after_a_failed_invalidation_reports_both() {
+    let p = project();
+    let closed = format!("http://127.0.0.1:{}/", free_port());
+    config(
+        &p,
+        "url = \"file://./published\"",
+        &format!(
+            "{}[cdn]\nprovider = \"command\"\ncommand = [\"sh\", \"-c\", \"exit 7\", \"sh\"]\n",
+            check_table(&closed, "")
+        ),
+    );
+    let out = run(&p, &["publish", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 2, "{err}");
+    assert!(errors[0].contains("exit"), "the CDN's failure first: {err}");
+    assert!(
+        errors[1].contains(&closed),
+        "the check's failure last: {err}"
+    );
+}

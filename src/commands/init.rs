@@ -24,5 +24,6 @@ pub fn init(cli: &Cli, force: bool) -> Result<Output> {
         json: value,
         exit_code: 0,
         error: None,
+        earlier_errors: Vec::new(),
     })
 }

@@ -38,6 +38,9 @@ pub struct Output {
     /// told about a live deploy): printed after the output, and the exit
     /// code is its.
     pub error: Option<Error>,
+    /// Failures that came before `error` in the same run (the CDN could not
+    /// be told, then the check failed): printed before it.
+    pub earlier_errors: Vec<Error>,
 }
 
 impl Output {
@@ -55,6 +58,7 @@ impl Output {
             json,
             exit_code: 0,
             error: None,
+            earlier_errors: Vec::new(),
         }
     }
 }
@@ -298,6 +302,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 json,
                 exit_code: 0,
                 error: None,
+                earlier_errors: Vec::new(),
             })
         }
         Command::Man { dir: None } => {
@@ -308,6 +313,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 json,
                 exit_code: 0,
                 error: None,
+                earlier_errors: Vec::new(),
             })
         }
         Command::Man { dir: Some(dir) } => {
@@ -319,6 +325,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                 json,
                 exit_code: 0,
                 error: None,
+                earlier_errors: Vec::new(),
             })
         }
         Command::Verify { repair, break_lock } => {
@@ -349,7 +356,7 @@ fn add_check(
     let report = match checked {
         Ok(r) => r,
         Err(e) => {
-            out.error = Some(e);
+            set_error(out, e);
             None
         }
     };
@@ -369,8 +376,16 @@ fn add_check(
     if let Some(r) = &report {
         step_summary(&r.markdown());
         if let Some(e) = r.failure() {
-            out.error = Some(e);
+            set_error(out, e);
         }
+    }
+}
+
+/// `e` becomes the run's error; one found before it (a CDN that could not
+/// be told) is still printed, before it.
+fn set_error(out: &mut Output, e: Error) {
+    if let Some(earlier) = out.error.replace(e) {
+        out.earlier_errors.push(earlier);
     }
 }
 

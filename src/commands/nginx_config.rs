@@ -19,5 +19,6 @@ pub fn nginx_config(config: &Config, listen: &str, server_name: &str) -> Result<
         human: text,
         exit_code: 0,
         error: None,
+        earlier_errors: Vec::new(),
     })
 }

@@ -72,6 +72,9 @@ fn finish(result: assetpub::Result<assetpub::commands::Output>, cli: &Cli) -> Ex
                 out.human
             };
             print_stdout(&text);
+            for e in &out.earlier_errors {
+                report_error(e, false);
+            }
             match out.error {
                 // The JSON document already printed is the report, which
                 // says what failed; the error goes to stderr only.
