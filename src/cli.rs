@@ -73,7 +73,8 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", requires = "preview")]
         ttl: Option<String>,
         /// Once live, fetch the changed pages and the assets they name from
-        /// `[check] url` and compare them with the manifest
+        /// `[check] url` and compare them with the manifest (with nothing to
+        /// deploy: the live deploy's)
         #[arg(long, conflicts_with_all = ["dry_run", "preview"])]
         check: bool,
         /// When the check fails, switch back to the deploy that was live
