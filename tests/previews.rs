@@ -811,3 +811,34 @@ fn a_live_manifest_this_version_cannot_read_does_not_stop_a_preview() {
         "the live manifest untouched"
     );
 }
+
+/// Finding the previews lists the folders under `_previews/` with the `/`
+/// delimiter, not every object of every preview: one request however many
+/// objects they hold. A folder with no manifest (a first publish cut short)
+/// is no preview.
+#[test]
+fn finding_the_previews_lists_their_folders_not_their_objects() {
+    let s = site(S3Server::moto(), "preview-folders");
+    s.json(&["publish"]);
+    s.json(&["publish", "--preview", "pr-1"]);
+    s.json(&["publish", "--preview", "pr-2"]);
+    s.s3.put(&s.key("_previews/pr-3/css/site.css"), b"p{}", "text/css");
+    s.proxy.reset_counts();
+    let listed = s.json(&["history", "--previews"]);
+    let names: Vec<&str> = listed["previews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pr-1", "pr-2"], "{listed}");
+    let lists: Vec<String> = s
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|(m, t)| m == "GET" && t.contains("list-type"))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert!(lists[0].contains("delimiter=%2F"), "{lists:?}");
+}

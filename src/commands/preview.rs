@@ -101,7 +101,7 @@ pub struct PreviewList {
 
 /// Every preview at the target with its served manifest, by name.
 async fn previews(ctx: &Context) -> Result<Vec<(String, Manifest)>> {
-    let names = preview_names(ctx.store.as_ref(), &ctx.config.manifest_key).await?;
+    let names = preview_names(ctx.store.as_ref()).await?;
     let store = ctx.store.clone();
     let manifest_key = ctx.config.manifest_key.clone();
     let fetched = limited(16, names, |name| {

@@ -126,6 +126,29 @@ impl Store for FsStore {
         blocking(move || list(&root, &prefix)).await
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = self.root.join(prefix);
+        blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(Error::io("cannot list", &dir, e)),
+            };
+            let mut out = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
+                if entry.file_type().is_ok_and(|t| t.is_dir())
+                    && let Some(name) = entry.file_name().to_str()
+                {
+                    out.push(name.to_owned());
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
     /// A directory keeps no digest: the file's bytes, opened when first read.
     async fn object_digest(&self, key: &str) -> Result<ContentDigest> {
         Ok(ContentDigest::Bytes(Box::new(LazyFile {

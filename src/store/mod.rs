@@ -201,6 +201,10 @@ pub trait Store: Send + Sync {
     /// and age.
     async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>>;
 
+    /// The names one level below `prefix` (a folder, ending in `/`) that
+    /// hold keys, sorted: what is there without listing every key under it.
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>>;
+
     /// What the store can say about the object's content: see
     /// [`ContentDigest`].
     async fn object_digest(&self, key: &str) -> Result<ContentDigest>;
@@ -334,6 +338,10 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
     async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>> {
         (**self).list_objects(prefix).await
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list_dirs(prefix).await
     }
 
     async fn object_digest(&self, key: &str) -> Result<ContentDigest> {

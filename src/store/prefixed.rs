@@ -101,6 +101,10 @@ impl Store for Prefixed {
             .collect())
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list_dirs(&self.full(prefix)).await
+    }
+
     async fn object_digest(&self, key: &str) -> Result<ContentDigest> {
         self.inner.object_digest(&self.full(key)).await
     }

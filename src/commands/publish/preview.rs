@@ -140,7 +140,7 @@ pub async fn plan(ctx: &Context, preview: &PreviewTarget, plan: &mut Plan) -> Re
     let mut copies = take(plan, &sources);
     // Other previews are read only for what the live site does not have.
     if !plan.uploads.is_empty() {
-        for name in preview_names(root.as_ref(), manifest_key).await? {
+        for name in preview_names(root.as_ref()).await? {
             if name == preview.name {
                 continue;
             }
@@ -266,18 +266,12 @@ async fn read_manifest(store: &Arc<dyn Store>, key: &str) -> Result<Option<Manif
     }
 }
 
-/// The previews at the target: the names under `_previews/` that hold a
-/// manifest, sorted.
-pub async fn preview_names(root: &dyn Store, manifest_key: &str) -> Result<Vec<String>> {
-    let listed = root.list(PREVIEWS_PREFIX).await?;
-    let mut names: Vec<String> = listed
-        .iter()
-        .filter_map(|l| {
-            let (name, rest) = l.key.strip_prefix(PREVIEWS_PREFIX)?.split_once('/')?;
-            (rest == manifest_key && is_preview_name(name)).then(|| name.to_string())
-        })
-        .collect();
-    names.sort();
-    names.dedup();
+/// The names of the folders under `_previews/` that can be previews,
+/// sorted: one listing request for every 1,000 previews, however many
+/// objects they hold. A name whose manifest is missing (deleted meanwhile,
+/// or a first publish cut short) is skipped by the callers, which read it.
+pub async fn preview_names(root: &dyn Store) -> Result<Vec<String>> {
+    let mut names = root.list_dirs(PREVIEWS_PREFIX).await?;
+    names.retain(|n| is_preview_name(n));
     Ok(names)
 }

@@ -101,6 +101,10 @@ impl Store for S3Store {
         self.list(prefix).await
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_common_prefixes(prefix).await
+    }
+
     async fn object_digest(&self, key: &str) -> Result<ContentDigest> {
         self.content_digest(key).await
     }

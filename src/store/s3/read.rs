@@ -127,4 +127,49 @@ impl S3Store {
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
+
+    /// The folders one level below `prefix`: a listing with the `/`
+    /// delimiter, a page for every 1,000 folders rather than keys.
+    pub(super) async fn list_common_prefixes(&self, prefix: &str) -> Result<Vec<String>> {
+        let root = self.full_key("");
+        let full_prefix = format!("{root}{prefix}");
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full_prefix)
+                .delimiter("/")
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    self.error(
+                        format!("cannot list `s3://{}/{full_prefix}`", self.bucket),
+                        Failure::from(e),
+                    )
+                })?;
+            for common in page.common_prefixes() {
+                let Some(name) = common
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(&full_prefix))
+                    .and_then(|p| p.strip_suffix('/'))
+                else {
+                    continue;
+                };
+                if !name.is_empty() {
+                    out.push(name.to_owned());
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() || page.is_truncated() != Some(true) {
+                break;
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
 }
