@@ -948,6 +948,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn list_dirs_names_the_folders_one_level_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for f in ["p/b/x.css", "p/a/y/z.css", "p/file.txt", "q/c/w.css"] {
+            let path = dir.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        assert_eq!(s.list_dirs("p/").await.unwrap(), ["a", "b"]);
+        assert!(s.list_dirs("none/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_switch_is_one_rename_and_reads_see_the_live_release_first() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
