@@ -91,24 +91,8 @@ impl S3Store {
 
     pub(super) async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let root = self.full_key("");
-        let full_prefix = format!("{root}{prefix}");
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&full_prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|e| {
-                    self.error(
-                        format!("cannot list `s3://{}/{full_prefix}`", self.bucket),
-                        Failure::from(e),
-                    )
-                })?;
+        self.each_page(prefix, None, |page| {
             for object in page.contents() {
                 let Some(key) = object.key().and_then(|k| k.strip_prefix(&root)) else {
                     continue;
@@ -119,11 +103,8 @@ impl S3Store {
                     modified: object.last_modified().map_or(0, |t| t.secs()),
                 });
             }
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() || page.is_truncated() != Some(true) {
-                break;
-            }
-        }
+        })
+        .await?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
@@ -131,9 +112,34 @@ impl S3Store {
     /// The folders one level below `prefix`: a listing with the `/`
     /// delimiter, a page for every 1,000 folders rather than keys.
     pub(super) async fn list_common_prefixes(&self, prefix: &str) -> Result<Vec<String>> {
-        let root = self.full_key("");
-        let full_prefix = format!("{root}{prefix}");
+        let full_prefix = self.full_key(prefix);
         let mut out = Vec::new();
+        self.each_page(prefix, Some("/"), |page| {
+            for common in page.common_prefixes() {
+                let name = common
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(&full_prefix))
+                    .and_then(|p| p.strip_suffix('/'));
+                if let Some(name) = name.filter(|n| !n.is_empty()) {
+                    out.push(name.to_owned());
+                }
+            }
+        })
+        .await?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every page of the listing of `prefix` (relative to the target root),
+    /// handed to `each` in turn.
+    async fn each_page(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        mut each: impl FnMut(&aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output),
+    ) -> Result<()> {
+        let full_prefix = format!("{}{prefix}", self.full_key(""));
         let mut token = None;
         loop {
             let page = self
@@ -141,7 +147,7 @@ impl S3Store {
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(&full_prefix)
-                .delimiter("/")
+                .set_delimiter(delimiter.map(str::to_owned))
                 .set_continuation_token(token)
                 .send()
                 .await
@@ -151,25 +157,11 @@ impl S3Store {
                         Failure::from(e),
                     )
                 })?;
-            for common in page.common_prefixes() {
-                let Some(name) = common
-                    .prefix()
-                    .and_then(|p| p.strip_prefix(&full_prefix))
-                    .and_then(|p| p.strip_suffix('/'))
-                else {
-                    continue;
-                };
-                if !name.is_empty() {
-                    out.push(name.to_owned());
-                }
-            }
+            each(&page);
             token = page.next_continuation_token().map(str::to_owned);
             if token.is_none() || page.is_truncated() != Some(true) {
-                break;
+                return Ok(());
             }
         }
-        out.sort();
-        out.dedup();
-        Ok(out)
     }
 }
