@@ -24,6 +24,15 @@ fn manifest(site: &S3Site) -> serde_json::Value {
 /// What Garage's website endpoint answers for a redirect object.
 const GARAGE_WEBSITE_ANSWER: (u16, Option<&str>) = (301, Some("/about.html"));
 
+/// The `x-amz-website-redirect-location` of the object at `key`, which
+/// must exist.
+fn location(site: &S3Site, key: &str) -> Option<String> {
+    site.s3
+        .head(key)
+        .unwrap_or_else(|| panic!("no object at `{key}`"))
+        .website_redirect_location
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -195,19 +204,11 @@ fn redirects_on(server: &'static S3Server, name: &str) {
         Some("/about.html")
     );
     assert_eq!(
-        site.s3
-            .head(&key("gone/index.html"))
-            .unwrap()
-            .website_redirect_location
-            .as_deref(),
+        location(&site, &key("gone/index.html")).as_deref(),
         Some("/index.html")
     );
     assert_eq!(
-        site.s3
-            .head(&key("ext"))
-            .unwrap()
-            .website_redirect_location
-            .as_deref(),
+        location(&site, &key("ext")).as_deref(),
         Some("https://example.org/x")
     );
     assert!(site.s3.head(&key("_redirects")).is_none());
@@ -238,30 +239,15 @@ fn redirects_on(server: &'static S3Server, name: &str) {
     assert_eq!(second["removed_redirects"], serde_json::json!(["old"]));
     assert!(site.s3.head(&key("old")).is_none());
     assert_eq!(
-        site.s3
-            .head(&key("ext"))
-            .unwrap()
-            .website_redirect_location
-            .as_deref(),
+        location(&site, &key("ext")).as_deref(),
         Some("https://example.org/y")
     );
 
     // Rollback puts the earlier deploy's redirects back.
     site.json(&["rollback", &first]);
+    assert_eq!(location(&site, &key("old")).as_deref(), Some("/about.html"));
     assert_eq!(
-        site.s3
-            .head(&key("old"))
-            .unwrap()
-            .website_redirect_location
-            .as_deref(),
-        Some("/about.html")
-    );
-    assert_eq!(
-        site.s3
-            .head(&key("ext"))
-            .unwrap()
-            .website_redirect_location
-            .as_deref(),
+        location(&site, &key("ext")).as_deref(),
         Some("https://example.org/x")
     );
     assert_eq!(manifest(&site)["redirects"].as_array().unwrap().len(), 4);
@@ -546,20 +532,9 @@ fn verify_finds_a_lost_or_changed_redirect_object_and_repair_puts_it_back_and_pr
     );
     let repaired = site.json(&["verify", "--repair"]);
     assert_eq!(repaired["problems"], serde_json::json!([]), "{repaired}");
+    assert_eq!(location(&site, &key("old")).as_deref(), Some("/about.html"));
     assert_eq!(
-        site.s3
-            .head(&key("old"))
-            .unwrap()
-            .website_redirect_location
-            .as_deref(),
-        Some("/about.html")
-    );
-    assert_eq!(
-        site.s3
-            .head(&key("ext"))
-            .unwrap()
-            .website_redirect_location
-            .as_deref(),
+        location(&site, &key("ext")).as_deref(),
         Some("https://example.org/x")
     );
     // prune, keeping only the live deploy and no age: the redirects stay.
