@@ -521,6 +521,7 @@ fn json_documents_have_stable_fields() {
         "header_updates",
         "headers",
         "invalidation",
+        "kept_pages",
         "message",
         "parent",
         "preview",

@@ -176,8 +176,15 @@ fn pruning_a_long_history_on_s3_never_breaks_a_kept_deploy() {
                     .get(&site.key(&format!(".assetpub/deploys/{d}.json")))
                     .unwrap_or_else(|| panic!("kept deploy {d} lost its record"));
                 let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let live = site.manifest();
                 for (logical, e) in m["files"].as_object().unwrap() {
                     let object = e["object"].as_str().or(e["key"].as_str()).unwrap();
+                    // A page written straight that the live deploy has as
+                    // it is: its stable key is its copy, and its object is
+                    // made when a deploy replaces it.
+                    if crate::s3::written_straight(e) && live["files"][logical] == *e {
+                        continue;
+                    }
                     assert!(
                         site.s3.head(&site.key(object)).is_some(),
                         "kept deploy {d}: `{object}` ({logical}) was deleted"

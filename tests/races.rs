@@ -256,14 +256,20 @@ fn a_manifest_changed_behind_a_runs_back_exits_4_naming_the_winner() {
         "{first}"
     );
     let page = a.s3.get(&a.key("index.html")).expect("index.html");
-    // The next build changes a page the site serves by name and adds six.
+    // The next build changes a page the site serves by name and adds six,
+    // and six stylesheets, whose slow uploads keep the run before its
+    // switch while the other deploy lands.
     a.p.write("site/index.html", "<!doctype html><p>next build</p>");
     for i in 0..6 {
         a.p.write(&format!("site/page{i}.html"), &format!("<p>page {i}</p>"));
+        a.p.write(
+            &format!("site/css/extra{i}.css"),
+            &format!("p {{ order: {i} }}"),
+        );
     }
     a.proxy.reset_counts();
     a.proxy
-        .set_fault_matching("PUT", "/site/page", Fault::Delay { ms: 500 });
+        .set_fault_matching("PUT", "/site/css/extra", Fault::Delay { ms: 500 });
     let child = spawn(a, &["publish"]);
     // The run read the manifest before it took the lock.
     wait_for_key(a, ".assetpub/lock", 30);

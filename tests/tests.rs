@@ -28,4 +28,5 @@ mod references;
 mod repair;
 mod s3;
 mod sri;
+mod straight;
 mod support;

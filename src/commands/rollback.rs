@@ -12,7 +12,7 @@ use crate::integrations::cdn::Invalidation;
 use crate::remote::lock::Lock;
 use crate::remote::manifest::object_meta;
 use crate::remote::manifest::{Manifest, objects_for};
-use crate::remote::switch::SwitchJob;
+use crate::remote::switch::{StableWrite, SwitchJob};
 use crate::store::CopyJob;
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,7 +119,7 @@ pub async fn rollback(
         Error::Config(format!("unknown deploy `{to}` at {}", ctx.store.describe()))
             .with_hint("`assetpub history` lists the deploys that can be restored")
     })?;
-    check_restorable(ctx, &target).await?;
+    check_restorable(ctx, &current, &target).await?;
 
     report.stable_keys = ctx
         .locked(
@@ -150,11 +150,30 @@ pub async fn rollback(
 }
 
 /// Refuses a deploy whose immutable objects are gone (pruned), naming them.
-async fn check_restorable(ctx: &Context, target: &Manifest) -> Result<()> {
+/// Whether `logical` is a page `target` wrote straight that `served` has
+/// as it is: its stable key already holds it, and its object may not exist.
+fn kept_in_place(served: &Manifest, target: &Manifest, logical: &str) -> bool {
+    let same_layout = served.sidecars == target.sidecars && served.encoding == target.encoding;
+    target.files.get(logical).is_some_and(|e| {
+        e.is_written_straight() && same_layout && served.files.get(logical) == Some(e)
+    })
+}
+
+/// Fails, naming them, when objects `target` needs are gone. Not counted:
+/// the objects of pages the served deploy still has as they are, and those
+/// the rollback is about to make from the served deploy's stable keys.
+async fn check_restorable(ctx: &Context, current: &Manifest, target: &Manifest) -> Result<()> {
+    let made: std::collections::HashSet<String> =
+        crate::remote::switch::twins_needed(current, target)
+            .into_iter()
+            .map(|t| t.object)
+            .collect();
     let needed: Vec<String> = target
-        .objects()
-        .into_iter()
-        .filter(|o| !o.stable)
+        .files
+        .iter()
+        .filter(|(logical, _)| !kept_in_place(current, target, logical))
+        .flat_map(|(_, e)| objects_for(e, target.sidecars, target.object_encoding()))
+        .filter(|o| !o.stable && !made.contains(&o.key))
         .map(|o| o.key)
         .collect();
     let missing =
@@ -186,21 +205,31 @@ async fn switch(
     enforced: bool,
 ) -> Result<usize> {
     let (remote, _) = crate::remote::switch::resolve(&ctx.switch_target(enforced), remote).await?;
+    let served = remote.manifest.as_ref().unwrap_or(current);
     // Every stable key of the restored deploy is written, not only those
-    // whose entry differs: a page that drifted is put right too.
+    // whose entry differs: a page that drifted is put right too. Except a
+    // page written straight that the served deploy has as it is: its stable
+    // key is the copy there is.
     let mut copies = Vec::new();
-    for entry in target.files.values() {
+    for (logical, entry) in &target.files {
+        if kept_in_place(served, target, logical) {
+            continue;
+        }
         for o in objects_for(entry, target.sidecars, target.object_encoding()) {
             if let Some(from) = o.copy_of {
-                copies.push(CopyJob {
+                copies.push(StableWrite::Copy(CopyJob {
                     from,
                     meta: object_meta(entry, o.variant, true),
                     to: o.key,
-                });
+                }));
             }
         }
     }
     let copied = copies.len();
+    let twins = match ctx.store.releases() {
+        None => crate::remote::switch::twins_needed(served, target),
+        Some(_) => Vec::new(),
+    };
     // Stable keys of files the restored deploy does not have.
     let stale: Vec<String> = current
         .files
@@ -227,7 +256,7 @@ async fn switch(
     };
     dropped.retain(|k| !stale.contains(k));
     let stale: Vec<String> = stale.into_iter().chain(dropped).collect();
-    let etag = crate::remote::switch::switch(
+    let switched = crate::remote::switch::switch(
         &ctx.switch_target(enforced),
         lock,
         &remote,
@@ -235,6 +264,7 @@ async fn switch(
             to: target.clone(),
             to_json: json.clone(),
             stable: copies,
+            twins,
             remove: stale,
             staticfiles: staticfiles.clone(),
             redirects,
@@ -245,7 +275,7 @@ async fn switch(
     ctx.state
         .record_deploy(ctx.target.id, &deploy_record(target, None))?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
-    ctx.remember(etag.as_deref(), Some(&text), Some(&target.deploy))?;
+    ctx.remember(switched.etag.as_deref(), Some(&text), Some(&target.deploy))?;
     if let Some(sf) = &staticfiles {
         crate::remote::django::write_local_if_changed(ctx.config.django_local.as_deref(), sf)?;
     }

@@ -204,6 +204,11 @@ async fn check_all(ctx: &Context, m: &Manifest) -> Result<(usize, Vec<Problem>)>
     let mut work: Vec<(String, Entry, ObjectRef)> = Vec::new();
     for (logical, entry) in &m.files {
         for o in objects_for(entry, m.sidecars, m.object_encoding()) {
+            // A page written straight lives at its stable key; its object
+            // is made when a later deploy replaces it.
+            if !o.stable && entry.is_written_straight() {
+                continue;
+            }
             work.push((logical.clone(), entry.clone(), o));
         }
     }
@@ -263,10 +268,12 @@ async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result
     let mut repaired = Vec::new();
     let broken: HashSet<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     // Each with the logical path its problem already names.
+    // A page written straight has no object to copy its stable key from:
+    // the build gives its bytes, as it gives a lost object's.
     let lost: Vec<(&str, &(Entry, ObjectRef))> = problems
         .iter()
         .filter_map(|p| Some((p.logical.as_str(), p.object.as_ref()?)))
-        .filter(|(_, (_, o))| !o.stable)
+        .filter(|(_, (e, o))| !o.stable || e.is_written_straight())
         .collect();
     let mut restored: HashSet<String> = HashSet::new();
     if !lost.is_empty() {
@@ -284,7 +291,7 @@ async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result
                 .put(
                     &o.key,
                     body,
-                    &object_meta(entry, o.variant, false),
+                    &object_meta(entry, o.variant, o.stable),
                     Condition::None,
                     &NoObserver,
                 )
@@ -296,7 +303,7 @@ async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result
     let copies: Vec<CopyJob> = problems
         .iter()
         .filter_map(|p| p.object.as_ref())
-        .filter(|(_, o)| o.stable)
+        .filter(|(_, o)| o.stable && !restored.contains(&o.key))
         .filter_map(|(entry, o)| {
             let from = o.copy_of.clone()?;
             (!broken.contains(from.as_str()) || restored.contains(&from)).then(|| CopyJob {

@@ -374,6 +374,7 @@ mod tests {
             blake3: blake3.to_string(),
             size: 1,
             integrity: String::new(),
+            written: Default::default(),
             content_type: "text/html".to_string(),
             cache_control: "public, max-age=0, must-revalidate".to_string(),
             encodings: BTreeMap::new(),

@@ -148,6 +148,7 @@ mod tests {
             blake3: hash.repeat(64 / hash.len()),
             size: 10,
             integrity: String::new(),
+            written: Default::default(),
             content_type: "text/html".into(),
             cache_control: "no-cache".into(),
             encodings: [("gzip".to_string(), 5)].into_iter().collect(),

@@ -32,7 +32,9 @@ pub struct PlannedObject {
     pub variant: Variant,
     pub bytes: u64,
     pub reason: Reason,
-    /// For stable copies: the immutable object they are copied from.
+    /// For stable copies: the immutable object they are copied from. None
+    /// for a stable key written straight with the page's bytes (see
+    /// `Entry::written`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_of: Option<String>,
     /// The key already holds these very bytes, with other headers: they are
@@ -59,7 +61,8 @@ pub struct Plan {
     /// Objects that exist with other headers: rewritten in place by a
     /// server-side copy.
     pub header_updates: Vec<PlannedObject>,
-    /// Stable keys to (re)write from their fingerprinted objects.
+    /// Stable keys to (re)write: from their fingerprinted objects, or
+    /// straight with their bytes (`copy_of` None).
     pub stable: Vec<PlannedObject>,
     pub changes: Vec<FileChange>,
     pub removed: Vec<String>,
@@ -102,8 +105,18 @@ impl Plan {
         self.unchanged + self.changes.len()
     }
 
+    /// The bytes sent: the uploads, and the stable keys written straight.
     pub fn upload_bytes(&self) -> u64 {
-        self.uploads.iter().map(|u| u.bytes).sum()
+        self.uploads.iter().map(|u| u.bytes).sum::<u64>() + self.straight_bytes()
+    }
+
+    /// The bytes of the stable keys written straight with their pages.
+    pub fn straight_bytes(&self) -> u64 {
+        self.stable
+            .iter()
+            .filter(|s| s.copy_of.is_none())
+            .map(|s| s.bytes)
+            .sum()
     }
 }
 
@@ -119,10 +132,12 @@ pub struct KnownObject {
 
 /// What the current deploy guarantees is on the target: its objects, with
 /// the headers it wrote them with (the entry and variant they follow from).
+/// Not the object of a page written straight to its stable key: that is
+/// made only when the stable key is replaced.
 fn present(current: Option<&Manifest>) -> HashMap<String, (&Entry, Variant)> {
     let mut present = HashMap::new();
     if let Some(m) = current {
-        for entry in m.files.values() {
+        for entry in m.files.values().filter(|e| !e.is_written_straight()) {
             for o in objects_for(entry, m.sidecars, m.object_encoding()) {
                 if !o.stable {
                     present.insert(o.key, (entry, o.variant));
@@ -151,21 +166,36 @@ pub fn unaccounted(
 
 /// `known`: what is known of the keys [`unaccounted`] names (a key left out
 /// is not known). `headers_matter`: false for a directory target, where
-/// nginx derives the headers and only bytes are stored.
+/// nginx derives the headers and only bytes are stored. `straight`: a new
+/// or changed page is written straight to its stable key, and its
+/// immutable object is left to be made from there when a later deploy
+/// replaces it (a store without releases); an unchanged page keeps what
+/// its current entry recorded of that.
 pub fn plan(
-    files: BTreeMap<String, Entry>,
+    mut files: BTreeMap<String, Entry>,
     layout: Layout,
     current: Option<&Manifest>,
     known: &HashMap<String, KnownObject>,
     headers_matter: bool,
+    straight: bool,
 ) -> Plan {
     let present = present(current);
     let current_files = current.map(|m| &m.files);
     let mut plan = Plan::unchanged(BTreeMap::new(), 0, layout);
     let same_layout = current
         .is_some_and(|m| m.sidecars == layout.sidecars && m.object_encoding() == layout.encoding);
-    for (logical, entry) in &files {
+    for (logical, entry) in files.iter_mut() {
         let before = current_files.and_then(|f| f.get(logical));
+        let straight = straight && entry.is_stable();
+        if let Some(b) = before
+            && straight
+            && same_layout
+            && b.blake3 == entry.blake3
+        {
+            // The stable key holds these bytes as it was written.
+            entry.written = b.written.clone();
+        }
+        let entry = &*entry;
         let reason = match before {
             None => Some(Reason::New),
             Some(b) if b.blake3 != entry.blake3 => Some(Reason::Changed),
@@ -195,10 +225,17 @@ pub fn plan(
                 ..planned(o, Reason::Headers)
             };
             if o.stable {
-                if reason.is_some() {
-                    plan.stable
-                        .push(planned(&o, reason.unwrap_or(Reason::Changed)));
+                if let Some(reason) = reason {
+                    let mut p = planned(&o, reason);
+                    if straight {
+                        p.copy_of = None;
+                    }
+                    plan.stable.push(p);
                 }
+                continue;
+            }
+            if straight {
+                // Made from the stable key when a later deploy replaces it.
                 continue;
             }
             let digest = || meta_digest(&object_meta(entry, o.variant, false));
@@ -276,6 +313,7 @@ mod tests {
             blake3: hash.into(),
             size: 100,
             integrity: String::new(),
+            written: Default::default(),
             content_type: "text/css; charset=utf-8".into(),
             cache_control: "public, max-age=31536000, immutable".into(),
             encodings: BTreeMap::new(),
@@ -334,7 +372,7 @@ mod tests {
 
     #[test]
     fn first_deploy_uploads_everything() {
-        let p = plan(files(), LAYOUT, None, &no_known(), true);
+        let p = plan(files(), LAYOUT, None, &no_known(), true, false);
         assert!(p.has_changes());
         let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
         assert_eq!(keys, ["a.aaaaaaaaaaaa.css", "index.bbbbbbbbbbbb.html"]);
@@ -350,7 +388,7 @@ mod tests {
     #[test]
     fn unchanged_tree_plans_nothing() {
         let cur = manifest(&files());
-        let p = plan(files(), LAYOUT, Some(&cur), &no_known(), true);
+        let p = plan(files(), LAYOUT, Some(&cur), &no_known(), true, false);
         assert!(!p.has_changes());
         assert!(p.uploads.is_empty() && p.stable.is_empty() && p.confirm.is_empty());
         assert_eq!(p.unchanged, 2);
@@ -378,7 +416,7 @@ mod tests {
             },
         )]
         .into();
-        let p = plan(next, LAYOUT, Some(&cur), &known, true);
+        let p = plan(next, LAYOUT, Some(&cur), &known, true, false);
         assert_eq!(p.removed, ["index.html"]);
         assert_eq!(p.removed_stable_keys, ["index.html"]);
         assert_eq!(p.uploads.len(), 1);
@@ -408,6 +446,7 @@ mod tests {
             Some(&cur),
             &HashMap::new(),
             true,
+            false,
         );
         assert_eq!(
             p.occupied,
@@ -427,9 +466,9 @@ mod tests {
             },
         )]
         .into();
-        let p = plan(kept("bbbbbbbbbbbb22"), LAYOUT, None, &known, true);
+        let p = plan(kept("bbbbbbbbbbbb22"), LAYOUT, None, &known, true, false);
         assert_eq!(p.occupied.len(), 1);
-        let p = plan(kept("aaaaaaaaaaaa11"), LAYOUT, None, &known, true);
+        let p = plan(kept("aaaaaaaaaaaa11"), LAYOUT, None, &known, true, false);
         assert!(p.occupied.is_empty());
     }
 
@@ -447,7 +486,7 @@ mod tests {
             },
         )]
         .into();
-        let p = plan(next, LAYOUT, None, &known, true);
+        let p = plan(next, LAYOUT, None, &known, true, false);
         let a = p
             .uploads
             .iter()
@@ -461,12 +500,12 @@ mod tests {
             .unwrap();
         assert!(!index.replace, "a new object is only created");
         // Without headers that matter (a directory), the same bytes are there.
-        let p = plan(files(), LAYOUT, None, &known, false);
+        let p = plan(files(), LAYOUT, None, &known, false, false);
         assert_eq!(p.confirm.len(), 1);
         // Another size is not these bytes: never written over.
         let mut other = known.clone();
         other.get_mut("a.aaaaaaaaaaaa.css").unwrap().size = 99;
-        let p = plan(files(), LAYOUT, None, &other, true);
+        let p = plan(files(), LAYOUT, None, &other, true, false);
         assert!(p.uploads.iter().all(|u| !u.replace), "{:?}", p.uploads);
     }
 
@@ -509,14 +548,83 @@ mod tests {
         let cur = manifest(&files());
         let mut next = files();
         next.get_mut("a.css").unwrap().cache_control = "public, max-age=60".into();
-        let p = plan(next.clone(), LAYOUT, Some(&cur), &no_known(), true);
+        let p = plan(next.clone(), LAYOUT, Some(&cur), &no_known(), true, false);
         assert!(p.has_changes());
         assert!(p.uploads.is_empty());
         assert_eq!(p.header_updates.len(), 1);
         assert_eq!(p.changes[0].reason, Reason::Headers);
         // A directory stores no headers: nothing to rewrite, but the manifest changes.
-        let p = plan(next, LAYOUT, Some(&cur), &no_known(), false);
+        let p = plan(next, LAYOUT, Some(&cur), &no_known(), false, false);
         assert!(p.header_updates.is_empty());
         assert!(p.has_changes());
+    }
+
+    fn written(mut e: Entry, md5: &str) -> Entry {
+        e.written = [("identity".to_string(), md5.to_string())].into();
+        e
+    }
+
+    #[test]
+    fn straight_a_first_deploy_writes_pages_to_their_stable_keys_only() {
+        let p = plan(files(), LAYOUT, None, &no_known(), true, true);
+        let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["a.aaaaaaaaaaaa.css"],
+            "the page's object is not uploaded"
+        );
+        assert_eq!(p.stable.len(), 1);
+        assert_eq!(p.stable[0].key, "index.html");
+        assert_eq!(p.stable[0].copy_of, None, "written with its bytes");
+        assert_eq!(p.upload_bytes(), 200);
+        assert_eq!(p.straight_bytes(), 100);
+    }
+
+    #[test]
+    fn straight_an_unchanged_page_keeps_what_was_written_and_plans_nothing() {
+        let mut cur_files = files();
+        let page = cur_files.remove("index.html").unwrap();
+        cur_files.insert("index.html".into(), written(page, "00ff"));
+        let cur = manifest(&cur_files);
+        let p = plan(files(), LAYOUT, Some(&cur), &no_known(), true, true);
+        assert!(!p.has_changes(), "{:?}", p.changes);
+        assert!(p.uploads.is_empty() && p.stable.is_empty() && p.confirm.is_empty());
+        assert_eq!(
+            p.files["index.html"].written_md5(Variant::Identity),
+            Some("00ff")
+        );
+    }
+
+    #[test]
+    fn straight_a_changed_page_is_written_again_and_its_object_is_never_taken_as_there() {
+        let mut cur_files = files();
+        let page = cur_files.remove("index.html").unwrap();
+        cur_files.insert("index.html".into(), written(page, "00ff"));
+        let cur = manifest(&cur_files);
+        // New headers only: the page's object is not guaranteed, so not
+        // rewritten in place; the stable key is written again.
+        let mut next = files();
+        next.get_mut("index.html").unwrap().cache_control = "no-cache".into();
+        let p = plan(next, LAYOUT, Some(&cur), &no_known(), true, true);
+        assert!(p.header_updates.is_empty() && p.uploads.is_empty());
+        assert_eq!(p.stable.len(), 1);
+        assert_eq!(p.stable[0].reason, Reason::Headers);
+        assert_eq!(p.stable[0].copy_of, None);
+        // Without straight writes, the same plan would trust the object.
+        let page = entry(
+            "index.html",
+            Some("index.bbbbbbbbbbbb.html"),
+            "bbbbbbbbbbbb22",
+        );
+        let cur = manifest(&[("index.html".to_string(), written(page, "00ff"))].into());
+        let p = plan(files(), LAYOUT, Some(&cur), &no_known(), true, false);
+        assert_eq!(
+            p.uploads
+                .iter()
+                .filter(|u| u.logical == "index.html")
+                .count(),
+            1,
+            "an object a straight write left unmade is uploaded"
+        );
     }
 }

@@ -256,6 +256,7 @@ pub fn prepare(
                     blake3: named.blake3,
                     size: named.size,
                     integrity: named.integrity,
+                    written: Default::default(),
                     content_type: settings.content_type,
                     cache_control: settings.cache_control,
                     encodings: BTreeMap::new(),

@@ -109,6 +109,7 @@ mod tests {
             blake3: "ab".repeat(32),
             size: 1,
             integrity: String::new(),
+            written: Default::default(),
             content_type: "text/html".into(),
             cache_control: "no-cache".into(),
             encodings: BTreeMap::new(),

@@ -179,6 +179,7 @@ mod tests {
             blake3: "0".repeat(64),
             size: 1,
             integrity: String::new(),
+            written: Default::default(),
             content_type: "text/plain".into(),
             cache_control: "no-cache".into(),
             encodings: BTreeMap::new(),

@@ -87,6 +87,15 @@ pub struct Entry {
     /// before it was recorded.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub integrity: String,
+    /// A page written straight to its stable key: the MD5 (hex) of what
+    /// each variant's stable key was written with, by variant name. Its
+    /// immutable object (`object`) is then made from the stable key, by a
+    /// copy guarded by that MD5 as the ETag, only when a later switch is
+    /// about to replace the stable key: until then it may not exist.
+    /// Empty: the object was uploaded first and the stable key copied
+    /// from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub written: BTreeMap<String, String>,
     pub content_type: String,
     pub cache_control: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -107,6 +116,18 @@ impl Entry {
 
     pub fn is_stable(&self) -> bool {
         self.object.is_some()
+    }
+
+    /// The MD5 (hex) the stable key of `variant` was written with, when
+    /// the page was written straight to it (see `written`).
+    pub fn written_md5(&self, variant: Variant) -> Option<&str> {
+        self.written.get(variant.name()).map(String::as_str)
+    }
+
+    /// Whether the bytes at the stable key may be the only copy: its
+    /// immutable object is made when the stable key is replaced.
+    pub fn is_written_straight(&self) -> bool {
+        !self.written.is_empty()
     }
 }
 
@@ -513,6 +534,7 @@ mod tests {
             blake3: H.into(),
             size: 10,
             integrity: String::new(),
+            written: Default::default(),
             content_type: "text/html; charset=utf-8".into(),
             cache_control: "no-cache".into(),
             encodings: [("gzip".to_string(), 5)].into(),

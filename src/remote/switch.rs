@@ -14,7 +14,8 @@ use crate::remote::manifest::{object_meta, objects_for, redirect_meta};
 use crate::report::Reporter;
 use crate::settings::redirects::s3_objects;
 use crate::store::{
-    Body, Condition, CopyJob, GetOutcome, NoObserver, PutOutcome, Releases, Store, copy_all,
+    Body, Condition, CopyJob, GetOutcome, NoObserver, ObjectMeta, PutOutcome, Releases, Store,
+    copy_all,
 };
 
 /// The remote `manifest.json` as this run found it.
@@ -97,7 +98,10 @@ pub async fn switch_manifest(
 pub struct SwitchJob {
     pub to: Manifest,
     pub to_json: Vec<u8>,
-    pub stable: Vec<CopyJob>,
+    pub stable: Vec<StableWrite>,
+    /// The served deploy's pages written straight that the switch replaces
+    /// or removes: made into their objects first (see [`twins_needed`]).
+    pub twins: Vec<Twin>,
     pub remove: Vec<String>,
     pub staticfiles: Option<Vec<u8>>,
     /// Redirect objects to write (key, location), after `remove` is
@@ -122,31 +126,47 @@ pub struct Target<'a> {
     pub reporter: &'a dyn Reporter,
 }
 
+/// What a switch did.
+pub struct Switched {
+    /// The manifest's new ETag.
+    pub etag: Option<String>,
+    /// Objects made from the served deploy's pages (`SwitchJob::twins`).
+    pub kept: usize,
+}
+
 /// Makes `job.to` live: marks the served manifest with the switch (the
-/// record an interrupted run leaves behind), changes the stable keys,
+/// record an interrupted run leaves behind), keeps the objects of the
+/// pages written straight that it replaces, changes the stable keys,
 /// removes the dropped ones, then writes the manifest, the one switch.
 /// A run that fails in between undoes its own changes before it returns
-/// the error. Returns the manifest's new ETag.
+/// the error.
 pub async fn switch(
     t: &Target<'_>,
     lock: &Lock,
     remote: &Remote,
     job: SwitchJob,
-) -> Result<Option<String>> {
+) -> Result<Switched> {
     lock.check()?;
     if let Some(releases) = t.store.releases() {
-        return switch_release(t, releases, lock, remote, job).await;
+        let etag = switch_release(t, releases, lock, remote, job).await?;
+        return Ok(Switched { etag, kept: 0 });
     }
     if !t.enforced || remote.manifest.is_none() {
         ensure_unmoved(t.store.as_ref(), t.manifest_key, remote).await?;
     }
     let marked = mark(t, remote, &job.to.deploy).await?;
     let mut wrote = false;
+    let mut kept = 0;
     let result = async {
         if job.record {
             wrote = write_record(t, &job.to, &job.to_json).await?;
         }
-        copy_all(t.store, job.stable, t.concurrency).await?;
+        // Before any stable key changes; once the mark names this switch,
+        // so a run that finds the manifest moved copies nothing. Killed
+        // before they are all made, the run has changed no stable key yet,
+        // and the undo leaves alone those whose object is missing.
+        kept = make_twins(t, job.twins).await?;
+        write_stable(t, job.stable).await?;
         if !job.remove.is_empty() {
             t.store.delete(&job.remove).await?;
         }
@@ -158,8 +178,9 @@ pub async fn switch(
         switch_manifest(t.store.as_ref(), t.manifest_key, &marked, &job.to_json).await
     }
     .await;
-    let Err(e) = result else {
-        return result;
+    let e = match result {
+        Ok(etag) => return Ok(Switched { etag, kept }),
+        Err(e) => e,
     };
     if wrote {
         forget_record(t, &job.to.deploy).await;
@@ -178,6 +199,163 @@ pub async fn switch(
             Err(e)
         }
     }
+}
+
+/// One stable key a switch writes.
+pub enum StableWrite {
+    /// A server-side copy of an object.
+    Copy(CopyJob),
+    /// A page's bytes, written straight to its stable key.
+    Put {
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+    },
+}
+
+/// Writes the stable keys, `concurrency` at a time; the writes started
+/// when one fails land before its error is returned.
+async fn write_stable(t: &Target<'_>, writes: Vec<StableWrite>) -> Result<()> {
+    let mut running = crate::concurrency::limited(t.concurrency, writes, |w| {
+        let store = t.store.clone();
+        async move {
+            match w {
+                StableWrite::Copy(c) => store.copy(&c.from, &c.to, &c.meta, Condition::None).await,
+                StableWrite::Put { key, body, meta } => {
+                    store
+                        .put(&key, body, &meta, Condition::None, &NoObserver)
+                        .await
+                }
+            }
+        }
+    });
+    let mut first_error = None;
+    while let Some(joined) = running.next().await {
+        let result = joined
+            .map_err(|e| Error::Runtime(format!("stable key write task failed: {e}")))
+            .and_then(|r| r);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The immutable object of a page that was written straight to its stable
+/// key, made from that key before the key is replaced, so that a rollback
+/// or an undo can put the page back from any machine.
+#[derive(Debug, Clone)]
+pub struct Twin {
+    pub stable: String,
+    pub object: String,
+    /// The MD5 (hex) the stable key was written with: its ETag.
+    pub md5: String,
+    pub blake3: String,
+    pub size: u64,
+    pub meta: ObjectMeta,
+    /// The deploy that wrote the stable key.
+    pub deploy: String,
+}
+
+/// The objects to make before switching from `from` to `to`: of every
+/// page `from` wrote straight whose entry `to` changes or drops (so the
+/// switch writes or deletes its stable keys), one for each stable key.
+pub fn twins_needed(from: &Manifest, to: &Manifest) -> Vec<Twin> {
+    let same_layout = from.sidecars == to.sidecars && from.encoding == to.encoding;
+    let mut out = Vec::new();
+    for (logical, entry) in &from.files {
+        if !entry.is_written_straight() || (same_layout && to.files.get(logical) == Some(entry)) {
+            continue;
+        }
+        for o in objects_for(entry, from.sidecars, from.object_encoding()) {
+            let (Some(object), Some(md5)) = (&o.copy_of, entry.written_md5(o.variant)) else {
+                continue;
+            };
+            out.push(Twin {
+                stable: o.key.clone(),
+                object: object.clone(),
+                md5: md5.to_string(),
+                blake3: entry.blake3.clone(),
+                size: match o.variant {
+                    crate::remote::manifest::Variant::Identity => entry.size,
+                    v => entry.encodings.get(v.name()).copied().unwrap_or(0),
+                },
+                meta: object_meta(entry, o.variant, false),
+                deploy: from.deploy.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Makes the twins, `concurrency` at a time. Each is a server-side copy of
+/// the stable key guarded by `x-amz-copy-source-if-match` on the ETag it
+/// was written with. A stable key that no longer holds those bytes (changed
+/// by hand) cannot give its deploy's page back: that is a warning, and
+/// nothing is copied from it. Returns how many were made.
+async fn make_twins(t: &Target<'_>, twins: Vec<Twin>) -> Result<usize> {
+    let made = crate::concurrency::limited(t.concurrency, twins, |twin| {
+        let store = t.store.clone();
+        async move { make_twin(store.as_ref(), &twin).await.map(|ok| (twin, ok)) }
+    })
+    .try_collect(|e| Error::Runtime(format!("twin copy task failed: {e}")))
+    .await?;
+    let mut count = 0;
+    for (twin, ok) in made {
+        if ok {
+            count += 1;
+        } else {
+            t.reporter.warn(&format!(
+                "`{}` at {} no longer holds the bytes deploy `{}` wrote there (changed by hand?): they could not be kept as `{}`, so a rollback to `{}` cannot restore that key",
+                twin.stable,
+                t.store.describe(),
+                twin.deploy,
+                twin.object,
+                twin.deploy
+            ));
+        }
+    }
+    Ok(count)
+}
+
+/// False when the stable key does not hold the twin's bytes.
+async fn make_twin(store: &dyn Store, twin: &Twin) -> Result<bool> {
+    let etag = format!("\"{}\"", twin.md5);
+    let copy = |etag: String| {
+        store.copy(
+            &twin.stable,
+            &twin.object,
+            &twin.meta,
+            Condition::SourceIs(etag),
+        )
+    };
+    match copy(etag.clone()).await? {
+        PutOutcome::Written { etag: Some(made) } if unquoted(&made) != twin.md5 => {
+            // A store that ignores the condition copied other bytes: they
+            // must not stay under the fingerprinted name.
+            store.delete(std::slice::from_ref(&twin.object)).await?;
+            Ok(false)
+        }
+        PutOutcome::Written { .. } => Ok(true),
+        PutOutcome::PreconditionFailed => {
+            // An ETag that is not the MD5 (a multipart upload, encryption
+            // with KMS): the key's recorded blake3 and size vouch instead,
+            // and its own ETag guards the copy.
+            let Some(head) = store.head(&twin.stable).await? else {
+                return Ok(false);
+            };
+            let same =
+                head.size == twin.size && head.meta.metadata.get("blake3") == Some(&twin.blake3);
+            match head.etag {
+                Some(etag) if same => Ok(matches!(copy(etag).await?, PutOutcome::Written { .. })),
+                _ => Ok(false),
+            }
+        }
+    }
+}
+
+fn unquoted(etag: &str) -> &str {
+    etag.trim_matches('"')
 }
 
 /// The deploy's release (every stable key, the manifest and
@@ -404,7 +582,7 @@ async fn undo(
     };
     let before = stable(&from);
     let after = to.map(stable).unwrap_or_default();
-    let restore: Vec<CopyJob> = before
+    let restore: Vec<(CopyJob, bool)> = before
         .iter()
         .filter(|(key, (entry, o))| {
             after
@@ -412,12 +590,16 @@ async fn undo(
                 .is_none_or(|(e, a)| e != entry || a.copy_of != o.copy_of)
                 || to.is_none()
         })
-        .map(|(key, (entry, o))| CopyJob {
-            from: o.copy_of.clone().expect("a stable key has an object"),
-            to: key.clone(),
-            meta: object_meta(entry, o.variant, true),
+        .map(|(key, (entry, o))| {
+            let job = CopyJob {
+                from: o.copy_of.clone().expect("a stable key has an object"),
+                to: key.clone(),
+                meta: object_meta(entry, o.variant, true),
+            };
+            (job, entry.is_written_straight())
         })
         .collect();
+    let restore = with_sources(t, restore, &from.deploy).await?;
     // Never an object the served deploy names, whatever a (tampered) record
     // of the other deploy says.
     let objects: std::collections::HashSet<String> =
@@ -465,6 +647,45 @@ async fn undo(
         manifest: Some(from),
         etag,
     })
+}
+
+/// The copies whose source is there. The object of a page written straight
+/// (`.1`) exists once a switch replaced its stable key; one that does not
+/// was left as it was (no switch touched it), or its bytes were lost to a
+/// change by hand before that switch (which warned then): either way there
+/// is nothing to copy, and the undo goes on without it.
+async fn with_sources(
+    t: &Target<'_>,
+    jobs: Vec<(CopyJob, bool)>,
+    deploy: &str,
+) -> Result<Vec<CopyJob>> {
+    let straight: Vec<String> = jobs
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(j, _)| j.from.clone())
+        .collect();
+    let missing: std::collections::HashSet<String> = if straight.is_empty() {
+        Default::default()
+    } else {
+        crate::store::missing_keys(t.store, t.concurrency, &straight)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (job, _) in jobs {
+        if missing.contains(&job.from) {
+            t.reporter.warn(&format!(
+                "`{}` of deploy `{deploy}` has no `{}` at {} to be put back from; left as it is",
+                job.to,
+                job.from,
+                t.store.describe()
+            ));
+        } else {
+            out.push(job);
+        }
+    }
+    Ok(out)
 }
 
 /// Undoes a switch that a run (killed, or failed and unable to undo it

@@ -84,8 +84,20 @@ impl Store for FsStore {
         condition: Condition,
     ) -> Result<PutOutcome> {
         let paths = self.read_paths(from);
+        let source_is = match &condition {
+            Condition::SourceIs(etag) => Some(etag.clone()),
+            _ => None,
+        };
         let bytes = blocking(move || match get(&paths, None)? {
-            GetOutcome::Found(f) => Ok(f.bytes),
+            GetOutcome::Found(f)
+                if source_is
+                    .as_ref()
+                    .is_some_and(|e| f.etag.as_ref() != Some(e)) =>
+            {
+                Ok(None)
+            }
+            GetOutcome::Found(f) => Ok(Some(f.bytes)),
+            _ if source_is.is_some() => Ok(None),
             _ => Err(Error::io(
                 "cannot read",
                 &paths[paths.len() - 1],
@@ -93,6 +105,9 @@ impl Store for FsStore {
             )),
         })
         .await?;
+        let Some(bytes) = bytes else {
+            return Ok(PutOutcome::PreconditionFailed);
+        };
         self.put_object(
             to,
             Body::Bytes(bytes.into()),
@@ -699,7 +714,7 @@ fn put(
 /// Some(outcome) when the condition does not hold for the current file.
 fn refuse(path: &Path, condition: &Condition) -> Result<Option<PutOutcome>> {
     match condition {
-        Condition::None => Ok(None),
+        Condition::None | Condition::SourceIs(_) => Ok(None),
         Condition::IfAbsent => Ok(path.exists().then_some(PutOutcome::PreconditionFailed)),
         Condition::IfMatch(expected) => match std::fs::read(path) {
             Ok(bytes) if &etag_of(&bytes) == expected => Ok(None),

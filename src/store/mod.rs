@@ -87,6 +87,10 @@ pub enum Condition {
     IfAbsent,
     /// Only replace the version with this ETag: `If-Match`.
     IfMatch(String),
+    /// A copy only while its source holds the version with this ETag
+    /// (`x-amz-copy-source-if-match`); a missing source fails it too. The
+    /// destination is not constrained. Means nothing to a put.
+    SourceIs(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,7 @@ use crate::store::{Body, CopyJob, copy_all};
 use crate::util::human_bytes;
 
 pub mod preview;
+pub mod stable;
 pub mod state_cache;
 pub mod upload;
 
@@ -60,6 +61,10 @@ pub struct PublishReport {
     pub upload_bytes: u64,
     /// Objects the store already had (known from an interrupted run).
     pub already_there: u64,
+    /// Pages of the served deploy that had been written straight to their
+    /// stable keys and that this deploy replaces: each copied to its
+    /// fingerprinted key first (one request each), for a rollback.
+    pub kept_pages: u64,
     pub header_updates: Vec<PlannedObject>,
     pub stable_keys: Vec<PlannedObject>,
     pub changes: Vec<FileChange>,
@@ -349,6 +354,9 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         remote.manifest.as_ref(),
         &known,
         config.is_s3(),
+        // A store with releases links each page to its object; a preview
+        // uploads its pages' objects, or copies them from the live site.
+        ctx.store.releases().is_none() && ctx.preview.is_none(),
     );
     check_occupied(&plan)?;
     let inputs = PreparedFrom {
@@ -673,6 +681,7 @@ pub async fn publish(
         upload_bytes: plan.upload_bytes(),
         uploads: plan.uploads.clone(),
         already_there: 0,
+        kept_pages: 0,
         header_updates: plan.header_updates.clone(),
         stable_keys: plan.stable.clone(),
         changes: plan.changes.clone(),
@@ -939,30 +948,38 @@ async fn deploy(
         redirects: report.redirects.clone(),
         headers: report.headers.clone(),
     };
+    // The pages written straight: their bytes are made now, and the MD5
+    // of each goes into the manifest, for the next switch to keep them.
+    let (stable, written) = stable::writes(ctx, plan, files).await?;
+    for w in written {
+        if let Some(e) = manifest.files.get_mut(&w.logical) {
+            e.written.insert(w.variant.name().to_string(), w.md5);
+        }
+    }
     manifest.deploy = deploy_id(now, &manifest);
     let json = manifest.to_json();
+
+    // The served deploy's pages that were written straight and are about
+    // to be replaced: the switch copies each to its object first.
+    let twins = match &remote.manifest {
+        Some(served) if ctx.store.releases().is_none() => switch::twins_needed(served, &manifest),
+        _ => Vec::new(),
+    };
+    let target = ctx.switch_target(enforced);
 
     // The deploy record is written once the served manifest is marked with
     // this switch (so a record never outlives a switch that did not
     // happen), and nothing the site serves by name changes before that.
-    let stable = plan
-        .stable
-        .iter()
-        .map(|o| CopyJob {
-            from: o.copy_of.clone().unwrap_or_else(|| o.key.clone()),
-            to: o.key.clone(),
-            meta: object_meta(&files[&o.logical].entry, o.variant, true),
-        })
-        .collect();
     let switch_started = Instant::now();
-    let etag = switch::switch(
-        &ctx.switch_target(enforced),
+    let switched = switch::switch(
+        &target,
         lock,
         remote,
         SwitchJob {
             to: manifest.clone(),
             to_json: json.clone(),
             stable,
+            twins,
             remove: plan
                 .removed_stable_keys
                 .iter()
@@ -980,6 +997,7 @@ async fn deploy(
     )
     .await?;
     report.timings.switch_ms = switch_started.elapsed().as_millis() as u64;
+    report.kept_pages = switched.kept as u64;
     if report.rules_changed && ctx.store.releases().is_some() {
         ctx.reporter.warn(&format!(
             "the redirects or header rules changed: print `assetpub nginx-config` again and reload nginx, which serves {} with the rules it was given",
@@ -994,7 +1012,11 @@ async fn deploy(
         ),
     )?;
     let text = String::from_utf8(json).expect("manifest JSON is UTF-8");
-    ctx.remember(etag.as_deref(), Some(&text), Some(&manifest.deploy))?;
+    ctx.remember(
+        switched.etag.as_deref(),
+        Some(&text),
+        Some(&manifest.deploy),
+    )?;
     report.deploy = Some(manifest.deploy.clone());
     // Local, after the switch: it names what is live, and a failure here
     // leaves the deploy live and is repaired by the next publish.
@@ -1073,7 +1095,9 @@ impl PublishReport {
                     None => rows.push(vec![
                         s.key.clone(),
                         "<-".to_string(),
-                        s.copy_of.clone().unwrap_or_default(),
+                        s.copy_of
+                            .clone()
+                            .unwrap_or_else(|| format!("(its bytes, {})", human_bytes(s.bytes))),
                         String::new(),
                     ]),
                 }
@@ -1234,6 +1258,16 @@ impl PublishReport {
             out.push_str(&format!(
                 "  {} objects were already in place from an earlier run\n",
                 self.already_there
+            ));
+        }
+        if self.kept_pages > 0 {
+            out.push_str(&format!(
+                "  kept {} replaced page object{} of {} under {} fingerprinted key{}, for a rollback\n",
+                self.kept_pages,
+                if self.kept_pages == 1 { "" } else { "s" },
+                self.parent.as_deref().unwrap_or("(none)"),
+                if self.kept_pages == 1 { "its" } else { "their" },
+                if self.kept_pages == 1 { "" } else { "s" },
             ));
         }
         out.push_str(&format!(

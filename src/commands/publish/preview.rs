@@ -25,7 +25,13 @@ use crate::store::{Condition, GetOutcome, PutOutcome, Store};
 pub struct Copy {
     pub object: PlannedObject,
     pub from: String,
+    /// For a copy from a page the live site wrote straight to its stable
+    /// key: the ETag that key must still have (see `Entry::written`).
+    pub source_etag: Option<String>,
 }
+
+/// Where bytes are, and the ETag the key must have when it may change.
+type Source = (String, Option<String>);
 
 /// What the preview's deploy copied instead of sending.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -123,7 +129,7 @@ pub async fn plan(ctx: &Context, preview: &PreviewTarget, plan: &mut Plan) -> Re
     }
     let root = &preview.root;
     let manifest_key = &ctx.config.manifest_key;
-    let mut sources: HashMap<Content, String> = HashMap::new();
+    let mut sources: HashMap<Content, Source> = HashMap::new();
     // A live manifest this version cannot read (a newer assetpub's) is no
     // source; the preview does not depend on it.
     if let GetOutcome::Found(f) = root.get(manifest_key, None).await? {
@@ -177,7 +183,11 @@ pub async fn copy(
         let root = root.clone();
         let to = format!("{prefix}{}", c.object.key);
         async move {
-            let copied = root.copy(&c.from, &to, &meta, Condition::None).await;
+            let condition = match &c.source_etag {
+                Some(etag) => Condition::SourceIs(etag.clone()),
+                None => Condition::None,
+            };
+            let copied = root.copy(&c.from, &to, &meta, condition).await;
             Ok::<_, Error>((c, meta, copied))
         }
     })
@@ -207,16 +217,22 @@ pub async fn copy(
     Ok((reused, failed))
 }
 
-fn add_source(sources: &mut HashMap<Content, String>, m: &Manifest, prefix: &str, layout: Layout) {
+fn add_source(sources: &mut HashMap<Content, Source>, m: &Manifest, prefix: &str, layout: Layout) {
     // Objects held in another encoding are other bytes under the same hash.
     if m.encoding != layout.encoding.name() {
         return;
     }
     for entry in m.files.values() {
+        // A page written straight is at its stable key, while that key
+        // still holds what was written (its ETag, the MD5); its object may
+        // not exist.
+        let straight = entry.is_written_straight();
         for o in objects_for(entry, m.sidecars, layout.encoding) {
-            if o.stable {
-                continue;
-            }
+            let etag = match entry.written_md5(o.variant) {
+                Some(md5) if straight && o.stable => Some(format!("\"{md5}\"")),
+                _ if straight || o.stable => continue,
+                _ => None,
+            };
             let size = match o.variant {
                 Variant::Identity => entry.size,
                 v => match entry.encodings.get(v.name()) {
@@ -226,12 +242,12 @@ fn add_source(sources: &mut HashMap<Content, String>, m: &Manifest, prefix: &str
             };
             sources
                 .entry((entry.blake3.clone(), o.variant, size))
-                .or_insert_with(|| format!("{prefix}{}", o.key));
+                .or_insert_with(|| (format!("{prefix}{}", o.key), etag));
         }
     }
 }
 
-fn take(plan: &mut Plan, sources: &HashMap<Content, String>) -> Vec<Copy> {
+fn take(plan: &mut Plan, sources: &HashMap<Content, Source>) -> Vec<Copy> {
     let mut copies = Vec::new();
     let files = &plan.files;
     plan.uploads.retain(|o| {
@@ -243,10 +259,11 @@ fn take(plan: &mut Plan, sources: &HashMap<Content, String>) -> Vec<Copy> {
             return true;
         };
         match sources.get(&(entry.blake3.clone(), o.variant, o.bytes)) {
-            Some(from) => {
+            Some((from, etag)) => {
                 copies.push(Copy {
                     object: o.clone(),
                     from: from.clone(),
+                    source_etag: etag.clone(),
                 });
                 false
             }

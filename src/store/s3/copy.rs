@@ -35,6 +35,10 @@ impl S3Store {
             .set_acl(self.acl.clone())
             .set_if_none_match(if_none_match)
             .set_if_match(if_match)
+            .set_copy_source_if_match(match &condition {
+                Condition::SourceIs(etag) => Some(etag.clone()),
+                _ => None,
+            })
             .customize()
             .config_override(self.copy_timeouts())
             .send()

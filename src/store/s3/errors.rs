@@ -150,6 +150,8 @@ pub(super) fn refused(condition: &Condition, no_such_key: NoSuchKey, f: &Failure
         Condition::IfAbsent => f.is_precondition_failure(),
         // S3 answers NoSuchKey when there is no object to match; for a
         // copy it means the source is missing, which is an error.
+        // The source gone is the source not holding the version named.
+        Condition::SourceIs(_) => f.is_precondition_failure() || f.is_missing_key(),
         Condition::IfMatch(_) => {
             f.is_precondition_failure()
                 || (no_such_key == NoSuchKey::MeansDestination && f.is_missing_key())

@@ -145,7 +145,7 @@ impl S3Store {
 
 fn condition_headers(condition: &Condition) -> (Option<String>, Option<String>) {
     match condition {
-        Condition::None => (None, None),
+        Condition::None | Condition::SourceIs(_) => (None, None),
         Condition::IfAbsent => (Some("*".to_owned()), None),
         Condition::IfMatch(etag) => (None, Some(etag.clone())),
     }

@@ -161,7 +161,7 @@ impl S3Store {
         // for; the condition on completion still guards the race (where the
         // store enforces it: moto ignores If-Match there).
         let holds = match condition {
-            Condition::None => true,
+            Condition::None | Condition::SourceIs(_) => true,
             Condition::IfAbsent => self.head(key).await?.is_none(),
             Condition::IfMatch(etag) => self
                 .head(key)
