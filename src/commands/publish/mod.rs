@@ -1095,9 +1095,9 @@ impl PublishReport {
                     None => rows.push(vec![
                         s.key.clone(),
                         "<-".to_string(),
-                        s.copy_of
-                            .clone()
-                            .unwrap_or_else(|| format!("(its bytes, {})", human_bytes(s.bytes))),
+                        s.copy_of.clone().unwrap_or_else(|| {
+                            format!("(written straight, {})", human_bytes(s.bytes))
+                        }),
                         String::new(),
                     ]),
                 }
@@ -1209,13 +1209,28 @@ impl PublishReport {
         } else {
             String::new()
         };
+        let straight: Vec<&PlannedObject> = self
+            .stable_keys
+            .iter()
+            .filter(|s| s.copy_of.is_none())
+            .collect();
+        let straight_bytes: u64 = straight.iter().map(|s| s.bytes).sum();
+        let straight = if straight.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} written straight, {})",
+                straight.len(),
+                human_bytes(straight_bytes)
+            )
+        };
         format!(
-            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys{rules}",
+            "{} files: {new} new, {changed} changed, {headers} new headers, {} removed, {} unchanged; {} objects to upload ({}), {} stable keys{straight}{rules}",
             self.files,
             self.removed.len(),
             self.unchanged,
             self.uploads.len(),
-            human_bytes(self.upload_bytes),
+            human_bytes(self.upload_bytes - straight_bytes),
             self.stable_keys.len()
         )
     }
