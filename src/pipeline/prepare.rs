@@ -2,7 +2,7 @@
 //! settings per file, keys, and compressed variants, with the bytes made on
 //! the way (what [`super::payload`] hands to the upload).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -37,6 +37,20 @@ pub struct Prepared {
     pub integrity_targets: Option<Arc<Integrity>>,
     /// Compressed variants made during this run, kept for the upload.
     pub variants: HashMap<Variant, Arc<Vec<u8>>>,
+    /// The encodings whose sizes in `entry.encodings` are estimates (see
+    /// [`Sizes::Estimated`]); their variants were not made.
+    pub estimated: BTreeSet<String>,
+}
+
+/// How exact the compressed sizes of large files must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizes {
+    /// Compressed, every one (what an upload needs).
+    Exact,
+    /// A file over [`compress::ESTIMATE_ABOVE`] whose brotli size is not
+    /// cached gets an estimate ([`compress::estimated_size`]), neither
+    /// cached nor uploadable: for a plan, which only shows the sizes.
+    Estimated,
 }
 
 /// The encodings worth making for a target of this layout.
@@ -149,6 +163,7 @@ fn settings_digest_input(config: &Config) -> String {
 pub fn prepare(
     config: &Config,
     files: Vec<HashedFile>,
+    sizes: Sizes,
     cache: &mut dyn Cache,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Prepared>> {
@@ -288,7 +303,15 @@ pub fn prepare(
         .collect();
     out.par_sort_unstable_by(|a, b| a.0.logical.cmp(&b.0.logical));
     let (mut out, compressible): (Vec<Prepared>, Vec<bool>) = out.into_iter().unzip();
-    compress_all(config, &mut out, &compressible, layout, cache, reporter)?;
+    compress_all(
+        config,
+        &mut out,
+        &compressible,
+        layout,
+        sizes,
+        cache,
+        reporter,
+    )?;
     Ok(out)
 }
 
@@ -324,6 +347,7 @@ impl Made {
                 rewrite_targets: named.targets,
                 integrity_targets: named.integrity_targets,
                 variants: HashMap::new(),
+                estimated: BTreeSet::new(),
                 entry: Entry {
                     key,
                     object,
@@ -636,12 +660,14 @@ pub fn changed_error(path: &std::path::Path) -> Error {
 }
 
 /// Fills in `encodings` for every compressible file: from the cache where the
-/// content was compressed before, otherwise by compressing it (in parallel).
+/// content was compressed before, otherwise by compressing it (in parallel),
+/// or by estimating it (`sizes`).
 fn compress_all(
     config: &Config,
     files: &mut [Prepared],
     compressible: &[bool],
     layout: Layout,
+    sizes: Sizes,
     cache: &mut dyn Cache,
     reporter: &dyn Reporter,
 ) -> Result<()> {
@@ -651,6 +677,7 @@ fn compress_all(
         return Ok(());
     }
     let mut todo = Vec::new();
+    let mut estimates = Vec::new();
     for (i, p) in files.iter_mut().enumerate() {
         if !compressible[i] || p.entry.size == 0 {
             continue;
@@ -661,10 +688,18 @@ fn compress_all(
                     p.entry.encodings.insert(enc.name().to_string(), size);
                 }
                 Some(None) => {}
+                // gzip runs at tens of MB/s: only brotli is worth estimating.
+                None if sizes == Sizes::Estimated
+                    && enc == Encoding::Br
+                    && p.entry.size > compress::ESTIMATE_ABOVE =>
+                {
+                    estimates.push(i)
+                }
                 None => todo.push((i, enc)),
             }
         }
     }
+    estimate_all(files, &estimates, js_imports)?;
     if todo.is_empty() {
         return Ok(());
     }
@@ -706,6 +741,28 @@ fn compress_all(
                 .insert(enc.name().to_string(), c.len() as u64);
             p.variants.insert(variant_of(enc), Arc::new(c));
         }
+    }
+    Ok(())
+}
+
+/// Estimates the brotli size of the files at `at` (see [`Sizes::Estimated`]).
+fn estimate_all(files: &mut [Prepared], at: &[usize], js_imports: bool) -> Result<()> {
+    let estimated: Vec<(usize, std::io::Result<Option<u64>>)> = at
+        .par_iter()
+        .map(|&i| {
+            let size = content(&files[i], js_imports)
+                .map(|data| compress::estimated_size(&data, Encoding::Br));
+            (i, size)
+        })
+        .collect();
+    for (i, size) in estimated {
+        let p = &mut files[i];
+        let size = size.map_err(|e| Error::io("cannot read", &p.path, e))?;
+        let name = Encoding::Br.name().to_string();
+        if let Some(size) = size {
+            p.entry.encodings.insert(name.clone(), size);
+        }
+        p.estimated.insert(name);
     }
     Ok(())
 }
@@ -882,13 +939,23 @@ mod tests {
         files: Vec<HashedFile>,
         cache: &mut Logged,
     ) -> (Result<Vec<Prepared>>, Vec<String>, Vec<String>) {
+        prepare_sized(threads, Sizes::Exact, config, files, cache)
+    }
+
+    fn prepare_sized(
+        threads: usize,
+        sizes: Sizes,
+        config: &Config,
+        files: Vec<HashedFile>,
+        cache: &mut Logged,
+    ) -> (Result<Vec<Prepared>>, Vec<String>, Vec<String>) {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
         let reporter = CollectingReporter::default();
         cache.calls.borrow_mut().clear();
-        let out = pool.install(|| prepare(config, files, cache, &reporter));
+        let out = pool.install(|| prepare(config, files, sizes, cache, &reporter));
         let warnings = reporter.warnings.lock().unwrap().clone();
         (out, warnings, cache.calls.take())
     }
@@ -1045,6 +1112,90 @@ mod tests {
             assert_ne!(new_bytes, bytes);
             assert_ne!(new_key, key, "one key, two contents");
         }
+    }
+
+    /// Minified CSS of `len` bytes, varied enough to take brotli a while.
+    fn stylesheet(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 100);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut i = 0;
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            i += 1;
+            let rule = format!(
+                ".c{i}{{margin:{}px;color:#{:06x}}}",
+                x % 40,
+                (x >> 8) & 0xff_ffff
+            );
+            out.extend_from_slice(rule.as_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn a_plan_estimates_the_brotli_size_of_a_large_file_and_caches_no_estimate() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let big = stylesheet(compress::ESTIMATE_ABOVE as usize + 300_000);
+        write(root, "css/big.css", &big);
+        write(root, "css/small.css", &stylesheet(40_000));
+        let config = config(root);
+        let files = hashed(&config);
+        let big_hash = hash::hash_bytes(&big);
+        let mut cache = Logged::default();
+        let (out, _, calls) =
+            prepare_sized(2, Sizes::Estimated, &config, files.clone(), &mut cache);
+        let out = out.unwrap();
+        let p = out.iter().find(|p| p.logical == "css/big.css").unwrap();
+        assert_eq!(p.estimated, BTreeSet::from(["br".to_string()]));
+        let estimate = p.entry.encodings["br"];
+        assert!(!p.variants.contains_key(&Variant::Br), "not compressed");
+        assert!(p.variants.contains_key(&Variant::Gzip), "gzip is exact");
+        let exact = compress::compress(&big, Encoding::Br).len() as u64;
+        assert!(
+            estimate.abs_diff(exact) * 10 < exact,
+            "{estimate} for {exact}"
+        );
+        // Only exact sizes are cached: the large file's gzip, and both of
+        // the small file's.
+        let recorded: Vec<&String> = calls
+            .iter()
+            .filter(|c| c.starts_with("record_compressed"))
+            .collect();
+        assert_eq!(recorded.len(), 1, "{calls:?}");
+        assert!(
+            !recorded[0].contains(&format!("(\"{big_hash}\", \"br")),
+            "{recorded:?}"
+        );
+        assert!(
+            recorded[0].contains(&format!("(\"{big_hash}\", \"gzip")),
+            "{recorded:?}"
+        );
+        let small = out.iter().find(|p| p.logical == "css/small.css").unwrap();
+        assert!(small.estimated.is_empty() && small.variants.contains_key(&Variant::Br));
+
+        // What an upload needs: every size exact, and now cached.
+        let (out, _, calls) = prepare_sized(2, Sizes::Exact, &config, files.clone(), &mut cache);
+        let out = out.unwrap();
+        let p = out.iter().find(|p| p.logical == "css/big.css").unwrap();
+        assert!(p.estimated.is_empty());
+        assert_eq!(p.entry.encodings["br"], exact);
+        assert!(
+            calls.iter().any(|c| c.starts_with("record_compressed")
+                && c.contains(&format!("(\"{big_hash}\", \"br")))
+        );
+        // And a plan after it takes the exact size from the cache.
+        let (out, _, _) = prepare_sized(2, Sizes::Estimated, &config, files, &mut cache);
+        let p = out
+            .unwrap()
+            .into_iter()
+            .find(|p| p.logical == "css/big.css")
+            .unwrap();
+        assert!(p.estimated.is_empty());
+        assert_eq!(p.entry.encodings["br"], exact);
     }
 
     #[test]
