@@ -78,8 +78,16 @@ fn plan_estimates_a_large_files_brotli_size_and_says_so() {
     // Nothing was compressed at quality 11 for it, so nothing is cached.
     assert_eq!(cached_br(&p, &blake3), 0);
 
-    let human = p.cmd().arg("plan").output().unwrap();
+    let summary = p.path("summary.md");
+    let human = p
+        .cmd()
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .arg("plan")
+        .output()
+        .unwrap();
     let human = String::from_utf8_lossy(&human.stdout);
+    let summary = std::fs::read_to_string(&summary).expect("step summary");
+    assert!(summary.contains("| ~"), "{summary}");
     let row = human
         .lines()
         .find(|l| l.contains("css/big.css"))

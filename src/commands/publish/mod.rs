@@ -1219,13 +1219,19 @@ impl PublishReport {
             self.removed.len(),
             self.unchanged,
             self.uploads.len(),
-            if self.uploads.iter().any(|u| u.estimated) {
-                format!("~{}", human_bytes(self.upload_bytes))
-            } else {
-                human_bytes(self.upload_bytes)
-            },
+            self.upload_size(),
             self.stable_keys.len()
         )
+    }
+
+    /// `upload_bytes` as shown: `~` before it when it counts an estimate.
+    fn upload_size(&self) -> String {
+        let size = human_bytes(self.upload_bytes);
+        if self.uploads.iter().any(|u| u.estimated) {
+            format!("~{size}")
+        } else {
+            size
+        }
     }
 
     /// What `publish` prints when done.
@@ -1319,7 +1325,7 @@ impl PublishReport {
             self.removed.len(),
             self.unchanged,
             self.uploads.len(),
-            human_bytes(self.upload_bytes)
+            self.upload_size()
         ));
         let shown: Vec<_> = self.changes.iter().take(20).collect();
         if !shown.is_empty() {
