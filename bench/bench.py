@@ -1768,7 +1768,7 @@ def render_markdown(res: dict, args) -> str:
                 if k == "assetpub":
                     ap_json = parse_assetpub_json(r.get("stdout", ""))
                     notes.append("setup, assetpub cold publish (direct to Garage, not counted): %s, %s objects uploaded "
-                                 "and %s stable keys copied, exit %s" % (
+                                 "and %s stable keys written, exit %s" % (
                                      human_secs(r["wall_s"]), "{:,}".format(ap_json.get("uploads_count", 0)),
                                      "{:,}".format(ap_json.get("stable_keys_count", 0)), r["exit"]))
                 else:

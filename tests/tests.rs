@@ -20,6 +20,7 @@ mod messages;
 mod nginx;
 mod pages;
 mod pipeline;
+mod plan_estimates;
 mod previews;
 mod prune;
 mod races;

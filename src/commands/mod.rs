@@ -91,6 +91,7 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                     dry_run: true,
                     break_lock: false,
                     message: None,
+                    estimate_sizes: true,
                 },
                 walk,
             )
@@ -135,6 +136,9 @@ pub async fn run(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<Output> {
                     dry_run: *dry_run,
                     break_lock: *break_lock,
                     message: message.clone(),
+                    // `publish --dry-run` shows exact sizes: it compresses
+                    // as the publish would.
+                    estimate_sizes: false,
                 },
                 walk,
             )

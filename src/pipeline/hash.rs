@@ -6,9 +6,9 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::Read;
 
+use aws_lc_rs::digest;
 use base64::Engine as _;
 use rayon::prelude::*;
-use sha2::{Digest as _, Sha384};
 
 use crate::error::{Error, Result};
 use crate::pipeline::cache::{Cache, Stat};
@@ -190,7 +190,7 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<(String, String)> {
                 update(&mut hasher, &buf);
                 sha.update(&buf);
                 if (n as u64) < READ_CHUNK {
-                    break Ok((hasher.finalize().to_hex().to_string(), sri(&sha.finalize())));
+                    break Ok((hasher.finalize().to_hex().to_string(), sri(sha.finish())));
                 }
             }
             Err(e) => break Err(e),
@@ -217,14 +217,33 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
 /// The Subresource Integrity value of `bytes`: `sha384-` and the base64
 /// of their SHA-384, as an `integrity` attribute takes it.
 pub fn integrity(bytes: &[u8]) -> String {
-    sri(&Sha384::digest(bytes))
+    sri(digest::digest(&digest::SHA384, bytes))
 }
 
-fn sri(digest: &[u8]) -> String {
+fn sri(digest: digest::Digest) -> String {
     format!(
         "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
     )
+}
+
+/// SHA-384 as aws-lc computes it (the TLS stack builds it already): its
+/// assembly is about 15% faster than the `sha2` crate's on x86-64, and
+/// SHA-384 is most of the CPU time of hashing a tree.
+struct Sha384(digest::Context);
+
+impl Sha384 {
+    fn new() -> Self {
+        Sha384(digest::Context::new(&digest::SHA384))
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(self) -> digest::Digest {
+        self.0.finish()
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +263,28 @@ mod tests {
             assert_eq!(hash_bytes(&bytes), want, "size {size}");
             assert_eq!(sri, integrity(&bytes), "size {size}");
         }
+    }
+
+    #[test]
+    fn integrity_is_the_sha2_crates_sha384() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let sizes = (0..300).chain([1023, 4096, PARALLEL_MIN + 1, READ_CHUNK as usize + 129]);
+        for size in sizes {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+            let want = sri_of(&sha2::Sha384::digest(&bytes));
+            assert_eq!(integrity(&bytes), want, "size {size}");
+            let path = dir.path().join("f");
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(hash_file(&path).unwrap().1, want, "size {size}");
+        }
+    }
+
+    fn sri_of(digest: &[u8]) -> String {
+        format!(
+            "sha384-{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod cache;
 pub mod claims;
 pub mod collect;
 pub mod compress;
+pub mod estimate;
 pub mod hash;
 pub mod payload;
 pub mod plan;

@@ -175,7 +175,7 @@ mod tests {
             &reporter,
         )
         .unwrap();
-        prepare::prepare(config, hashed, cache, &reporter)
+        prepare::prepare(config, hashed, prepare::Sizes::Exact, cache, &reporter)
             .unwrap()
             .into_iter()
             .map(|p| (p.logical.clone(), p))

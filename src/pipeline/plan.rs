@@ -41,6 +41,10 @@ pub struct PlannedObject {
     /// written over, where a new immutable object is only created.
     #[serde(skip)]
     pub replace: bool,
+    /// `bytes` is an estimate (`plan` of a large file; see
+    /// `pipeline::estimate`). Left out of the JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,6 +223,7 @@ pub fn plan(
                 reason,
                 copy_of: o.copy_of.clone(),
                 replace: false,
+                estimated: false,
             };
             let replacing = |o: &ObjectRef| PlannedObject {
                 replace: true,

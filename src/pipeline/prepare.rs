@@ -2,7 +2,7 @@
 //! settings per file, keys, and compressed variants, with the bytes made on
 //! the way (what [`super::payload`] hands to the upload).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::pipeline::collect::SourceFile;
 use crate::pipeline::compress::{self, Encoding};
 use crate::pipeline::hash::HashedFile;
 use crate::pipeline::references;
+use crate::pipeline::scan::Ref;
 use crate::remote::manifest::{Entry, Layout, Variant, fingerprinted_name};
 use crate::report::{Phase, Reporter};
 use crate::rewrite::{self, Syntax};
@@ -36,6 +37,20 @@ pub struct Prepared {
     pub integrity_targets: Option<Arc<Integrity>>,
     /// Compressed variants made during this run, kept for the upload.
     pub variants: HashMap<Variant, Arc<Vec<u8>>>,
+    /// The encodings whose sizes in `entry.encodings` are estimates (see
+    /// [`Sizes::Estimated`]); their variants were not made.
+    pub estimated: BTreeSet<String>,
+}
+
+/// How exact the compressed sizes of large files must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizes {
+    /// Compressed, every one (what an upload needs).
+    Exact,
+    /// A file over [`compress::ESTIMATE_ABOVE`] whose brotli size is not
+    /// cached gets an estimate ([`compress::estimated_size`]), neither
+    /// cached nor uploadable: for a plan, which only shows the sizes.
+    Estimated,
 }
 
 /// The encodings worth making for a target of this layout.
@@ -139,9 +154,16 @@ fn settings_digest_input(config: &Config) -> String {
 /// The entries of the new deploy, one per file, named in dependency order.
 /// `cache` answers for references, rewriting results and compressed sizes
 /// seen before, and records the new ones.
+///
+/// The files of one dependency level (see [`references::levels`]) are
+/// rewritten and hashed in parallel. Everything a file's entry depends on
+/// is fixed by [`references::order`], never by which thread gets there
+/// first, so the entries, bytes and errors are the same on any number of
+/// threads as on one.
 pub fn prepare(
     config: &Config,
     files: Vec<HashedFile>,
+    sizes: Sizes,
     cache: &mut dyn Cache,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Prepared>> {
@@ -149,107 +171,183 @@ pub fn prepare(
     let refs = references::references(config, &files, cache, reporter)?;
     let all: Vec<String> = files.iter().map(|f| f.source.logical.clone()).collect();
     let order = references::order(&all, &refs)?;
-    let mut by_name: HashMap<String, HashedFile> = files
-        .into_iter()
-        .map(|f| (f.source.logical.clone(), f))
+    let levels = references::levels(&order, &refs);
+    let at: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
         .collect();
-    // logical -> the key references to it are rewritten to.
-    let mut keys: HashMap<String, String> = HashMap::new();
-    let mut done: BTreeMap<String, Prepared> = BTreeMap::new();
+    // By position in `order`.
+    let mut slots: Vec<Option<HashedFile>> = (0..order.len()).map(|_| None).collect();
+    for f in files {
+        if let Some(&i) = at.get(f.source.logical.as_str()) {
+            slots[i] = Some(f);
+        }
+    }
+    let hashes: Vec<String> = slots
+        .iter()
+        .map(|f| f.as_ref().map(|f| f.blake3.clone()).unwrap_or_default())
+        .collect();
+    let graph = Graph {
+        refs: &refs,
+        at: &at,
+        hashes: &hashes,
+    };
+    // The files named so far, and whether to compress them, by position
+    // in `order`.
+    let mut done: Vec<Option<Prepared>> = (0..order.len()).map(|_| None).collect();
+    let mut compressible = vec![false; order.len()];
     let mut weak_pending = Vec::new();
-    let mut compressible: HashMap<String, bool> = HashMap::new();
     // Rewriting results made in this run, recorded once all are named.
     let mut results = Vec::new();
-    for logical in order {
-        let Some(mut f) = by_name.remove(&logical) else {
-            continue;
-        };
-        let settings = config.settings_for(&logical);
-        compressible.insert(logical.clone(), settings.compress);
-        let mut named = Named {
-            blake3: f.blake3.clone(),
-            key_hash: f.blake3.clone(),
-            size: f.source.size,
-            integrity: f.integrity.clone(),
-            data: None,
-            targets: None,
-            integrity_targets: None,
-        };
-        if let Some(rs) = refs.get(&logical) {
-            let strong: BTreeMap<String, String> = rs
+    // The failure of the first file in `order` that fails, as naming the
+    // files one by one in that order would report it. A file after it is
+    // not named, one before it still is (all it waits for comes before it).
+    let mut failed: Option<(usize, Error)> = None;
+    for level in levels {
+        let mut jobs: Vec<(usize, HashedFile)> = level
+            .into_iter()
+            .filter(|&i| failed.as_ref().is_none_or(|(f, _)| i < *f))
+            .filter_map(|i| slots[i].take().map(|f| (i, f)))
+            .collect();
+        let mut namings: Vec<Naming> = jobs
+            .par_iter()
+            .map(|(i, f)| naming(config, &graph, &done, *i, f))
+            .collect();
+        // The cache answers on this thread, one lookup at a time.
+        let mut looked_up = Vec::with_capacity(namings.len());
+        for n in &mut namings {
+            looked_up.push(match n {
+                Naming::Strong { input, cached, .. } => cache.rewritten(input).map(|c| {
+                    *cached = c.filter(|c| !c.integrity.is_empty());
+                }),
+                _ => Ok(()),
+            });
+        }
+        let named: Vec<(usize, Result<Made>)> = jobs
+            .par_drain(..)
+            .zip(namings)
+            .zip(looked_up)
+            .map(|(((i, mut f), naming), looked_up)| {
+                let made = looked_up
+                    .and_then(|()| name(config, &mut f, naming))
+                    .map(|named| Made::new(config, &order[i], f, named));
+                (i, made)
+            })
+            .collect();
+        for (i, made) in named {
+            let made = match made {
+                Ok(m) => m,
+                Err(e) => {
+                    if failed.as_ref().is_none_or(|(at, _)| i < *at) {
+                        failed = Some((i, e));
+                    }
+                    continue;
+                }
+            };
+            if failed.as_ref().is_some_and(|(at, _)| i > *at) {
+                continue;
+            }
+            compressible[i] = made.compress;
+            if let Some(r) = made.result {
+                results.push((i, r));
+            }
+            if made.weak {
+                weak_pending.push(i);
+            }
+            done[i] = Some(made.prepared);
+        }
+    }
+    if let Some((_, e)) = failed {
+        return Err(e);
+    }
+    // In the order the files were named, as they were made.
+    results.sort_unstable_by_key(|(i, _)| *i);
+    let results: Vec<(String, Rewritten)> = results.into_iter().map(|(_, r)| r).collect();
+    cache.record_rewritten(&results)?;
+    // Back-references are rewritten once every name is known.
+    weak_pending.sort_unstable();
+    let finished: Vec<(usize, Vec<u8>, String, String)> = weak_pending
+        .into_par_iter()
+        .map(|i| {
+            let logical = order[i].as_str();
+            let weak: BTreeMap<String, String> = refs[logical]
                 .iter()
-                .filter(|r| !r.weak)
+                .filter(|r| r.weak)
                 .filter_map(|r| {
-                    keys.get(&r.target)
+                    graph
+                        .key(&done, &r.target)
                         .map(|k| (r.target.clone(), references::file_name(k)))
                 })
                 .collect();
-            if rs.iter().any(|r| r.weak) {
-                let rewritten = match f.text.take() {
-                    Some(scanned) => scanned.apply(&strong),
-                    None => references::apply_bytes(
-                        &logical,
-                        read_bytes(&f)?,
-                        config.rewrite_js_imports,
-                        &strong,
-                    ),
-                };
-                // Named from its own bytes and everything that decides the
-                // names of the files it points back at (see fingerprint.rs).
-                let mut h = blake3::Hasher::new();
-                h.update(&rewritten);
-                for r in rs.iter().filter(|r| r.weak) {
-                    if let Some(t) = by_name.get(&r.target) {
-                        h.update(t.blake3.as_bytes());
-                    }
-                    for sr in refs
-                        .get(&r.target)
-                        .into_iter()
-                        .flatten()
-                        .filter(|sr| !sr.weak && sr.target != logical)
-                    {
-                        h.update(sr.target.as_bytes());
-                        h.update(keys.get(&sr.target).map_or(&b""[..], |k| k.as_bytes()));
-                    }
-                }
-                named.key_hash = h.finalize().to_hex().to_string();
-                // Provisional: set from the final bytes below.
-                named.integrity.clear();
-                named.data = Some(Arc::new(rewritten));
-                weak_pending.push(logical.clone());
-            } else {
-                // The integrity of each script, stylesheet or module preload
-                // a page loads, by the key its rewritten URL points to. Only
-                // files whose bytes are final: a source map's are not yet.
-                let integrity: Integrity =
-                    if config.rewrite_integrity && Syntax::for_path(&logical) == Syntax::Html {
-                        rs.iter()
-                            .filter_map(|r| done.get(&r.target))
-                            .filter(|p| !p.entry.integrity.is_empty())
-                            .map(|p| (p.entry.key.clone(), p.entry.integrity.clone()))
-                            .collect()
-                    } else {
-                        Integrity::new()
-                    };
-                named = rewrite_strong(config, cache, &mut results, &mut f, strong, integrity)?;
-            }
-        }
-        let fingerprinted = fingerprinted_name(&logical, &named.key_hash);
+            let p = done[i].as_ref().expect("every ordered file is named");
+            let data = p.data.as_ref().map(|d| d.to_vec()).unwrap_or_default();
+            let bytes = references::apply_bytes(logical, data, config.rewrite_js_imports, &weak);
+            let blake3 = crate::pipeline::hash::hash_bytes(&bytes);
+            let integrity = crate::pipeline::hash::integrity(&bytes);
+            (i, bytes, blake3, integrity)
+        })
+        .collect();
+    for (i, bytes, blake3, integrity) in finished {
+        let p = done[i].as_mut().expect("every ordered file is named");
+        p.entry.blake3 = blake3;
+        p.entry.integrity = integrity;
+        p.entry.size = bytes.len() as u64;
+        p.data = Some(Arc::new(bytes));
+    }
+    // By logical path.
+    let mut out: Vec<(Prepared, bool)> = done
+        .into_iter()
+        .zip(compressible)
+        .filter_map(|(p, c)| p.map(|p| (p, c)))
+        .collect();
+    out.par_sort_unstable_by(|a, b| a.0.logical.cmp(&b.0.logical));
+    let (mut out, compressible): (Vec<Prepared>, Vec<bool>) = out.into_iter().unzip();
+    compress_all(
+        config,
+        &mut out,
+        &compressible,
+        layout,
+        sizes,
+        cache,
+        reporter,
+    )?;
+    Ok(out)
+}
+
+/// A file named: its entry, and what `prepare` keeps of it for later.
+struct Made {
+    prepared: Prepared,
+    /// Its settings say to compress it.
+    compress: bool,
+    /// A rewriting result to record.
+    result: Option<(String, Rewritten)>,
+    /// Its back-references are still to rewrite.
+    weak: bool,
+}
+
+impl Made {
+    /// The entry of `logical` (the file `f`), named `named`.
+    fn new(config: &Config, logical: &str, f: HashedFile, named: Named) -> Made {
+        let settings = config.settings_for(logical);
+        let fingerprinted = fingerprinted_name(logical, &named.key_hash);
         let (key, object) = match settings.fingerprint {
             Fingerprint::Yes => (fingerprinted, None),
-            Fingerprint::No => (logical.clone(), Some(fingerprinted)),
-            Fingerprint::Keep => (logical.clone(), None),
+            Fingerprint::No => (logical.to_string(), Some(fingerprinted)),
+            Fingerprint::Keep => (logical.to_string(), None),
         };
-        keys.insert(logical.clone(), key.clone());
-        done.insert(
-            logical.clone(),
-            Prepared {
-                logical: logical.clone(),
-                path: f.source.path.clone(),
+        Made {
+            compress: settings.compress,
+            result: named.result,
+            weak: named.weak,
+            prepared: Prepared {
+                logical: logical.to_string(),
+                path: f.source.path,
                 data: named.data,
                 rewrite_targets: named.targets,
                 integrity_targets: named.integrity_targets,
                 variants: HashMap::new(),
+                estimated: BTreeSet::new(),
                 entry: Entry {
                     key,
                     object,
@@ -265,36 +363,172 @@ pub fn prepare(
                     metadata: settings.metadata,
                 },
             },
-        );
+        }
     }
-    cache.record_rewritten(&results)?;
-    // Back-references are rewritten once every name is known.
-    for logical in weak_pending {
-        let weak: BTreeMap<String, String> = refs[&logical]
-            .iter()
-            .filter(|r| r.weak)
-            .filter_map(|r| {
-                keys.get(&r.target)
-                    .map(|k| (r.target.clone(), references::file_name(k)))
-            })
-            .collect();
-        let p = done
-            .get_mut(&logical)
-            .expect("every ordered file is prepared");
-        let data = p.data.as_ref().map(|d| d.to_vec()).unwrap_or_default();
-        let bytes = references::apply_bytes(&logical, data, config.rewrite_js_imports, &weak);
-        p.entry.blake3 = crate::pipeline::hash::hash_bytes(&bytes);
-        p.entry.integrity = crate::pipeline::hash::integrity(&bytes);
-        p.entry.size = bytes.len() as u64;
-        p.data = Some(Arc::new(bytes));
+}
+
+/// What naming reads of the whole set: the references, and every file's
+/// position in `order` and content hash.
+struct Graph<'a> {
+    refs: &'a BTreeMap<String, Vec<Ref>>,
+    at: &'a HashMap<&'a str, usize>,
+    /// By position in `order`.
+    hashes: &'a [String],
+}
+
+impl Graph<'_> {
+    /// The key of `logical`, once named: what references to it are
+    /// rewritten to.
+    fn key<'d>(&self, done: &'d [Option<Prepared>], logical: &str) -> Option<&'d str> {
+        self.named(done, logical).map(|p| p.entry.key.as_str())
     }
-    let mut out: Vec<Prepared> = done.into_values().collect();
-    let compressible: Vec<bool> = out
+
+    fn named<'d>(&self, done: &'d [Option<Prepared>], logical: &str) -> Option<&'d Prepared> {
+        self.at.get(logical).and_then(|&i| done[i].as_ref())
+    }
+}
+
+/// How a file is named, worked out from the names of the files before it.
+enum Naming {
+    /// No references to rewrite: named from the bytes collected.
+    AsIs,
+    /// References to rewrite, none of them back: see [`rewrite_strong`].
+    Strong {
+        targets: BTreeMap<String, String>,
+        integrity: Integrity,
+        /// The digest the cache knows the result by.
+        input: String,
+        cached: Option<Rewritten>,
+    },
+    /// A back-reference among them (a source map's `file`): rewritten now
+    /// to `strong`, named from the bytes and then `named_after`, and
+    /// rewritten again once every name is known.
+    Weak {
+        strong: BTreeMap<String, String>,
+        named_after: Vec<u8>,
+    },
+}
+
+/// The file at position `at` of `order`, given the entries (`done`) of
+/// every file before its level.
+fn naming(
+    config: &Config,
+    graph: &Graph,
+    done: &[Option<Prepared>],
+    at: usize,
+    f: &HashedFile,
+) -> Naming {
+    let logical = &f.source.logical;
+    let Some(rs) = graph.refs.get(logical) else {
+        return Naming::AsIs;
+    };
+    let strong: BTreeMap<String, String> = rs
         .iter()
-        .map(|p| compressible.get(&p.logical).copied().unwrap_or(false))
+        .filter(|r| !r.weak)
+        .filter_map(|r| {
+            graph
+                .key(done, &r.target)
+                .map(|k| (r.target.clone(), references::file_name(k)))
+        })
         .collect();
-    compress_all(config, &mut out, &compressible, layout, cache, reporter)?;
-    Ok(out)
+    if rs.iter().any(|r| r.weak) {
+        // Named from its own bytes and everything that decides the names
+        // of the files it points back at (see fingerprint.rs). The content
+        // of one counts when it is named after this file, as it is when it
+        // references it.
+        let mut named_after = Vec::new();
+        for r in rs.iter().filter(|r| r.weak) {
+            if let Some(&t) = graph.at.get(r.target.as_str()).filter(|&&t| t > at) {
+                named_after.extend_from_slice(graph.hashes[t].as_bytes());
+            }
+            for sr in graph
+                .refs
+                .get(&r.target)
+                .into_iter()
+                .flatten()
+                .filter(|sr| !sr.weak && sr.target != *logical)
+            {
+                named_after.extend_from_slice(sr.target.as_bytes());
+                named_after.extend_from_slice(
+                    graph
+                        .key(done, &sr.target)
+                        .map_or(&b""[..], |k| k.as_bytes()),
+                );
+            }
+        }
+        return Naming::Weak {
+            strong,
+            named_after,
+        };
+    }
+    // The integrity of each script, stylesheet or module preload a page
+    // loads, by the key its rewritten URL points to. Only files whose
+    // bytes are final: a source map's are not yet.
+    let integrity: Integrity =
+        if config.rewrite_integrity && Syntax::for_path(logical) == Syntax::Html {
+            rs.iter()
+                .filter_map(|r| graph.named(done, &r.target))
+                .filter(|p| !p.entry.integrity.is_empty())
+                .map(|p| (p.entry.key.clone(), p.entry.integrity.clone()))
+                .collect()
+        } else {
+            Integrity::new()
+        };
+    Naming::Strong {
+        input: rewrite_input(config, f, &strong, &integrity),
+        targets: strong,
+        integrity,
+        cached: None,
+    }
+}
+
+/// Rewrites and hashes what `naming` says to: the work of naming a file.
+fn name(config: &Config, f: &mut HashedFile, naming: Naming) -> Result<Named> {
+    let as_is = Named {
+        blake3: f.blake3.clone(),
+        key_hash: f.blake3.clone(),
+        size: f.source.size,
+        integrity: f.integrity.clone(),
+        data: None,
+        targets: None,
+        integrity_targets: None,
+        result: None,
+        weak: false,
+    };
+    match naming {
+        Naming::AsIs => Ok(as_is),
+        Naming::Strong {
+            targets,
+            integrity,
+            input,
+            cached,
+        } => rewrite_strong(config, f, targets, integrity, input, cached),
+        Naming::Weak {
+            strong,
+            named_after,
+        } => {
+            let rewritten = match f.text.take() {
+                Some(scanned) => scanned.apply(&strong),
+                None => references::apply_bytes(
+                    &f.source.logical,
+                    read_bytes(f)?,
+                    config.rewrite_js_imports,
+                    &strong,
+                ),
+            };
+            let mut h = blake3::Hasher::new();
+            h.update(&rewritten);
+            h.update(&named_after);
+            Ok(Named {
+                key_hash: h.finalize().to_hex().to_string(),
+                // Provisional: set from the final bytes once all are named.
+                integrity: String::new(),
+                data: Some(Arc::new(rewritten)),
+                weak: true,
+                ..as_is
+            })
+        }
+    }
 }
 
 struct Named {
@@ -305,6 +539,10 @@ struct Named {
     data: Option<Arc<Vec<u8>>>,
     targets: Option<Arc<BTreeMap<String, String>>>,
     integrity_targets: Option<Arc<Integrity>>,
+    /// A rewriting result to record.
+    result: Option<(String, Rewritten)>,
+    /// Its back-references are still to rewrite.
+    weak: bool,
 }
 
 /// The `integrity` values a page's references get, by the key each
@@ -320,18 +558,14 @@ fn with_integrity(logical: &str, bytes: Vec<u8>, integrity: &Integrity) -> Vec<u
     rewrite::add_integrity(&bytes, logical, |key| integrity.get(key).cloned())
 }
 
-/// Rewrites a file's references, or recalls the result from the cache when
-/// the same bytes were rewritten to the same names before (then the file is
-/// read again only if it has to be uploaded). A new result is added to
-/// `results`, to record.
-fn rewrite_strong(
+/// The digest rewriting results are cached by: the file's content and the
+/// names (and integrity values) its references are rewritten to.
+fn rewrite_input(
     config: &Config,
-    cache: &dyn Cache,
-    results: &mut Vec<(String, Rewritten)>,
-    f: &mut HashedFile,
-    targets: BTreeMap<String, String>,
-    integrity: Integrity,
-) -> Result<Named> {
+    f: &HashedFile,
+    targets: &BTreeMap<String, String>,
+    integrity: &Integrity,
+) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"rewrite-v1\0");
     h.update(f.source.logical.as_bytes());
@@ -342,14 +576,28 @@ fn rewrite_strong(
     } else {
         b"\0"
     });
-    for (t, n) in &targets {
+    for (t, n) in targets {
         h.update(format!("\0{t}\0{n}").as_bytes());
     }
-    for (k, i) in &integrity {
+    for (k, i) in integrity {
         h.update(format!("\0integrity\0{k}\0{i}").as_bytes());
     }
-    let input = h.finalize().to_hex().to_string();
-    if let Some(c) = cache.rewritten(&input)?.filter(|c| !c.integrity.is_empty()) {
+    h.finalize().to_hex().to_string()
+}
+
+/// Rewrites a file's references, or takes the result the cache recalled
+/// (`cached`: the same bytes were rewritten to the same names before; then
+/// the file is read again only if it has to be uploaded). A new result is
+/// returned in `result`, to record.
+fn rewrite_strong(
+    config: &Config,
+    f: &mut HashedFile,
+    targets: BTreeMap<String, String>,
+    integrity: Integrity,
+    input: String,
+    cached: Option<Rewritten>,
+) -> Result<Named> {
+    if let Some(c) = cached {
         return Ok(Named {
             blake3: c.blake3,
             key_hash: c.key_hash,
@@ -358,6 +606,8 @@ fn rewrite_strong(
             data: None,
             targets: Some(Arc::new(targets)),
             integrity_targets: (!integrity.is_empty()).then(|| Arc::new(integrity)),
+            result: None,
+            weak: false,
         });
     }
     let bytes = match f.text.take() {
@@ -372,15 +622,12 @@ fn rewrite_strong(
     let bytes = with_integrity(&f.source.logical, bytes, &integrity);
     let blake3 = crate::pipeline::hash::hash_bytes(&bytes);
     let sri = crate::pipeline::hash::integrity(&bytes);
-    results.push((
-        input,
-        Rewritten {
-            blake3: blake3.clone(),
-            key_hash: blake3.clone(),
-            size: bytes.len() as u64,
-            integrity: sri.clone(),
-        },
-    ));
+    let result = Rewritten {
+        blake3: blake3.clone(),
+        key_hash: blake3.clone(),
+        size: bytes.len() as u64,
+        integrity: sri.clone(),
+    };
     Ok(Named {
         key_hash: blake3.clone(),
         blake3,
@@ -389,6 +636,8 @@ fn rewrite_strong(
         data: Some(Arc::new(bytes)),
         targets: None,
         integrity_targets: None,
+        result: Some((input, result)),
+        weak: false,
     })
 }
 
@@ -412,12 +661,14 @@ pub fn changed_error(path: &std::path::Path) -> Error {
 }
 
 /// Fills in `encodings` for every compressible file: from the cache where the
-/// content was compressed before, otherwise by compressing it (in parallel).
+/// content was compressed before, otherwise by compressing it (in parallel),
+/// or by estimating it (`sizes`).
 fn compress_all(
     config: &Config,
     files: &mut [Prepared],
     compressible: &[bool],
     layout: Layout,
+    sizes: Sizes,
     cache: &mut dyn Cache,
     reporter: &dyn Reporter,
 ) -> Result<()> {
@@ -427,6 +678,7 @@ fn compress_all(
         return Ok(());
     }
     let mut todo = Vec::new();
+    let mut estimates = Vec::new();
     for (i, p) in files.iter_mut().enumerate() {
         if !compressible[i] || p.entry.size == 0 {
             continue;
@@ -437,10 +689,18 @@ fn compress_all(
                     p.entry.encodings.insert(enc.name().to_string(), size);
                 }
                 Some(None) => {}
+                // gzip runs at tens of MB/s: only brotli is worth estimating.
+                None if sizes == Sizes::Estimated
+                    && enc == Encoding::Br
+                    && p.entry.size > compress::ESTIMATE_ABOVE =>
+                {
+                    estimates.push(i)
+                }
                 None => todo.push((i, enc)),
             }
         }
     }
+    estimate_all(files, &estimates, js_imports)?;
     if todo.is_empty() {
         return Ok(());
     }
@@ -486,6 +746,28 @@ fn compress_all(
     Ok(())
 }
 
+/// Estimates the brotli size of the files at `at` (see [`Sizes::Estimated`]).
+fn estimate_all(files: &mut [Prepared], at: &[usize], js_imports: bool) -> Result<()> {
+    let estimated: Vec<(usize, std::io::Result<Option<u64>>)> = at
+        .par_iter()
+        .map(|&i| {
+            let size = content(&files[i], js_imports)
+                .map(|data| compress::estimated_size(&data, Encoding::Br));
+            (i, size)
+        })
+        .collect();
+    for (i, size) in estimated {
+        let p = &mut files[i];
+        let size = size.map_err(|e| Error::io("cannot read", &p.path, e))?;
+        let name = Encoding::Br.name().to_string();
+        if let Some(size) = size {
+            p.entry.encodings.insert(name.clone(), size);
+        }
+        p.estimated.insert(name);
+    }
+    Ok(())
+}
+
 /// The bytes of the file as published, read from disk unless they are
 /// held; not checked against the entry's hash.
 pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> {
@@ -502,5 +784,434 @@ pub fn content(p: &Prepared, js_imports: bool) -> std::io::Result<Arc<Vec<u8>>> 
                 None => bytes,
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    use super::*;
+    use crate::pipeline::cache::{MemoryCache, Stat};
+    use crate::pipeline::{collect, hash, scan};
+    use crate::report::CollectingReporter;
+    use crate::settings::Overrides;
+
+    /// A cache that logs every lookup and store, in the order they come.
+    #[derive(Default)]
+    struct Logged {
+        inner: MemoryCache,
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl Logged {
+        fn log(&self, call: String) {
+            self.calls.borrow_mut().push(call);
+        }
+    }
+
+    impl Cache for Logged {
+        fn record_stats(&mut self, stats: Vec<(String, Stat)>) -> Result<()> {
+            self.log(format!("record_stats {stats:?}"));
+            self.inner.record_stats(stats)
+        }
+        fn refs(&self, blake3: &str, mode: &str) -> Result<Option<Vec<Ref>>> {
+            self.log(format!("refs {blake3} {mode}"));
+            self.inner.refs(blake3, mode)
+        }
+        fn record_refs(&mut self, found: &[(&str, &str, &[Ref])]) -> Result<()> {
+            self.log(format!("record_refs {found:?}"));
+            self.inner.record_refs(found)
+        }
+        fn rewritten(&self, input: &str) -> Result<Option<Rewritten>> {
+            self.log(format!("rewritten {input}"));
+            self.inner.rewritten(input)
+        }
+        fn record_rewritten(&mut self, results: &[(String, Rewritten)]) -> Result<()> {
+            self.log(format!("record_rewritten {results:?}"));
+            self.inner.record_rewritten(results)
+        }
+        fn compressed_size(&self, blake3: &str, encoding: &str) -> Result<Option<Option<u64>>> {
+            self.log(format!("compressed_size {blake3} {encoding}"));
+            self.inner.compressed_size(blake3, encoding)
+        }
+        fn record_compressed(&mut self, sizes: &[(&str, &str, Option<u64>)]) -> Result<()> {
+            self.log(format!("record_compressed {sizes:?}"));
+            self.inner.record_compressed(sizes)
+        }
+    }
+
+    fn write(root: &Path, rel: &str, bytes: &[u8]) {
+        let p = root.join("site").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    fn config(root: &Path) -> Config {
+        Config::parse(
+            "[source]\ndirs = [\"site\"]\n[target]\nurl = \"file://out\"\n\
+             [rewrite]\njs_imports = true\nhtml = true\nintegrity = true\n",
+            &root.join("publish.toml"),
+            root,
+            &Overrides::default(),
+        )
+        .unwrap()
+    }
+
+    /// Images; a chain of stylesheets, each importing the one before;
+    /// scripts importing each other, with a source map that points back;
+    /// pages loading all of it (with integrity); a stylesheet that is not
+    /// text (a warning).
+    fn levelled_site(root: &Path) {
+        for i in 0..12u32 {
+            let bytes: Vec<u8> = (0..3000u32).map(|j| (j * 31 + i * 7) as u8).collect();
+            write(root, &format!("img/p{i}.png"), &bytes);
+        }
+        for k in 0..8 {
+            let import = if k > 0 {
+                format!("@import \"c{}.css\";\n", k - 1)
+            } else {
+                String::new()
+            };
+            let css = format!(
+                "{import}.c{k} {{ background: url(../img/p{k}.png) }}\n{}",
+                ".pad { margin: 0 auto; }\n".repeat(40)
+            );
+            write(root, &format!("css/c{k}.css"), css.as_bytes());
+        }
+        write(
+            root,
+            "css/site.css",
+            b"@import \"c7.css\";\nbody { margin: 0 }\n",
+        );
+        write(root, "css/latin1.css", b".x { content: \"\xe9\" }\n");
+        for k in 0..6 {
+            let import = if k > 0 {
+                format!("import {{ v{} }} from \"./lib{}.js\";\n", k - 1, k - 1)
+            } else {
+                String::new()
+            };
+            let js = format!("{import}export const v{k} = {k};\n");
+            write(root, &format!("js/lib{k}.js"), js.as_bytes());
+        }
+        write(
+            root,
+            "js/app.js",
+            b"import { v5 } from \"./lib5.js\";\nconsole.log(v5);\n//# sourceMappingURL=app.js.map\n",
+        );
+        write(
+            root,
+            "js/app.js.map",
+            br#"{"version":3,"file":"app.js","sources":["../src/app.ts"],"names":[],"mappings":""}"#,
+        );
+        for k in 0..16 {
+            let page = format!(
+                "<!doctype html><html><head><link rel=\"stylesheet\" href=\"css/site.css\">\
+                 <script type=\"module\" src=\"js/app.js\"></script></head>\
+                 <body><img src=\"img/p{}.png\"><p>page {k}</p></body></html>\n",
+                k % 12
+            );
+            write(root, &format!("page{k}.html"), page.as_bytes());
+        }
+    }
+
+    fn hashed(config: &Config) -> Vec<HashedFile> {
+        let reporter = CollectingReporter::default();
+        let files = collect::collect(config, &[], &reporter).unwrap();
+        let scanner = scan::Scanner::new(config);
+        let (hashed, _) = hash::hash_all(
+            files,
+            HashMap::new(),
+            &mut MemoryCache::default(),
+            crate::util::now_ns(),
+            &scanner,
+            &reporter,
+        )
+        .unwrap();
+        hashed
+    }
+
+    /// `prepare` on `threads` threads: its result, its warnings and the
+    /// calls it made to `cache`.
+    fn prepare_on(
+        threads: usize,
+        config: &Config,
+        files: Vec<HashedFile>,
+        cache: &mut Logged,
+    ) -> (Result<Vec<Prepared>>, Vec<String>, Vec<String>) {
+        prepare_sized(threads, Sizes::Exact, config, files, cache)
+    }
+
+    fn prepare_sized(
+        threads: usize,
+        sizes: Sizes,
+        config: &Config,
+        files: Vec<HashedFile>,
+        cache: &mut Logged,
+    ) -> (Result<Vec<Prepared>>, Vec<String>, Vec<String>) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let reporter = CollectingReporter::default();
+        cache.calls.borrow_mut().clear();
+        let out = pool.install(|| prepare(config, files, sizes, cache, &reporter));
+        let warnings = reporter.warnings.lock().unwrap().clone();
+        (out, warnings, cache.calls.take())
+    }
+
+    fn assert_same(a: &[Prepared], b: &[Prepared]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.logical, y.logical);
+            assert_eq!(x.path, y.path, "{}", x.logical);
+            assert_eq!(x.entry, y.entry, "{}", x.logical);
+            assert_eq!(x.data, y.data, "{}", x.logical);
+            assert_eq!(x.rewrite_targets, y.rewrite_targets, "{}", x.logical);
+            assert_eq!(x.integrity_targets, y.integrity_targets, "{}", x.logical);
+            assert_eq!(x.variants, y.variants, "{}", x.logical);
+        }
+    }
+
+    #[test]
+    fn many_threads_prepare_what_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        levelled_site(dir.path());
+        let config = config(dir.path());
+        let files = hashed(&config);
+        let refs = references::references(
+            &config,
+            &files,
+            &mut MemoryCache::default(),
+            &CollectingReporter::default(),
+        )
+        .unwrap();
+        let all: Vec<String> = files.iter().map(|f| f.source.logical.clone()).collect();
+        let order = references::order(&all, &refs).unwrap();
+        assert!(
+            references::levels(&order, &refs).len() >= 8,
+            "a site of several dependency levels"
+        );
+
+        let mut one_cache = Logged::default();
+        let mut three_cache = Logged::default();
+        // A fresh cache, then the same cache again (results recalled).
+        for round in ["fresh", "cached"] {
+            let (one, one_warnings, one_calls) =
+                prepare_on(1, &config, files.clone(), &mut one_cache);
+            let (three, three_warnings, three_calls) =
+                prepare_on(3, &config, files.clone(), &mut three_cache);
+            let (one, three) = (one.unwrap(), three.unwrap());
+            assert_same(&one, &three);
+            assert_eq!(one_warnings, three_warnings, "{round}");
+            assert!(
+                one_warnings.iter().any(|w| w.contains("latin1.css")),
+                "{one_warnings:?}"
+            );
+            assert_eq!(
+                one_calls, three_calls,
+                "{round}: the cache is asked and told the same, in the same order"
+            );
+
+            // Every reference points at the name its target got.
+            let by_name: HashMap<&str, &Prepared> =
+                one.iter().map(|p| (p.logical.as_str(), p)).collect();
+            let mut checked = 0;
+            for (from, rs) in &refs {
+                let bytes = content(by_name[from.as_str()], true).unwrap();
+                let text = String::from_utf8_lossy(&bytes);
+                for r in rs {
+                    let name = references::file_name(&by_name[r.target.as_str()].entry.key);
+                    assert!(
+                        text.contains(&name),
+                        "{round}: `{from}` does not name `{name}`: {text}"
+                    );
+                    checked += 1;
+                }
+            }
+            assert!(checked > 40, "{checked}");
+            // The pages carry the integrity of what they load, as published.
+            let css = by_name["css/site.css"];
+            let page = String::from_utf8_lossy(&content(by_name["page3.html"], true).unwrap())
+                .into_owned();
+            assert!(page.contains(&css.entry.integrity), "{round}: {page}");
+            let map = by_name["js/app.js.map"];
+            assert_eq!(
+                map.entry.integrity,
+                hash::integrity(&content(map, true).unwrap()),
+                "{round}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_failure_reported_is_the_first_in_naming_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "img.png", &[7u8; 500]);
+        write(root, "a.css", b"@import \"b.css\";\n.a { color: red }\n");
+        write(root, "b.css", b".b { background: url(img.png) }\n");
+        write(root, "z.css", b".z { background: url(img.png) }\n");
+        let config = config(root);
+        let mut files = hashed(&config);
+        let refs = references::references(
+            &config,
+            &files,
+            &mut MemoryCache::default(),
+            &CollectingReporter::default(),
+        )
+        .unwrap();
+        let all: Vec<String> = files.iter().map(|f| f.source.logical.clone()).collect();
+        let order = references::order(&all, &refs).unwrap();
+        let levels = references::levels(&order, &refs);
+        let at = |n: &str| order.iter().position(|o| o == n).unwrap();
+        let level = |n: &str| levels.iter().position(|l| l.contains(&at(n))).unwrap();
+        // a.css is named before z.css, in a later level.
+        assert!(at("a.css") < at("z.css") && level("a.css") > level("z.css"));
+        // Both change after hashing, and neither was kept in memory.
+        for f in &mut files {
+            f.text = None;
+        }
+        write(root, "a.css", b"changed");
+        write(root, "z.css", b"changed");
+        for threads in [1, 3] {
+            let (out, _, calls) =
+                prepare_on(threads, &config, files.clone(), &mut Logged::default());
+            let e = out.expect_err("a changed file fails").to_string();
+            assert!(
+                e.contains("a.css") && e.contains("changed"),
+                "{threads}: {e}"
+            );
+            assert!(
+                !calls.iter().any(|c| c.starts_with("record_rewritten")),
+                "{calls:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_map_is_renamed_when_the_script_it_points_back_at_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        levelled_site(dir.path());
+        let config = config(dir.path());
+        let map_of = |threads| {
+            let (out, _, _) = prepare_on(threads, &config, hashed(&config), &mut Logged::default());
+            let out = out.unwrap();
+            let map = out.iter().find(|p| p.logical == "js/app.js.map").unwrap();
+            (map.entry.key.clone(), content(map, true).unwrap())
+        };
+        let (key, bytes) = map_of(3);
+        // The script changes, the map does not: its `file` names the
+        // script's new key, so it must be under a new key too.
+        let app = dir.path().join("site/js/app.js");
+        let mut script = std::fs::read(&app).unwrap();
+        script.extend_from_slice(b"// changed\n");
+        std::fs::write(&app, script).unwrap();
+        for threads in [1, 3] {
+            let (new_key, new_bytes) = map_of(threads);
+            assert_ne!(new_bytes, bytes);
+            assert_ne!(new_key, key, "one key, two contents");
+        }
+    }
+
+    /// Minified CSS of `len` bytes, varied enough to take brotli a while.
+    fn stylesheet(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 100);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut i = 0;
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            i += 1;
+            let rule = format!(
+                ".c{i}{{margin:{}px;color:#{:06x}}}",
+                x % 40,
+                (x >> 8) & 0xff_ffff
+            );
+            out.extend_from_slice(rule.as_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn a_plan_estimates_the_brotli_size_of_a_large_file_and_caches_no_estimate() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let big = stylesheet(compress::ESTIMATE_ABOVE as usize + 300_000);
+        write(root, "css/big.css", &big);
+        write(root, "css/small.css", &stylesheet(40_000));
+        let config = config(root);
+        let files = hashed(&config);
+        let big_hash = hash::hash_bytes(&big);
+        let mut cache = Logged::default();
+        let (out, _, calls) =
+            prepare_sized(2, Sizes::Estimated, &config, files.clone(), &mut cache);
+        let out = out.unwrap();
+        let p = out.iter().find(|p| p.logical == "css/big.css").unwrap();
+        assert_eq!(p.estimated, BTreeSet::from(["br".to_string()]));
+        let estimate = p.entry.encodings["br"];
+        assert!(!p.variants.contains_key(&Variant::Br), "not compressed");
+        assert!(p.variants.contains_key(&Variant::Gzip), "gzip is exact");
+        let exact = compress::compress(&big, Encoding::Br).len() as u64;
+        assert!(
+            estimate.abs_diff(exact) * 10 < exact,
+            "{estimate} for {exact}"
+        );
+        // Only exact sizes are cached: the large file's gzip, and both of
+        // the small file's.
+        let recorded: Vec<&String> = calls
+            .iter()
+            .filter(|c| c.starts_with("record_compressed"))
+            .collect();
+        assert_eq!(recorded.len(), 1, "{calls:?}");
+        assert!(
+            !recorded[0].contains(&format!("(\"{big_hash}\", \"br")),
+            "{recorded:?}"
+        );
+        assert!(
+            recorded[0].contains(&format!("(\"{big_hash}\", \"gzip")),
+            "{recorded:?}"
+        );
+        let small = out.iter().find(|p| p.logical == "css/small.css").unwrap();
+        assert!(small.estimated.is_empty() && small.variants.contains_key(&Variant::Br));
+
+        // What an upload needs: every size exact, and now cached.
+        let (out, _, calls) = prepare_sized(2, Sizes::Exact, &config, files.clone(), &mut cache);
+        let out = out.unwrap();
+        let p = out.iter().find(|p| p.logical == "css/big.css").unwrap();
+        assert!(p.estimated.is_empty());
+        assert_eq!(p.entry.encodings["br"], exact);
+        assert!(
+            calls.iter().any(|c| c.starts_with("record_compressed")
+                && c.contains(&format!("(\"{big_hash}\", \"br")))
+        );
+        // And a plan after it takes the exact size from the cache.
+        let (out, _, _) = prepare_sized(2, Sizes::Estimated, &config, files, &mut cache);
+        let p = out
+            .unwrap()
+            .into_iter()
+            .find(|p| p.logical == "css/big.css")
+            .unwrap();
+        assert!(p.estimated.is_empty());
+        assert_eq!(p.entry.encodings["br"], exact);
+    }
+
+    #[test]
+    fn a_cycle_is_still_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "a.css", b"@import \"b.css\";\n");
+        write(root, "b.css", b"@import \"a.css\";\n");
+        let config = config(root);
+        let files = hashed(&config);
+        let (out, _, _) = prepare_on(3, &config, files, &mut Logged::default());
+        let e = out.expect_err("a cycle fails").to_string();
+        assert!(
+            e.contains("reference cycle: `a.css` -> `b.css` -> `a.css`"),
+            "{e}"
+        );
     }
 }

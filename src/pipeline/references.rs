@@ -147,21 +147,7 @@ pub fn references(
 /// Weak references add the script's other dependencies before the map.
 /// A cycle of strong references is an error naming it.
 pub fn order(all: &[String], refs: &BTreeMap<String, Vec<Ref>>) -> Result<Vec<String>> {
-    let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    for (from, rs) in refs {
-        for r in rs {
-            if r.weak {
-                // The map waits for what the script waits for, except itself.
-                for sr in refs.get(&r.target).into_iter().flatten() {
-                    if !sr.weak && sr.target != *from {
-                        deps.entry(from).or_default().insert(&sr.target);
-                    }
-                }
-            } else {
-                deps.entry(from).or_default().insert(&r.target);
-            }
-        }
-    }
+    let deps = dependencies(refs);
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Active,
@@ -218,6 +204,53 @@ pub fn order(all: &[String], refs: &BTreeMap<String, Vec<Ref>>) -> Result<Vec<St
         }
     }
     Ok(out)
+}
+
+/// The files each file waits for before it can be named (see [`order`]).
+fn dependencies(refs: &BTreeMap<String, Vec<Ref>>) -> HashMap<&str, BTreeSet<&str>> {
+    let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for (from, rs) in refs {
+        for r in rs {
+            if r.weak {
+                // The map waits for what the script waits for, except itself.
+                for sr in refs.get(&r.target).into_iter().flatten() {
+                    if !sr.weak && sr.target != *from {
+                        deps.entry(from).or_default().insert(&sr.target);
+                    }
+                }
+            } else {
+                deps.entry(from).or_default().insert(&r.target);
+            }
+        }
+    }
+    deps
+}
+
+/// `order` (as [`order`] made it) in levels of files that can be named at
+/// the same time: a file's level is one above the highest of the files it
+/// waits for, so each level needs only the names of the levels before it.
+/// Each level holds positions in `order`, in ascending order.
+pub fn levels(order: &[String], refs: &BTreeMap<String, Vec<Ref>>) -> Vec<Vec<usize>> {
+    let deps = dependencies(refs);
+    let mut level_of: HashMap<&str, usize> = HashMap::with_capacity(order.len());
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    for (at, name) in order.iter().enumerate() {
+        // Every file a file waits for comes before it in `order`.
+        let level = deps
+            .get(name.as_str())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| level_of.get(d))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        level_of.insert(name, level);
+        if levels.len() <= level {
+            levels.resize_with(level + 1, Vec::new);
+        }
+        levels[level].push(at);
+    }
+    levels
 }
 
 /// Rewrites `text`'s references to `targets` (logical path -> new file
@@ -298,6 +331,50 @@ mod tests {
             "the map waits for the script's other dependencies"
         );
         assert_eq!(order.len(), all.len());
+    }
+
+    #[test]
+    fn a_level_waits_only_for_the_levels_before_it() {
+        let all: Vec<String> = [
+            "a.css",
+            "b.css",
+            "img.png",
+            "app.js",
+            "app.js.map",
+            "lib.js",
+        ]
+        .map(String::from)
+        .to_vec();
+        let refs: BTreeMap<String, Vec<Ref>> = [
+            (
+                "a.css".to_string(),
+                vec![r("b.css", false), r("img.png", false)],
+            ),
+            ("b.css".to_string(), vec![r("img.png", false)]),
+            (
+                "app.js".to_string(),
+                vec![r("app.js.map", false), r("lib.js", false)],
+            ),
+            ("app.js.map".to_string(), vec![r("app.js", true)]),
+        ]
+        .into();
+        let order = order(&all, &refs).unwrap();
+        let levels = levels(&order, &refs);
+        let named: Vec<Vec<&str>> = levels
+            .iter()
+            .map(|l| l.iter().map(|&i| order[i].as_str()).collect())
+            .collect();
+        let level = |n: &str| named.iter().position(|l| l.contains(&n)).unwrap();
+        assert_eq!(level("img.png"), 0);
+        assert_eq!(level("lib.js"), 0);
+        assert_eq!(level("b.css"), 1);
+        assert_eq!(level("a.css"), 2, "one above the highest it waits for");
+        assert_eq!(level("app.js.map"), 1, "the map waits for lib.js");
+        assert_eq!(level("app.js"), 2);
+        assert_eq!(levels.iter().map(Vec::len).sum::<usize>(), order.len());
+        for l in &levels {
+            assert!(l.windows(2).all(|w| w[0] < w[1]), "in naming order: {l:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::pipeline::hash;
 use crate::pipeline::payload;
 use crate::pipeline::plan::{self, FileChange, Plan, PlannedObject};
 use crate::pipeline::prepare::{self, Prepared};
-use crate::pipeline::{claims, collect};
+use crate::pipeline::{claims, collect, estimate};
 use crate::remote::django;
 use crate::remote::lock::Lock;
 use crate::remote::manifest::{Entry, Variant};
@@ -43,6 +43,9 @@ pub struct PublishOptions {
     pub break_lock: bool,
     /// `--message`; without it, the subject of the build's git commit.
     pub message: Option<String>,
+    /// With `dry_run`: estimate the compressed sizes of large files rather
+    /// than compress them (`plan`; see `pipeline::estimate`).
+    pub estimate_sizes: bool,
 }
 
 /// What `plan` and `publish` report (`--json` prints it as is).
@@ -179,7 +182,7 @@ impl Walk {
     }
 }
 
-async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
+async fn compute(ctx: &mut Context, walk: Walk, sizes: prepare::Sizes) -> Result<Computed> {
     let scan_start = walk.scan_start;
     let config = ctx.config.clone();
     let reporter = ctx.reporter.clone();
@@ -311,11 +314,17 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     };
     let recording = Recording::new(reporter.as_ref());
     let started = Instant::now();
-    let prepared = prepare::prepare(&config, hashed, &mut StateCache(&mut ctx.state), &recording)?;
+    let prepared = prepare::prepare(
+        &config,
+        hashed,
+        sizes,
+        &mut StateCache(&mut ctx.state),
+        &recording,
+    )?;
     timings.prepare_ms = started.elapsed().as_millis() as u64;
     let warnings = recording.into_warnings();
     let layout = Layout::for_config(&config);
-    let entries: BTreeMap<_, _> = prepared
+    let mut entries: BTreeMap<_, _> = prepared
         .iter()
         .map(|p| (p.logical.clone(), p.entry.clone()))
         .collect();
@@ -325,6 +334,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         None => ctx.remote_manifest().await?,
     };
     check_same_encoding(ctx, &config, remote.manifest.as_ref())?;
+    let estimated = estimate::settle(&mut entries, &prepared, remote.manifest.as_ref(), layout);
     if let Some(current) = &remote.manifest {
         let problems = claims::over_served(&entries, layout, current);
         if !problems.is_empty() {
@@ -348,7 +358,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
     let known = state_cache::known_objects(&ctx.state, ctx.target.id, || {
         plan::unaccounted(&entries, layout, remote.manifest.as_ref())
     })?;
-    let plan = plan::plan(
+    let mut plan = plan::plan(
         entries,
         layout,
         remote.manifest.as_ref(),
@@ -358,6 +368,7 @@ async fn compute(ctx: &mut Context, walk: Walk) -> Result<Computed> {
         // uploads its pages' objects, or copies them from the live site.
         ctx.store.releases().is_none() && ctx.preview.is_none(),
     );
+    estimate::mark(&mut plan, &estimated);
     check_occupied(&plan)?;
     let inputs = PreparedFrom {
         inputs,
@@ -417,7 +428,13 @@ pub async fn local_objects(
     )?;
     let config = ctx.config.clone();
     let recording = Recording::new(ctx.reporter.as_ref());
-    let prepared = prepare::prepare(&config, files, &mut StateCache(&mut ctx.state), &recording)?;
+    let prepared = prepare::prepare(
+        &config,
+        files,
+        prepare::Sizes::Exact,
+        &mut StateCache(&mut ctx.state),
+        &recording,
+    )?;
     let by_logical: HashMap<&str, &Prepared> =
         prepared.iter().map(|p| (p.logical.as_str(), p)).collect();
     let found: Vec<Option<(&Prepared, Variant)>> = wanted
@@ -644,7 +661,12 @@ pub async fn publish(
         parent,
         rules,
         rules_changed,
-    } = compute(ctx, walk).await?;
+    } = compute(
+        ctx,
+        walk,
+        estimate::sizes(opts.dry_run, opts.estimate_sizes),
+    )
+    .await?;
     let draft = (rules_changed || plan.has_changes())
         .then(|| draft_manifest(&plan, &rules, remote.manifest.as_ref()))
         .flatten();
@@ -1070,6 +1092,12 @@ impl PublishReport {
                 &["", "FILE", "KEY", "SIZE", "ALSO"],
                 &upload_rows(&self.uploads),
             )));
+            if self.uploads.iter().any(|u| u.estimated) {
+                out.push_str(
+                    "  ~ estimated from the file's first 256 KiB (brotli of a large file); \
+                     `publish --dry-run` compresses it in full\n",
+                );
+            }
         }
         if !self.header_updates.is_empty() {
             out.push_str("\nnew headers (same bytes):\n");
@@ -1230,9 +1258,21 @@ impl PublishReport {
             self.removed.len(),
             self.unchanged,
             self.uploads.len(),
-            human_bytes(self.upload_bytes - straight_bytes),
+            self.upload_size(straight_bytes),
             self.stable_keys.len()
         )
+    }
+
+    /// `upload_bytes` as shown: `~` before it when it counts an estimate.
+    /// The bytes of the uploads (`upload_bytes` less the pages written
+    /// straight), marked `~` when some are estimated.
+    fn upload_size(&self, straight_bytes: u64) -> String {
+        let size = human_bytes(self.upload_bytes - straight_bytes);
+        if self.uploads.iter().any(|u| u.estimated) {
+            format!("~{size}")
+        } else {
+            size
+        }
     }
 
     /// What `publish` prints when done.
@@ -1336,7 +1376,7 @@ impl PublishReport {
             self.removed.len(),
             self.unchanged,
             self.uploads.len(),
-            human_bytes(self.upload_bytes)
+            self.upload_size(0)
         ));
         let shown: Vec<_> = self.changes.iter().take(20).collect();
         if !shown.is_empty() {
@@ -1375,7 +1415,7 @@ fn upload_rows(uploads: &[PlannedObject]) -> Vec<Vec<String>> {
                 also.push_str(&format!(
                     "{} {}",
                     u.variant.sidecar_suffix(),
-                    human_bytes(u.bytes)
+                    planned_size(u)
                 ));
             }
             _ => {
@@ -1384,13 +1424,23 @@ fn upload_rows(uploads: &[PlannedObject]) -> Vec<Vec<String>> {
                     reason(u.reason),
                     u.logical.clone(),
                     base,
-                    human_bytes(u.bytes),
+                    planned_size(u),
                     String::new(),
                 ]);
             }
         }
     }
     rows
+}
+
+/// An object's size as the plan shows it: `~` before an estimate.
+fn planned_size(o: &PlannedObject) -> String {
+    let size = human_bytes(o.bytes);
+    if o.estimated {
+        format!("~{size}")
+    } else {
+        size
+    }
 }
 
 fn reason(r: crate::pipeline::plan::Reason) -> String {
