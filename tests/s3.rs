@@ -133,34 +133,33 @@ impl S3Site {
 
     /// PUTs (uploads and copies) to keys other than assetpub's own records
     /// and the manifest.
-    /// The object PUTs that carried bytes: not server-side copies.
-    pub fn object_puts_with_bytes(&self) -> Vec<String> {
-        self.proxy
-            .exchanges()
+    pub fn object_puts(&self) -> Vec<String> {
+        self.object_put_exchanges()
             .into_iter()
-            .filter(|x| x.header("x-amz-copy-source").is_none())
-            .map(|x| (x.method.clone(), x.target.clone()))
-            .filter(|(m, t)| {
-                m == "PUT"
-                    && !t.contains("/.assetpub/")
-                    && !t.contains("/manifest.json")
-                    && !t.contains("partNumber=")
-            })
-            .map(|(_, t)| t)
+            .map(|x| x.target)
             .collect()
     }
 
-    pub fn object_puts(&self) -> Vec<String> {
-        self.proxy
-            .requests()
+    /// The object PUTs that carried bytes: not server-side copies.
+    pub fn object_puts_with_bytes(&self) -> Vec<String> {
+        self.object_put_exchanges()
             .into_iter()
-            .filter(|(m, t)| {
-                m == "PUT"
+            .filter(|x| x.header("x-amz-copy-source").is_none())
+            .map(|x| x.target)
+            .collect()
+    }
+
+    fn object_put_exchanges(&self) -> Vec<Exchange> {
+        self.proxy
+            .exchanges()
+            .into_iter()
+            .filter(|x| {
+                let t = &x.target;
+                x.method == "PUT"
                     && !t.contains("/.assetpub/")
                     && !t.contains("/manifest.json")
                     && !t.contains("partNumber=")
             })
-            .map(|(_, t)| t)
             .collect()
     }
 
