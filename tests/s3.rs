@@ -409,17 +409,20 @@ fn garage_is_reported_as_not_enforcing_conditional_writes() {
     );
     assert!(err.contains("does not enforce conditional writes"), "{err}");
     assert!(err.contains("not protected"), "{err}");
-    // The probe ran once and left nothing behind.
-    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/probe-"), 2);
-    assert!(!site.s3.keys().iter().any(|k| k.contains("probe-")));
+    // Learnt from the lock, created twice with `If-None-Match: *` (Garage
+    // lets the second overwrite the first): no probe key of its own.
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/probe-"), 0);
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/lock"), 2);
+    assert!(!site.s3.keys().iter().any(|k| k.contains(".assetpub/lock")));
+    assert_eq!(site.manifest()["conditional_writes"], false);
 
-    // Remembered: the next run does not probe again, but still says it.
+    // Remembered: the next run writes the lock once, but still says it.
     site.p
         .write("site/robots.txt", "User-agent: *\nDisallow: /tmp\n");
     site.proxy.reset_counts();
     let out = site.run(&["publish"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/probe-"), 0);
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/lock"), 1);
     assert!(stderr(&out).contains("does not enforce conditional writes"));
 }
 
@@ -433,6 +436,49 @@ fn moto_enforces_conditional_writes_and_says_nothing() {
         "{}",
         stderr(&out)
     );
+    // The second create of the lock was refused: that is the answer.
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/probe-"), 0);
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/lock"), 2);
+    assert_eq!(site.manifest()["conditional_writes"], true);
+}
+
+/// A target's first run that finds a lock left behind (expired) cannot
+/// learn the store's answer from creating the lock: it probes a key of
+/// its own, takes the lock over, and gets the answer right either way.
+fn a_first_run_that_finds_an_expired_lock_probes(server: &'static S3Server, enforced: bool) {
+    let site = S3Site::new(server, "stalelock");
+    site.s3.put(
+        &site.key(".assetpub/lock"),
+        br#"{"owner":"ci","host":"runner-7","pid":42,"command":"publish","created":"2020-01-01T00:00:00Z","expires":"2020-01-01T00:15:00Z"}"#,
+        "application/json",
+    );
+    let out = site.run(&["publish"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(site.proxy.count_matching("PUT", "/.assetpub/probe-"), 2);
+    assert!(
+        !site
+            .s3
+            .keys()
+            .iter()
+            .any(|k| k.contains(".assetpub/") && (k.contains("probe-") || k.ends_with("/lock")))
+    );
+    assert_eq!(site.manifest()["conditional_writes"], enforced);
+    assert_eq!(
+        stderr(&out).contains("does not enforce conditional writes"),
+        !enforced,
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_first_run_that_finds_an_expired_lock_probes_moto() {
+    a_first_run_that_finds_an_expired_lock_probes(S3Server::moto(), true);
+}
+
+#[test]
+fn a_first_run_that_finds_an_expired_lock_probes_garage() {
+    a_first_run_that_finds_an_expired_lock_probes(S3Server::garage(), false);
 }
 
 #[test]

@@ -59,25 +59,22 @@ impl Context {
         self.config.target.url.to_string()
     }
 
-    /// Whether the store enforces conditional writes, probed once per target
-    /// and remembered. Says so plainly when it does not.
-    pub async fn conditional_writes(&mut self) -> Result<bool> {
-        let enforced = match self.target.conditional_writes {
-            Some(e) => e,
-            None => {
-                let e = self.store.probe_conditional_writes().await?;
-                self.state.set_conditional_writes(self.target.id, e)?;
-                self.target.conditional_writes = Some(e);
-                e
-            }
-        };
+    /// Records whether the store enforces conditional writes (learnt when
+    /// a target's first run took the lock), and says so plainly when it
+    /// does not.
+    fn conditional_writes(&mut self, enforced: bool) -> Result<()> {
+        if self.target.conditional_writes.is_none() {
+            self.state
+                .set_conditional_writes(self.target.id, enforced)?;
+            self.target.conditional_writes = Some(enforced);
+        }
         if !enforced {
             self.reporter.warn(&format!(
                 "{} does not enforce conditional writes: concurrent deploys to it are not protected (run one deploy at a time)",
                 self.store.describe()
             ));
         }
-        Ok(enforced)
+        Ok(())
     }
 
     /// The target as the switch sees it.
@@ -94,7 +91,8 @@ impl Context {
 
     /// Runs `work` holding the target's deploy lock (see
     /// [`crate::remote::lock::with_lock`]), with whether the store enforces
-    /// conditional writes. A release that fails is a warning, or the
+    /// conditional writes: known from an earlier run or the served
+    /// manifest, or learnt by taking the lock. A release that fails is a warning, or the
     /// command's failure with `fail_on_release`.
     pub async fn locked<T>(
         &mut self,
@@ -103,7 +101,7 @@ impl Context {
         fail_on_release: bool,
         work: impl AsyncFnOnce(&mut Context, &Lock, bool) -> Result<T>,
     ) -> Result<T> {
-        let enforced = self.conditional_writes().await?;
+        let known = self.target.conditional_writes;
         let on_release = if fail_on_release {
             OnReleaseError::Fail
         } else {
@@ -113,10 +111,13 @@ impl Context {
             self.store.clone(),
             command,
             self.config.target.lock_ttl,
-            enforced,
+            known,
             break_lock,
             on_release,
-            async |lock| work(self, lock, enforced).await,
+            async |lock| {
+                self.conditional_writes(lock.enforced())?;
+                work(self, lock, lock.enforced()).await
+            },
         )
         .await
     }

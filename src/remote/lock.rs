@@ -165,56 +165,60 @@ struct Held {
 }
 
 impl Lock {
+    /// Takes the lock. `enforced` says whether the store enforces
+    /// conditional writes; `None` when that is not known yet (a target's
+    /// first run): it is then learnt on the way (see [`create_and_learn`])
+    /// and [`Lock::enforced`] says it.
     pub async fn acquire(
         store: Arc<dyn Store>,
         command: &str,
         ttl: Duration,
-        enforced: bool,
+        enforced: Option<bool>,
         break_lock: bool,
     ) -> Result<Lock> {
         let info = LockInfo::new(command, ttl);
         let body = serde_json::to_vec_pretty(&info).expect("lock info serializes");
-        // Without conditional writes the check below is only best effort:
-        // two runs can both see no lock. The caller has warned about that.
-        let mut condition = Condition::IfAbsent;
-        if (!enforced || break_lock)
-            && let Some((holder, etag)) = read(&store).await?
-        {
-            if !break_lock && !holder.expired() {
-                return Err(held(&holder));
+        let (enforced, etag) = match enforced {
+            Some(enforced) => (
+                enforced,
+                acquire_known(store.as_ref(), &body, enforced, break_lock).await?,
+            ),
+            None if break_lock => {
+                let enforced = store.probe_conditional_writes().await?;
+                (
+                    enforced,
+                    acquire_known(store.as_ref(), &body, enforced, true).await?,
+                )
             }
-            condition = if enforced {
-                Condition::IfMatch(etag)
-            } else {
-                Condition::None
-            };
-        }
-        let mut outcome = put(&store, &body, condition.clone()).await?;
-        if outcome == PutOutcome::PreconditionFailed && condition == Condition::IfAbsent {
-            match read(&store).await? {
-                Some((holder, etag)) if holder.expired() => {
-                    outcome = put(&store, &body, Condition::IfMatch(etag)).await?;
+            None => match create_and_learn(store.as_ref(), &body).await? {
+                Some(learnt) => learnt,
+                // A lock is there (or came at the same moment): the
+                // store's own probe answers, then the usual way on.
+                None => {
+                    let enforced = store.probe_conditional_writes().await?;
+                    (
+                        enforced,
+                        acquire_known(store.as_ref(), &body, enforced, false).await?,
+                    )
                 }
-                Some((holder, _)) => return Err(held(&holder)),
-                // Released between our write and our read: try once more.
-                None => outcome = put(&store, &body, Condition::IfAbsent).await?,
-            }
-        }
-        let etag = match outcome {
-            PutOutcome::Written { etag } => etag,
-            PutOutcome::PreconditionFailed => {
-                let holder = read(&store).await?.map(|(h, _)| h);
-                return Err(holder.map_or_else(
-                    || {
-                        Error::conflict(
-                            Conflict::LockHeld,
-                            "another deploy took the deploy lock at the same moment; try again",
-                        )
-                    },
-                    |h| held(&h),
-                ));
-            }
+            },
         };
+        Ok(Lock::hold(store, info, etag, ttl, enforced))
+    }
+
+    /// Whether the store enforces conditional writes, as known or learnt
+    /// when the lock was taken.
+    pub fn enforced(&self) -> bool {
+        self.enforced
+    }
+
+    fn hold(
+        store: Arc<dyn Store>,
+        info: LockInfo,
+        etag: Option<String>,
+        ttl: Duration,
+        enforced: bool,
+    ) -> Lock {
         let state = Arc::new(Mutex::new(Held { info, etag }));
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew_loop(
@@ -237,16 +241,15 @@ impl Lock {
             });
             id
         };
-        Ok(Lock {
+        Lock {
             store,
             enforced,
             held: state,
             lost,
             renewer: Some(renewer),
             id,
-        })
+        }
     }
-
     /// Fails when another run took the lock over while this one held it
     /// (it expired, or someone broke it): the caller must not switch the
     /// manifest then.
@@ -289,6 +292,84 @@ impl Lock {
     }
 }
 
+/// Takes the lock on a store whose conditional writes are known. Returns
+/// the ETag of the lock written.
+async fn acquire_known(
+    store: &dyn Store,
+    body: &[u8],
+    enforced: bool,
+    break_lock: bool,
+) -> Result<Option<String>> {
+    // Without conditional writes the check below is only best effort:
+    // two runs can both see no lock. The caller warns about that.
+    let mut condition = Condition::IfAbsent;
+    if (!enforced || break_lock)
+        && let Some((holder, etag)) = read(store).await?
+    {
+        if !break_lock && !holder.expired() {
+            return Err(held(&holder));
+        }
+        condition = if enforced {
+            Condition::IfMatch(etag)
+        } else {
+            Condition::None
+        };
+    }
+    let mut outcome = put(store, body, condition.clone()).await?;
+    if outcome == PutOutcome::PreconditionFailed && condition == Condition::IfAbsent {
+        match read(store).await? {
+            Some((holder, etag)) if holder.expired() => {
+                outcome = put(store, body, Condition::IfMatch(etag)).await?;
+            }
+            Some((holder, _)) => return Err(held(&holder)),
+            // Released between our write and our read: try once more.
+            None => outcome = put(store, body, Condition::IfAbsent).await?,
+        }
+    }
+    let etag = match outcome {
+        PutOutcome::Written { etag } => etag,
+        PutOutcome::PreconditionFailed => {
+            let holder = read(store).await?.map(|(h, _)| h);
+            return Err(holder.map_or_else(
+                || {
+                    Error::conflict(
+                        Conflict::LockHeld,
+                        "another deploy took the deploy lock at the same moment; try again",
+                    )
+                },
+                |h| held(&h),
+            ));
+        }
+    };
+    Ok(etag)
+}
+
+/// Takes a free lock on a store whose conditional writes are not known and
+/// learns them with the same key: the lock is created with
+/// `If-None-Match: *`, then created again the same way, which a store that
+/// enforces the condition refuses (and one that ignores it overwrites with
+/// the same bytes). One PUT more than the lock alone, where a probe of its
+/// own costs two PUTs and a DELETE. Returns whether the store enforces the
+/// condition and the lock's ETag; `None` when a lock is there, or the
+/// first create is refused (someone took it at the same moment).
+async fn create_and_learn(
+    store: &dyn Store,
+    body: &[u8],
+) -> Result<Option<(bool, Option<String>)>> {
+    // Read first: a store that ignores the condition would let the create
+    // overwrite a lock another run holds.
+    if read(store).await?.is_some() {
+        return Ok(None);
+    }
+    let PutOutcome::Written { etag } = put(store, body, Condition::IfAbsent).await? else {
+        return Ok(None);
+    };
+    Ok(Some(match put(store, body, Condition::IfAbsent).await? {
+        PutOutcome::PreconditionFailed => (true, etag),
+        PutOutcome::Written { etag } => (false, etag),
+    }))
+}
+
 /// Deletes the lock if it is still this run's: someone may have broken it
 /// and hold it now. Where the store enforces conditions, one DELETE with
 /// `If-Match` on the version this run last wrote; elsewhere read, compare
@@ -325,7 +406,7 @@ pub async fn with_lock<T>(
     store: Arc<dyn Store>,
     command: &str,
     ttl: Duration,
-    enforced: bool,
+    enforced: Option<bool>,
     break_lock: bool,
     on_release_error: OnReleaseError,
     work: impl AsyncFnOnce(&Lock) -> Result<T>,
@@ -460,7 +541,7 @@ mod tests {
             store(dir),
             "publish",
             Duration::from_secs(60),
-            true,
+            Some(true),
             false,
             on_release_error,
             work,
@@ -496,9 +577,15 @@ mod tests {
     #[tokio::test]
     async fn a_held_lock_is_a_conflict_and_the_work_never_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let held = Lock::acquire(store(&dir), "prune", Duration::from_secs(60), true, false)
-            .await
-            .unwrap();
+        let held = Lock::acquire(
+            store(&dir),
+            "prune",
+            Duration::from_secs(60),
+            Some(true),
+            false,
+        )
+        .await
+        .unwrap();
         let mut ran = false;
         let r = run(&dir, OnReleaseError::Fail, async |_| {
             ran = true;

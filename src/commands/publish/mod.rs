@@ -927,7 +927,7 @@ async fn deploy(
     lock: &Lock,
     report: &mut PublishReport,
 ) -> Result<Manifest> {
-    // Probed before the lock was taken.
+    // Known once the lock is taken (see `Context::locked`).
     let enforced = ctx.target.conditional_writes.unwrap_or(false);
     report.already_there = send_objects(ctx, plan, files).await?;
 
