@@ -284,7 +284,7 @@ async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result
         let bodies = crate::commands::publish::local_objects(ctx, &wanted).await?;
         for ((_, (entry, o)), body) in lost.into_iter().zip(bodies) {
             let Some(body) = body else { continue };
-            if body.len() != expected_size(entry, o.variant) {
+            if body.len() != entry.variant_size(o.variant) {
                 continue;
             }
             ctx.store
@@ -359,13 +359,6 @@ async fn repair(ctx: &mut Context, m: &Manifest, problems: &[Problem]) -> Result
     Ok(repaired)
 }
 
-fn expected_size(entry: &Entry, variant: Variant) -> u64 {
-    match variant {
-        Variant::Identity => entry.size,
-        v => entry.encodings.get(v.name()).copied().unwrap_or(0),
-    }
-}
-
 async fn check(
     store: &dyn Store,
     entry: &Entry,
@@ -375,7 +368,7 @@ async fn check(
     let Some(head) = store.head(&o.key).await? else {
         return Ok(Some("missing".into()));
     };
-    let expected_size = expected_size(entry, o.variant);
+    let expected_size = entry.variant_size(o.variant);
     if head.size != expected_size {
         return Ok(Some(format!(
             "size {} but the manifest says {expected_size}",

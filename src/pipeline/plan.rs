@@ -214,7 +214,7 @@ pub fn plan(
             None => plan.unchanged += 1,
         }
         for o in objects_for(entry, layout.sidecars, layout.encoding) {
-            let bytes = size_of(entry, o.variant);
+            let bytes = entry.variant_size(o.variant);
             let planned = |o: &ObjectRef, reason: Reason| PlannedObject {
                 logical: logical.clone(),
                 key: o.key.clone(),
@@ -298,13 +298,6 @@ pub fn plan(
     }
     plan.files = files;
     plan
-}
-
-fn size_of(entry: &Entry, variant: Variant) -> u64 {
-    match variant {
-        Variant::Identity => entry.size,
-        v => entry.encodings.get(v.name()).copied().unwrap_or(entry.size),
-    }
 }
 
 #[cfg(test)]

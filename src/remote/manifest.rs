@@ -118,6 +118,16 @@ impl Entry {
         self.object.is_some()
     }
 
+    /// The size of `variant`'s bytes. Every variant [`objects_for`] names
+    /// is one the entry has; another (only a hand-made manifest could ask
+    /// for it) counts as the identity bytes.
+    pub fn variant_size(&self, variant: Variant) -> u64 {
+        match variant {
+            Variant::Identity => self.size,
+            v => self.encodings.get(v.name()).copied().unwrap_or(self.size),
+        }
+    }
+
     /// The MD5 (hex) the stable key of `variant` was written with, when
     /// the page was written straight to it (see `written`).
     pub fn written_md5(&self, variant: Variant) -> Option<&str> {

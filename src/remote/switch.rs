@@ -276,10 +276,7 @@ pub fn twins_needed(from: &Manifest, to: &Manifest) -> Vec<Twin> {
                 object: object.clone(),
                 md5: md5.to_string(),
                 blake3: entry.blake3.clone(),
-                size: match o.variant {
-                    crate::remote::manifest::Variant::Identity => entry.size,
-                    v => entry.encodings.get(v.name()).copied().unwrap_or(0),
-                },
+                size: entry.variant_size(o.variant),
                 meta: object_meta(entry, o.variant, false),
                 deploy: from.deploy.clone(),
             });
