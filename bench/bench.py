@@ -1769,7 +1769,8 @@ def render_markdown(res: dict, args) -> str:
     L.append("## Summary")
     L.append("")
     L.append("Load: the 1-minute load average just before each scenario; ⚠ marks a scenario started with it above the "
-             "%d cores (the machine was shared, so its times are less reliable)." % cores)
+             "%d cores: more was running than the cores could take (the bench's own servers and proxies count too), so its "
+             "times are less reliable." % cores)
     L.append("")
     L.append("| scenario | load before | assetpub | best peer | assetpub ÷ best peer | assetpub requests | best peer requests |")
     L.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
@@ -1882,10 +1883,11 @@ def render_markdown(res: dict, args) -> str:
                     j = t["rep"].get("assetpub") or {}
                     ups = j.get("uploads_count", 0) + j.get("written_straight_count", 0)
                     kept = j.get("kept_pages", 0) or 0
-                    what = ("uploaded objects (%d under `uploads` in its report, %d pages written straight to their "
-                            "stable keys) + %d cop%s keeping the replaced page for rollback (`kept_pages`)" % (
-                                j.get("uploads_count", 0), j.get("written_straight_count", 0), kept,
-                                "y" if kept == 1 else "ies"))
+                    ws = j.get("written_straight_count", 0)
+                    what = ("uploaded object%s (%d under `uploads` in its report, %d page%s written straight to %s "
+                            "stable key%s) + %d cop%s keeping the replaced page for rollback (`kept_pages`)" % (
+                                "" if ups == 1 else "s", j.get("uploads_count", 0), ws, "" if ws == 1 else "s",
+                                "its" if ws == 1 else "their", "" if ws == 1 else "s", kept, "y" if kept == 1 else "ies"))
                 else:
                     ups, kept = rq.get("ops", {}).get("PUT", 0), 0
                     what = "PUTs"
