@@ -140,6 +140,18 @@ def human_secs(s: float | None) -> str:
 # Server: Garage + counting proxy
 
 
+def stop_server(proc) -> None:
+    """Stops a server started in a session of its own: SIGTERM to its
+    process group, SIGKILL after 10 s."""
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 class Garage:
     def __init__(self, work: Path, binary: str, db_engine: str = "lmdb"):
         self.dir = work / "garage"
@@ -246,13 +258,7 @@ class Garage:
         return name
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_server(self.proc)
 
 
 class Moto:
@@ -296,13 +302,7 @@ class Moto:
         return name
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_server(self.proc)
 
 
 class CountProxy:
