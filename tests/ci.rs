@@ -21,9 +21,10 @@ fn other_machine(site: &S3Site) -> S3Site {
     other
 }
 
-#[test]
-fn a_fresh_runner_uploads_only_the_difference_and_never_lists() {
-    let a = S3Site::new(S3Server::moto(), "fresh");
+/// A second machine publishes a one-image change: it uploads only that
+/// image, never lists, and makes at most `beyond` other requests.
+fn a_fresh_runner_uploads_only_the_difference(server: &'static S3Server, beyond: usize) -> S3Site {
+    let a = S3Site::new(server, "fresh");
     let d1 = a.json(&["publish"])["deploy"].as_str().unwrap().to_string();
     // Same build on another machine (new mtimes, no state DB), one image changed.
     let b = other_machine(&a);
@@ -47,15 +48,41 @@ fn a_fresh_runner_uploads_only_the_difference_and_never_lists() {
         "no GET but the manifest and assetpub's records: {:?}",
         b.proxy.requests()
     );
+    let all = b.proxy.requests();
+    assert!(all.len() <= 1 + beyond, "{} requests: {all:?}", all.len());
+    b.assert_manifest_consistent();
+    b
+}
+
+#[test]
+fn a_fresh_runner_uploads_only_the_difference_and_never_lists() {
     // Beyond the one upload, at most 6 requests: the manifest read, the
     // lock, the mark that starts the switch, the deploy record, the switch,
-    // the lock's release. The store's answer to the conditional-write probe
-    // comes with the manifest, and the lock goes with one conditional
-    // DELETE.
-    let all = b.proxy.requests();
-    assert!(all.len() <= 1 + 6, "{} requests: {all:?}", all.len());
-    assert_eq!(b.proxy.count("DELETE"), 1, "{all:?}");
-    b.assert_manifest_consistent();
+    // the lock's release. The store's answer on conditional writes comes
+    // with the manifest, and the lock goes with one conditional DELETE.
+    let b = a_fresh_runner_uploads_only_the_difference(S3Server::moto(), 6);
+    assert_eq!(b.proxy.count("DELETE"), 1, "{:?}", b.proxy.requests());
+    assert_eq!(b.proxy.count("GET"), 1, "{:?}", b.proxy.requests());
+}
+
+#[test]
+fn a_fresh_runner_on_a_store_that_ignores_conditions_reads_three_times_more() {
+    // Garage ignores If-None-Match and If-Match: the lock is read before it
+    // is taken and before it is deleted, and the manifest before the mark.
+    let b = a_fresh_runner_uploads_only_the_difference(S3Server::garage(), 9);
+    let gets: Vec<String> = b
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m == "GET")
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(gets.len(), 4, "{gets:?}");
+    assert_eq!(
+        gets.iter().filter(|t| t.contains(".assetpub/lock")).count(),
+        2,
+        "{gets:?}"
+    );
 }
 
 #[test]
