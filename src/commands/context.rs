@@ -59,22 +59,24 @@ impl Context {
         self.config.target.url.to_string()
     }
 
-    /// Records whether the store enforces conditional writes (learnt when
-    /// a target's first run took the lock), and says so plainly when it
-    /// does not.
-    fn conditional_writes(&mut self, enforced: bool) -> Result<()> {
-        if self.target.conditional_writes.is_none() {
-            self.state
-                .set_conditional_writes(self.target.id, enforced)?;
-            self.target.conditional_writes = Some(enforced);
-        }
+    /// Records whether the store enforces conditional writes, learnt when
+    /// a target's first run took the lock.
+    fn learnt_conditional_writes(&mut self, enforced: bool) -> Result<()> {
+        self.state
+            .set_conditional_writes(self.target.id, enforced)?;
+        self.target.conditional_writes = Some(enforced);
+        self.warn_unless_enforced(enforced);
+        Ok(())
+    }
+
+    /// Says plainly when the store does not enforce conditional writes.
+    fn warn_unless_enforced(&self, enforced: bool) {
         if !enforced {
             self.reporter.warn(&format!(
                 "{} does not enforce conditional writes: concurrent deploys to it are not protected (run one deploy at a time)",
                 self.store.describe()
             ));
         }
-        Ok(())
     }
 
     /// The target as the switch sees it.
@@ -102,6 +104,11 @@ impl Context {
         work: impl AsyncFnOnce(&mut Context, &Lock, bool) -> Result<T>,
     ) -> Result<T> {
         let known = self.target.conditional_writes;
+        // Said before the lock is taken (a run that finds it held says it
+        // too); learnt, once it is.
+        if let Some(enforced) = known {
+            self.warn_unless_enforced(enforced);
+        }
         let on_release = if fail_on_release {
             OnReleaseError::Fail
         } else {
@@ -115,7 +122,9 @@ impl Context {
             break_lock,
             on_release,
             async |lock| {
-                self.conditional_writes(lock.enforced())?;
+                if known.is_none() {
+                    self.learnt_conditional_writes(lock.enforced())?;
+                }
                 work(self, lock, lock.enforced()).await
             },
         )
