@@ -111,6 +111,20 @@ where
         }
         Ok(out)
     }
+
+    /// Waits for every job that runs to land, even after a failure (none
+    /// starts after it), and returns the first error, a panicked or
+    /// cancelled job's made by `task_failed`. For writes whose results do
+    /// not matter beyond succeeding: none is left in flight when it returns.
+    pub async fn settle(mut self, task_failed: impl Fn(JoinError) -> E) -> Result<(), E> {
+        let mut first_error = None;
+        while let Some(joined) = self.next().await {
+            if let Err(e) = joined.map_err(&task_failed).and_then(|r| r) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +207,30 @@ mod tests {
         .await;
         assert_eq!(r, Err("job 3 failed".to_string()));
         assert_eq!(started.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn settle_lets_the_running_jobs_land_and_returns_the_first_error() {
+        let landed = Arc::new(AtomicUsize::new(0));
+        let r = limited(3, 0..10u32, |i| {
+            let landed = landed.clone();
+            async move {
+                if i == 0 {
+                    return Err(format!("job {i} failed"));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                landed.fetch_add(1, Ordering::SeqCst);
+                if i == 2 {
+                    return Err(format!("job {i} failed"));
+                }
+                Ok(i)
+            }
+        })
+        .settle(|e| e.to_string())
+        .await;
+        assert_eq!(r, Err("job 0 failed".to_string()));
+        // Jobs 1 and 2 were running: both landed before it returned.
+        assert_eq!(landed.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -216,7 +216,7 @@ pub enum StableWrite {
 /// Writes the stable keys, `concurrency` at a time; the writes started
 /// when one fails land before its error is returned.
 async fn write_stable(t: &Target<'_>, writes: Vec<StableWrite>) -> Result<()> {
-    let mut running = crate::concurrency::limited(t.concurrency, writes, |w| {
+    let running = crate::concurrency::limited(t.concurrency, writes, |w| {
         let store = t.store.clone();
         async move {
             match w {
@@ -229,16 +229,9 @@ async fn write_stable(t: &Target<'_>, writes: Vec<StableWrite>) -> Result<()> {
             }
         }
     });
-    let mut first_error = None;
-    while let Some(joined) = running.next().await {
-        let result = joined
-            .map_err(|e| Error::Runtime(format!("stable key write task failed: {e}")))
-            .and_then(|r| r);
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    running
+        .settle(|e| Error::Runtime(format!("stable key write task failed: {e}")))
+        .await
 }
 
 /// The immutable object of a page that was written straight to its stable
@@ -428,7 +421,7 @@ pub fn redirect_changes(
 
 /// Writes redirect objects: empty, with `x-amz-website-redirect-location`.
 async fn put_redirects(t: &Target<'_>, puts: Vec<(String, String)>) -> Result<()> {
-    let mut writes = crate::concurrency::limited(t.concurrency, puts, |(key, location)| {
+    let writes = crate::concurrency::limited(t.concurrency, puts, |(key, location)| {
         let store = t.store.clone();
         async move {
             store
@@ -442,16 +435,9 @@ async fn put_redirects(t: &Target<'_>, puts: Vec<(String, String)>) -> Result<()
                 .await
         }
     });
-    let mut first_error = None;
-    while let Some(joined) = writes.next().await {
-        let result = joined
-            .map_err(|e| Error::Runtime(format!("redirect write task failed: {e}")))
-            .and_then(|r| r);
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    writes
+        .settle(|e| Error::Runtime(format!("redirect write task failed: {e}")))
+        .await
 }
 
 /// Builds the release and renames it live. Returns the new ETag, and

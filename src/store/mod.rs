@@ -438,7 +438,7 @@ pub async fn copy_all(
     jobs: Vec<CopyJob>,
     concurrency: usize,
 ) -> Result<()> {
-    let mut copies = crate::concurrency::limited(concurrency, jobs, |job| {
+    let copies = crate::concurrency::limited(concurrency, jobs, |job| {
         let store = store.clone();
         async move {
             store
@@ -447,16 +447,9 @@ pub async fn copy_all(
         }
     });
     // The copies running when one fails still land before it is returned.
-    let mut first_error = None;
-    while let Some(joined) = copies.next().await {
-        let result = joined
-            .map_err(|e| Error::Runtime(format!("copy task failed: {e}")))
-            .and_then(|r| r);
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    copies
+        .settle(|e| Error::Runtime(format!("copy task failed: {e}")))
+        .await
 }
 
 /// The keys among `keys` that the store does not have.
