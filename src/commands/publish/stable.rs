@@ -84,25 +84,14 @@ pub async fn writes(
 }
 
 /// The MD5 of a payload, in hex: the ETag S3 gives an object written in
-/// one request.
+/// one request. A file is read as its upload reads it, and refused the
+/// same way when it changed since it was collected.
 fn md5_hex(p: &Payload) -> Result<String> {
-    let mut h = Md5::new();
     match p {
-        Payload::Bytes(b) => h.update(b.as_slice()),
-        Payload::File { path, .. } => {
-            use std::io::Read as _;
-            let mut f = std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = f
-                    .read(&mut buf)
-                    .map_err(|e| Error::io("cannot read", path, e))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-        }
+        Payload::Bytes(b) => Ok(Md5::digest(b.as_slice())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()),
+        Payload::File { path, size, blake3 } => crate::store::s3::file_md5_hex(path, *size, blake3),
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

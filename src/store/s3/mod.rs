@@ -32,6 +32,7 @@ mod read;
 
 pub use connect::{S3Settings, check_credentials};
 pub use errors::Failure;
+pub use put::file_md5_hex;
 
 /// How many times a request is tried, the first time included.
 const ATTEMPTS: u32 = 6;

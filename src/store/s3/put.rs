@@ -493,13 +493,39 @@ fn hash_file(
     Ok((md5s, keep.then_some(buf)))
 }
 
+/// The MD5 (hex) of the file at `path`, read the way an upload reads it
+/// (once, and refused when it no longer hashes to `blake3`): the ETag S3
+/// gives the file written in one request.
+pub fn file_md5_hex(path: &Path, size: u64, blake3: &str) -> Result<String> {
+    let (md5s, _) = hash_file(path, size, blake3, size.max(1), false)?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&md5s[0])
+        .expect("an MD5 this function encoded");
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn md5_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::part_size;
+    use super::{file_md5_hex, part_size};
+
+    #[test]
+    fn a_files_md5_is_the_etag_s3_gives_it_and_a_changed_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.html");
+        std::fs::write(&path, b"hello").unwrap();
+        let b3 = blake3::hash(b"hello").to_hex().to_string();
+        assert_eq!(
+            file_md5_hex(&path, 5, &b3).unwrap(),
+            "5d41402abc4b2a76b9719d911017c592"
+        );
+        std::fs::write(&path, b"HELLO").unwrap();
+        let e = file_md5_hex(&path, 5, &b3).unwrap_err().to_string();
+        assert!(e.contains("changed while it was being published"), "{e}");
+    }
 
     #[test]
     fn parts_stay_under_the_part_limit() {
