@@ -471,6 +471,39 @@ fn a_first_run_that_finds_an_expired_lock_probes(server: &'static S3Server, enfo
     );
 }
 
+/// A target's first run that finds a live lock stops at it (exit 4, naming
+/// the holder) whatever the store does with conditions: the lock is left
+/// as it was, and nothing of the site is written.
+fn a_first_run_that_finds_a_held_lock_stops(server: &'static S3Server) {
+    let site = S3Site::new(server, "heldlock");
+    let lock = br#"{"owner":"ci","host":"runner-7","pid":42,"command":"publish","created":"2026-01-01T00:00:00Z","expires":"2999-01-01T00:00:00Z"}"#;
+    site.s3
+        .put(&site.key(".assetpub/lock"), lock, "application/json");
+    let out = site.run(&["publish"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the deploy lock is held by ci@runner-7 (pid 42"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        site.s3.get(&site.key(".assetpub/lock")).as_deref(),
+        Some(&lock[..])
+    );
+    let keys = site.s3.keys();
+    assert_eq!(keys, vec![site.key(".assetpub/lock")], "{keys:?}");
+}
+
+#[test]
+fn a_first_run_that_finds_a_held_lock_stops_on_moto() {
+    a_first_run_that_finds_a_held_lock_stops(S3Server::moto());
+}
+
+#[test]
+fn a_first_run_that_finds_a_held_lock_stops_on_garage() {
+    a_first_run_that_finds_a_held_lock_stops(S3Server::garage());
+}
+
 #[test]
 fn a_first_run_that_finds_an_expired_lock_probes_moto() {
     a_first_run_that_finds_an_expired_lock_probes(S3Server::moto(), true);
