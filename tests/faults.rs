@@ -328,6 +328,45 @@ fn connections_dropped_mid_body_are_retried() {
     assert_whole(&site, &[d2["deploy"].as_str()]);
 }
 
+/// An object's body damaged on the way to the store (same length, one bit
+/// flipped). The bodies go unsigned: the signed Content-MD5 is what the
+/// store checks them against, so it refuses this one, the run stops with
+/// the store's word for it before the switch, and a rerun finishes.
+/// Garage checks Content-MD5; moto stores whatever it is sent.
+#[test]
+fn a_body_damaged_on_the_way_is_refused_by_the_store_and_nothing_switches() {
+    let site = S3Site::with_project(
+        S3Server::garage(),
+        "damaged",
+        project(20),
+        "concurrency = 4",
+    );
+    let d1 = site.json(&["publish"])["deploy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    change(&site.p, 8, 2);
+    site.proxy.reset_counts();
+    // One of the new images: a fingerprinted object, cached for a year.
+    site.proxy
+        .set_fault_matching("PUT", "/img/i00.", Fault::Corrupt { times: 1 });
+    let out = site.run(&["publish", "--json"]);
+    site.proxy.set_fault(Fault::None);
+    assert_eq!(site.proxy.injected(), 1, "{:?}", site.proxy.requests());
+    let damaged = site
+        .proxy
+        .exchanges()
+        .into_iter()
+        .find(|x| x.injected)
+        .unwrap();
+    assert_eq!(damaged.status, Some(400), "{damaged:?}");
+    let err = stderr(&out);
+    assert!(err.contains("img/i00."), "names the object: {err}");
+    assert!(err.contains("BadDigest"), "gives the store's reason: {err}");
+    assert_failed_cleanly(&site, &d1, &out);
+    assert_rerun_finishes(&site);
+}
+
 #[test]
 fn slow_down_and_503_are_retried_with_backoff() {
     let (site, _, out) = publish_under(

@@ -59,6 +59,13 @@ pub enum Fault {
         times: u32,
         forward: bool,
     },
+    /// Forward the next `times` requests that have a body of a known
+    /// length with one byte of it changed (the middle one, its lowest bit
+    /// flipped), as a faulty link or middlebox would: same length, other
+    /// bytes.
+    Corrupt {
+        times: u32,
+    },
 }
 
 /// The fault in force and the requests it applies to.
@@ -161,6 +168,7 @@ enum Action {
     Forward {
         delay_ms: u64,
         drop_after: Option<usize>,
+        corrupt: bool,
     },
     Respond {
         code: u16,
@@ -210,7 +218,8 @@ impl Shared {
         }
     }
 
-    /// Notes that the fault failed a logged request without an answer.
+    /// Notes that the fault failed a logged request (without an answer, or
+    /// with its body damaged).
     fn failed(&self, logged: Logged) {
         self.injected.fetch_add(1, Ordering::SeqCst);
         let mut log = self.log.lock().unwrap();
@@ -225,6 +234,7 @@ impl Shared {
         let forward = Action::Forward {
             delay_ms: 0,
             drop_after: None,
+            corrupt: false,
         };
         let mut armed = self.fault.lock().unwrap();
         if !armed.applies_to(head) {
@@ -245,10 +255,12 @@ impl Shared {
             Fault::Delay { ms } => Action::Forward {
                 delay_ms: *ms,
                 drop_after: None,
+                corrupt: false,
             },
             Fault::Status { times: 0, .. }
             | Fault::DropMidBody { times: 0, .. }
-            | Fault::Hang { times: 0, .. } => {
+            | Fault::Hang { times: 0, .. }
+            | Fault::Corrupt { times: 0 } => {
                 *fault = Fault::None;
                 forward
             }
@@ -279,6 +291,7 @@ impl Shared {
                 let action = Action::Forward {
                     delay_ms: 0,
                     drop_after: Some(*after_bytes),
+                    corrupt: false,
                 };
                 *times = times.saturating_sub(1);
                 if *times == 0 {
@@ -297,6 +310,20 @@ impl Shared {
                     *fault = Fault::None;
                 }
                 action
+            }
+            Fault::Corrupt { times } => {
+                if !matches!(head.body, BodyKind::Length(n) if n > 0) {
+                    return forward;
+                }
+                *times = times.saturating_sub(1);
+                if *times == 0 {
+                    *fault = Fault::None;
+                }
+                Action::Forward {
+                    delay_ms: 0,
+                    drop_after: None,
+                    corrupt: true,
+                }
             }
         }
     }
@@ -648,11 +675,17 @@ impl Connection {
                 Action::Forward {
                     delay_ms,
                     drop_after,
+                    corrupt,
                 } => {
                     if delay_ms > 0 {
                         thread::sleep(Duration::from_millis(delay_ms));
                     }
-                    match self.forward(&head, logged, drop_after) {
+                    if corrupt {
+                        // Counted and marked like a failed request; the
+                        // store's answer is still noted.
+                        self.shared.failed(logged);
+                    }
+                    match self.forward(&head, logged, drop_after, corrupt) {
                         Ok(BodyEnd::Done) => {}
                         Ok(BodyEnd::Dropped) => {
                             self.shared.failed(logged);
@@ -738,6 +771,7 @@ impl Connection {
         head: &Head,
         logged: Logged,
         drop_after: Option<usize>,
+        corrupt: bool,
     ) -> io::Result<BodyEnd> {
         let upstream = self.upstream()?;
         // Queued before the server can see the request, so that its answer
@@ -749,6 +783,20 @@ impl Connection {
         upstream.stream.write_all(&head.raw)?;
         let up = &mut self.upstream.as_mut().unwrap().stream;
         let mut budget = drop_after;
+        if corrupt {
+            let mut body = Vec::new();
+            copy_body(
+                &mut self.reader,
+                &mut body,
+                &head.body,
+                &mut budget,
+                &self.shared.body_bytes,
+            )?;
+            let middle = body.len() / 2;
+            body[middle] ^= 1;
+            up.write_all(&body)?;
+            return Ok(BodyEnd::Done);
+        }
         copy_body(
             &mut self.reader,
             up,
