@@ -10,6 +10,10 @@ pub const RESERVED_PREFIX: &str = ".assetpub/";
 pub const DEPLOYS_PREFIX: &str = ".assetpub/deploys/";
 /// The deploy lock.
 pub const LOCK_KEY: &str = ".assetpub/lock";
+/// The throwaway keys that learn whether a store enforces conditional
+/// writes, as `<random>`: each deleted by its probe, or by `prune` once
+/// an interrupted probe left it.
+pub const PROBE_PREFIX: &str = ".assetpub/probe-";
 /// On a directory target, each deploy's release: its stable keys (hard
 /// links to their fingerprinted objects), its manifest and Django's
 /// `staticfiles.json`, as `<deploy>/<key>`.

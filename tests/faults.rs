@@ -367,6 +367,51 @@ fn a_body_damaged_on_the_way_is_refused_by_the_store_and_nothing_switches() {
     assert_rerun_finishes(&site);
 }
 
+/// A target's first run with `encoding = "gzip"` stops after its uploads
+/// (here its deploy record is refused); the next first run, with the
+/// identity encoding and no state DB, finds gzip bytes under its keys. They
+/// were never served, so they are checked and written over, not taken for
+/// the objects this deploy names.
+#[test]
+fn objects_an_interrupted_first_run_left_in_another_encoding_are_not_taken_as_they_are() {
+    let p = project(4);
+    p.write(
+        "site/css/big.css",
+        &"a{background:url(../img/i00.png)}\n".repeat(400),
+    );
+    let site = S3Site::with_project(S3Server::moto(), "encleft", p, "encoding = \"gzip\"");
+    site.proxy.set_fault_matching(
+        "PUT",
+        "/.assetpub/deploys/",
+        Fault::Status {
+            code: 500,
+            s3_code: "InternalError",
+            times: 10_000,
+        },
+    );
+    let out = site.run(&["publish"]);
+    site.proxy.set_fault(Fault::None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(current(&site), None);
+    let gzipped: Vec<String> = site
+        .s3
+        .keys()
+        .into_iter()
+        .filter(|k| k.contains("/css/big."))
+        .collect();
+    assert_eq!(
+        gzipped.len(),
+        1,
+        "the stylesheet's object was uploaded: {gzipped:?}"
+    );
+    site.configure("[source]\ndirs = [\"site\"]\n", "");
+    std::fs::remove_dir_all(site.p.path(".assetpub")).unwrap();
+    let out = site.json(&["publish"]);
+    assert!(out["deploy"].is_string(), "{out}");
+    assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
+    assert_whole(&site, &[out["deploy"].as_str()]);
+}
+
 #[test]
 fn slow_down_and_503_are_retried_with_backoff() {
     let (site, _, out) = publish_under(

@@ -127,6 +127,64 @@ fn a_lost_answer_to_the_manifest_switch_is_not_taken_for_a_conflict() {
     assert_eq!(noop["changed"], false, "{noop}");
 }
 
+/// Publishes with the answer to the lock's first write lost after the
+/// write landed; expects success, the lock released, and the client's
+/// retry of the write refused (moto enforces `If-None-Match`).
+fn publish_losing_the_lock_answer(site: &S3Site) {
+    site.proxy.reset_counts();
+    site.proxy.set_fault_matching(
+        "PUT",
+        "/.assetpub/lock",
+        Fault::Hang {
+            times: 1,
+            forward: true,
+        },
+    );
+    let out = run(site, &["publish"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(site.proxy.injected(), 1, "the lock's answer was lost");
+    let writes: Vec<_> = site
+        .proxy
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.method == "PUT" && x.target.contains("/.assetpub/lock"))
+        .collect();
+    assert!(
+        writes[0].injected && writes[0].status.is_none(),
+        "{writes:?}"
+    );
+    assert!(writes[1].same_request(&writes[0]), "{writes:?}");
+    assert_eq!(writes[1].status, Some(412), "{writes:?}");
+    assert!(
+        site.s3.head(&site.key(".assetpub/lock")).is_none(),
+        "the lock is released"
+    );
+    site.assert_manifest_consistent();
+}
+
+#[test]
+fn a_lost_answer_to_the_lock_is_not_taken_for_another_runs_lock() {
+    // The create lands on the store, its answer never comes back; the
+    // retry is refused because the lock is there: this run's own. On a
+    // target's first run, that refusal also answers whether the store
+    // enforces conditional writes.
+    let site = site("lost-lock");
+    publish_losing_the_lock_answer(&site);
+    assert_eq!(site.manifest()["conditional_writes"], true);
+    assert_eq!(
+        site.proxy.count_matching("PUT", "/.assetpub/probe-"),
+        0,
+        "the refused retry answered: no probe"
+    );
+    // And on a later run, whose store's answer is known.
+    site.p
+        .write("site/index.html", "<!doctype html><p>second</p>");
+    publish_losing_the_lock_answer(&site);
+    assert!(
+        String::from_utf8_lossy(&site.s3.get(&site.key("index.html")).unwrap()).contains("second")
+    );
+}
+
 #[test]
 fn a_store_that_never_answers_fails_the_run_naming_the_timeout() {
     let site = site("never-answers");

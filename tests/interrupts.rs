@@ -145,6 +145,43 @@ fn interrupted_publish(signal: &str, code: i32, json: bool) {
     assert_ne!(current(&site).as_deref(), Some(d1.as_str()));
 }
 
+/// Ctrl-C while a target's first run is still taking its lock: created,
+/// and the second create that learns whether the store enforces
+/// conditional writes left unanswered. The lock created is released.
+#[test]
+fn sigint_while_a_first_run_takes_its_lock_releases_it() {
+    let site = S3Site::with_project(S3Server::moto(), "siglearn", project(4), "concurrency = 2");
+    site.proxy.set_fault_matching(
+        "PUT",
+        LOCK,
+        Fault::Pass {
+            requests: 1,
+            then: Box::new(Fault::Hang {
+                times: 1,
+                forward: true,
+            }),
+        },
+    );
+    let child = spawn(&site, &["publish"]);
+    wait_for("the lock's second create", || {
+        site.proxy.count_matching("PUT", LOCK) >= 2
+    });
+    assert!(
+        site.s3.head(&site.key(LOCK)).is_some(),
+        "the lock was created"
+    );
+    kill(&child, "INT");
+    let out = exited_within(child, Duration::from_secs(15));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("and the deploy lock was released"), "{err}");
+    assert!(site.s3.head(&site.key(LOCK)).is_none(), "the lock is gone");
+    assert_eq!(current(&site), None);
+    site.proxy.set_fault(Fault::None);
+    let done = site.json(&["publish"]);
+    assert_eq!(current(&site).as_deref(), done["deploy"].as_str());
+}
+
 #[test]
 fn sigint_during_a_publish_releases_the_lock_changes_nothing_and_exits_130() {
     interrupted_publish("INT", 130, false);

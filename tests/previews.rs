@@ -228,6 +228,33 @@ fn a_preview_copies_what_the_live_site_stores_and_leaves_it_untouched() {
     );
 }
 
+/// A preview's first run that asks the store whether it enforces
+/// conditional writes with a key of its own (`--break-lock` does) writes
+/// that key under the preview too.
+#[test]
+fn a_previews_probe_of_conditional_writes_stays_in_the_preview() {
+    let live = site(S3Server::moto(), "previewprobe");
+    live.json(&["publish"]);
+    let before = live_snapshot(&live);
+    // A runner whose state DB knows nothing of the store yet.
+    let s = other_machine(&live);
+    s.json(&["publish", "--preview", "pr-9", "--break-lock"]);
+    let own = format!("/{}/{PREFIX}/_previews/pr-9/", s.bucket);
+    let w = writes(&s);
+    let probes = format!("{own}.assetpub/probe-");
+    assert_eq!(
+        w.iter().filter(|x| x.path().starts_with(&probes)).count(),
+        2,
+        "the probe's two creates: {w:?}"
+    );
+    // (A batch delete names its keys in its body, not its path.)
+    for x in w.iter().filter(|x| x.method != "POST") {
+        assert!(x.path().starts_with(&own), "{} {}", x.method, x.target);
+    }
+    assert_eq!(live_snapshot(&s), before, "the live site changed");
+    assert!(s.s3.keys().iter().all(|k| !k.contains("/.assetpub/probe-")));
+}
+
 #[test]
 fn a_fresh_runner_copies_from_the_live_site_and_from_other_previews() {
     let a = site(S3Server::moto(), "fresh-preview");

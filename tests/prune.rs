@@ -259,6 +259,34 @@ fn prune_holds_the_deploy_lock() {
     assert!(!p.path("published/.assetpub/lock").exists());
 }
 
+/// The key of a probe of conditional writes that its run did not get to
+/// delete (interrupted between its writes and its delete) is deleted by
+/// the next prune, unless it is young enough to be another run's probe
+/// under way.
+#[test]
+fn prune_deletes_a_probe_key_an_interrupted_run_left() {
+    use crate::s3::S3Site;
+    let site = S3Site::new(crate::support::S3Server::moto(), "probeleft");
+    site.json(&["publish"]);
+    let key = site.key(".assetpub/probe-0123456789abcdef");
+    site.s3.put(
+        &key,
+        b"conditional write probe\n",
+        "application/octet-stream",
+    );
+    // Just written: kept under the default min-age.
+    let out = site.json(&["prune"]);
+    assert_eq!(out["deleted_objects"], serde_json::json!([]));
+    assert!(site.s3.head(&key).is_some());
+    let out = site.json(&["prune", "--min-age", "0s"]);
+    assert_eq!(
+        out["deleted_objects"],
+        serde_json::json!([".assetpub/probe-0123456789abcdef"])
+    );
+    assert!(site.s3.head(&key).is_none());
+    assert!(site.s3.head(&site.key("manifest.json")).is_some());
+}
+
 #[test]
 fn an_interrupted_runs_object_younger_than_min_age_is_kept() {
     let p = Project::new();

@@ -13,10 +13,16 @@ use serde::Serialize;
 use crate::commands::context::Context;
 use crate::concurrency::limited;
 use crate::error::{Error, Result};
-use crate::keys::PREVIEWS_PREFIX;
+use crate::keys::{PREVIEWS_PREFIX, PROBE_PREFIX};
 use crate::remote::manifest::{DEPLOYS_PREFIX, LOCK_KEY, Manifest};
 use crate::settings::redirects::s3_objects;
 use crate::store::{ContentDigest, GetOutcome, Listed, Store};
+
+/// A probe of conditional writes takes two writes and a delete: a probe key
+/// this old (or older than `--min-age`, if that is less) was left by a run
+/// that stopped in the middle. No other run probes while prune holds the
+/// lock, but for one that finds it held and probes before it gives up.
+const PROBE_LEFT_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -176,6 +182,14 @@ async fn select_and_delete(
     let mut candidates: Vec<&Listed> = Vec::new();
     let mut unverified: Vec<&Listed> = Vec::new();
     for l in &listing {
+        // A probe's key its run did not get to delete (interrupted); one
+        // this young may be another run's probe under way.
+        if l.key.starts_with(PROBE_PREFIX)
+            && now.timestamp() - l.modified >= PROBE_LEFT_AFTER.min(opts.min_age).as_secs() as i64
+        {
+            candidates.push(l);
+            continue;
+        }
         if reserved(&l.key) || needed.contains(&l.key) || !old_enough(l) {
             continue;
         }

@@ -5,13 +5,14 @@
 //! commands run their work in.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::error::{Conflict, Error, Result};
+use crate::keys::PROBE_PREFIX;
 use crate::remote::manifest::LOCK_KEY;
 use crate::report::Reporter;
 use crate::store::{Body, Condition, GetOutcome, NoObserver, ObjectMeta, PutOutcome, Store};
@@ -26,6 +27,51 @@ pub struct LockInfo {
     pub ci_run: Option<String>,
     pub created: String,
     pub expires: String,
+    /// The PID namespace `pid` is a number in (Linux: `pid:[inode]`): a
+    /// container has its own, and a pid from another one says nothing of
+    /// the processes here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<String>,
+    /// Random, one per taking of the lock: what tells this run's lock from
+    /// another's of the same process and second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// A fresh [`LockInfo::token`].
+fn new_token() -> String {
+    static TAKEN: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&crate::util::now_ns().to_le_bytes());
+    hasher.update(&std::process::id().to_le_bytes());
+    hasher.update(&TAKEN.fetch_add(1, Ordering::SeqCst).to_le_bytes());
+    hasher.finalize().to_hex()[..16].to_owned()
+}
+
+/// This process's PID namespace, where the system says (Linux).
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// `s` as it may go into a message: control characters (a lock is anyone's
+/// bytes; escape sequences or line breaks could fake a line of output)
+/// written as escapes, and at most 200 characters.
+fn printable(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == 200 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl LockInfo {
@@ -41,6 +87,8 @@ impl LockInfo {
             ci_run: crate::util::ci_run(),
             created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             expires: expiry(ttl),
+            pid_ns: pid_namespace(),
+            token: Some(new_token()),
         }
     }
 
@@ -48,16 +96,27 @@ impl LockInfo {
         let ci = self
             .ci_run
             .as_deref()
-            .map(|c| format!(", {c}"))
+            .map(|c| format!(", {}", printable(c)))
             .unwrap_or_default();
         format!(
             "{}@{} (pid {}, `{}`{ci}) since {}, expires {}",
-            self.owner, self.host, self.pid, self.command, self.created, self.expires
+            printable(&self.owner),
+            printable(&self.host),
+            self.pid,
+            printable(&self.command),
+            printable(&self.created),
+            printable(&self.expires)
         )
     }
 
     fn same_holder(&self, other: &LockInfo) -> bool {
-        self.host == other.host && self.pid == other.pid && self.created == other.created
+        if let (Some(a), Some(b)) = (&self.token, &other.token) {
+            return a == b;
+        }
+        self.host == other.host
+            && self.pid == other.pid
+            && self.created == other.created
+            && self.pid_ns == other.pid_ns
     }
 
     /// Past its expiry, or left by a process of this host that is gone (a
@@ -71,9 +130,14 @@ impl LockInfo {
     fn holder_is_dead(&self) -> bool {
         let here = gethostname::gethostname().to_string_lossy().into_owned();
         // Only Linux answers "is this pid alive" without a new dependency;
-        // elsewhere a dead holder's lock waits for its expiry.
+        // elsewhere a dead holder's lock waits for its expiry. A pid means
+        // something only in the PID namespace it was taken in: a lock from
+        // another container of the same host name (or one written before
+        // locks said which namespace) waits for its expiry too.
         cfg!(target_os = "linux")
             && self.host == here
+            && self.pid_ns.is_some()
+            && self.pid_ns == pid_namespace()
             && self.pid != 0
             && self.pid != std::process::id()
             && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
@@ -133,6 +197,27 @@ fn interrupts() -> std::sync::MutexGuard<'static, Interrupts> {
     INTERRUPTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Registers a lock being taken or held, for an interrupt to release;
+/// returns its id.
+fn register(
+    store: &Arc<dyn Store>,
+    held: &Arc<Mutex<Held>>,
+    lost: &Arc<AtomicBool>,
+    enforced: bool,
+) -> u64 {
+    let mut i = interrupts();
+    i.next_id += 1;
+    let id = i.next_id;
+    i.held.push(Registered {
+        id,
+        store: store.clone(),
+        held: held.clone(),
+        lost: lost.clone(),
+        enforced,
+    });
+    id
+}
+
 /// Marks the process interrupted: from now on no run begins to switch the
 /// site ([`Lock::check`] fails). Returns whether one already has (passed
 /// its check before the switch): that run is to be let finish, since what
@@ -167,7 +252,7 @@ struct Held {
 impl Lock {
     /// Takes the lock. `enforced` says whether the store enforces
     /// conditional writes; `None` when that is not known yet (a target's
-    /// first run): it is then learnt on the way (see [`create_and_learn`])
+    /// first run): it is then learnt on the way (see [`Ours::create_and_learn`])
     /// and [`Lock::enforced`] says it.
     pub async fn acquire(
         store: Arc<dyn Store>,
@@ -176,34 +261,39 @@ impl Lock {
         enforced: Option<bool>,
         break_lock: bool,
     ) -> Result<Lock> {
-        let info = LockInfo::new(command, ttl);
-        let body = serde_json::to_vec_pretty(&info).expect("lock info serializes");
-        let (enforced, etag) = match enforced {
-            Some(enforced) => (
-                enforced,
-                acquire_known(store.as_ref(), &body, enforced, break_lock).await?,
-            ),
-            None if break_lock => {
-                let enforced = store.probe_conditional_writes().await?;
-                (
-                    enforced,
-                    acquire_known(store.as_ref(), &body, enforced, true).await?,
-                )
-            }
-            None => match create_and_learn(store.as_ref(), &body).await? {
-                Some(learnt) => learnt,
-                // A lock is there (or came at the same moment): the
-                // store's own probe answers, then the usual way on.
-                None => {
-                    let enforced = store.probe_conditional_writes().await?;
-                    (
-                        enforced,
-                        acquire_known(store.as_ref(), &body, enforced, false).await?,
-                    )
-                }
-            },
+        let ours = Ours {
+            store: store.as_ref(),
+            info: LockInfo::new(command, ttl),
+            wrote: AtomicBool::new(false),
         };
-        Ok(Lock::hold(store, info, etag, ttl, enforced))
+        let state = Arc::new(Mutex::new(Held {
+            info: ours.info.clone(),
+            etag: None,
+        }));
+        let lost = Arc::new(AtomicBool::new(false));
+        // Registered before the first write, as on a store whose conditions
+        // are not known: an interrupt while the lock is being taken then
+        // releases it if a write of ours landed (read, compare, delete).
+        let id = register(&store, &state, &lost, false);
+        match ours.take(enforced, break_lock).await {
+            Ok((enforced, etag)) => {
+                state.lock().await.etag = etag;
+                if let Some(r) = interrupts().held.iter_mut().find(|r| r.id == id) {
+                    r.enforced = enforced;
+                }
+                Ok(Lock::hold(store, state, lost, ttl, enforced, id))
+            }
+            Err(e) => {
+                // A write of ours may have landed before the failure (its
+                // answer lost, or a later step failed): the lock must not
+                // stay behind, blocking the next run until it expires.
+                if ours.wrote.load(Ordering::SeqCst) {
+                    let _ = delete_ours(store.as_ref(), &state, false).await;
+                }
+                interrupts().held.retain(|r| r.id != id);
+                Err(e)
+            }
+        }
     }
 
     /// Whether the store enforces conditional writes, as known or learnt
@@ -212,15 +302,15 @@ impl Lock {
         self.enforced
     }
 
+    /// The lock taken (registered as `id`), renewed from now on.
     fn hold(
         store: Arc<dyn Store>,
-        info: LockInfo,
-        etag: Option<String>,
+        state: Arc<Mutex<Held>>,
+        lost: Arc<AtomicBool>,
         ttl: Duration,
         enforced: bool,
+        id: u64,
     ) -> Lock {
-        let state = Arc::new(Mutex::new(Held { info, etag }));
-        let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew_loop(
             store.clone(),
             state.clone(),
@@ -228,19 +318,6 @@ impl Lock {
             ttl,
             enforced,
         ));
-        let id = {
-            let mut i = interrupts();
-            i.next_id += 1;
-            let id = i.next_id;
-            i.held.push(Registered {
-                id,
-                store: store.clone(),
-                held: state.clone(),
-                lost: lost.clone(),
-                enforced,
-            });
-            id
-        };
         Lock {
             store,
             enforced,
@@ -292,82 +369,141 @@ impl Lock {
     }
 }
 
-/// Takes the lock on a store whose conditional writes are known. Returns
-/// the ETag of the lock written.
-async fn acquire_known(
-    store: &dyn Store,
-    body: &[u8],
-    enforced: bool,
-    break_lock: bool,
-) -> Result<Option<String>> {
-    // Without conditional writes the check below is only best effort:
-    // two runs can both see no lock. The caller warns about that.
-    let mut condition = Condition::IfAbsent;
-    if (!enforced || break_lock)
-        && let Some((holder, etag)) = read(store).await?
-    {
-        if !break_lock && !holder.expired() {
-            return Err(held(&holder));
-        }
-        condition = if enforced {
-            Condition::IfMatch(etag)
-        } else {
-            Condition::None
-        };
-    }
-    let mut outcome = put(store, body, condition.clone()).await?;
-    if outcome == PutOutcome::PreconditionFailed && condition == Condition::IfAbsent {
-        match read(store).await? {
-            Some((holder, etag)) if holder.expired() => {
-                outcome = put(store, body, Condition::IfMatch(etag)).await?;
-            }
-            Some((holder, _)) => return Err(held(&holder)),
-            // Released between our write and our read: try once more.
-            None => outcome = put(store, body, Condition::IfAbsent).await?,
-        }
-    }
-    let etag = match outcome {
-        PutOutcome::Written { etag } => etag,
-        PutOutcome::PreconditionFailed => {
-            let holder = read(store).await?.map(|(h, _)| h);
-            return Err(holder.map_or_else(
-                || {
-                    Error::conflict(
-                        Conflict::LockHeld,
-                        "another deploy took the deploy lock at the same moment; try again",
-                    )
-                },
-                |h| held(&h),
-            ));
-        }
-    };
-    Ok(etag)
+/// This run's lock while it is being taken.
+struct Ours<'a> {
+    store: &'a dyn Store,
+    info: LockInfo,
+    /// Set once a write of it may have landed (written, or no answer).
+    wrote: AtomicBool,
 }
 
-/// Takes a free lock on a store whose conditional writes are not known and
-/// learns them with the same key: the lock is created with
-/// `If-None-Match: *`, then created again the same way, which a store that
-/// enforces the condition refuses (and one that ignores it overwrites with
-/// the same bytes). One PUT more than the lock alone, where a probe of its
-/// own costs two PUTs and a DELETE. Returns whether the store enforces the
-/// condition and the lock's ETag; `None` when a lock is there, or the
-/// first create is refused (someone took it at the same moment).
-async fn create_and_learn(
-    store: &dyn Store,
-    body: &[u8],
-) -> Result<Option<(bool, Option<String>)>> {
-    // Read first: a store that ignores the condition would let the create
-    // overwrite a lock another run holds.
-    if read(store).await?.is_some() {
-        return Ok(None);
+impl Ours<'_> {
+    /// Takes the lock: returns whether the store enforces conditional
+    /// writes (`enforced`, or learnt on the way when `None`) and the ETag
+    /// of the lock written.
+    async fn take(
+        &self,
+        enforced: Option<bool>,
+        break_lock: bool,
+    ) -> Result<(bool, Option<String>)> {
+        Ok(match enforced {
+            Some(enforced) => (enforced, self.acquire_known(enforced, break_lock).await?),
+            None if break_lock => {
+                let enforced = self.probe().await?;
+                (enforced, self.acquire_known(enforced, true).await?)
+            }
+            None => match self.create_and_learn().await? {
+                Some(learnt) => learnt,
+                // A lock is there (or came at the same moment): the
+                // store's own probe answers, then the usual way on.
+                None => {
+                    let enforced = self.probe().await?;
+                    (enforced, self.acquire_known(enforced, false).await?)
+                }
+            },
+        })
     }
-    let PutOutcome::Written { etag } = put(store, body, Condition::IfAbsent).await? else {
-        return Ok(None);
-    };
-    Ok(Some(match put(store, body, Condition::IfAbsent).await? {
-        PutOutcome::PreconditionFailed => (true, etag),
-        PutOutcome::Written { etag } => (false, etag),
-    }))
+
+    /// The store's own answer on conditional writes, from a key of this
+    /// run's (under the target, so a preview's probe stays in the preview).
+    async fn probe(&self) -> Result<bool> {
+        let key = format!("{PROBE_PREFIX}{}", new_token());
+        self.store.probe_conditional_writes(&key).await
+    }
+
+    async fn put(&self, condition: Condition) -> Result<PutOutcome> {
+        let body = serde_json::to_vec_pretty(&self.info).expect("lock info serializes");
+        let outcome = put(self.store, &body, condition).await;
+        // A refusal wrote nothing; anything else may have.
+        if !matches!(outcome, Ok(PutOutcome::PreconditionFailed)) {
+            self.wrote.store(true, Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    /// After a conditional write of the lock was refused: the ETag of the
+    /// lock when it is this run's all the same. A write whose answer was
+    /// lost lands, and the client's retry of it is refused; the lock is
+    /// then ours, not another run's.
+    async fn landed(&self) -> Result<Option<String>> {
+        Ok(read(self.store)
+            .await?
+            .filter(|(holder, _)| holder.same_holder(&self.info))
+            .map(|(_, etag)| etag))
+    }
+
+    /// Takes the lock on a store whose conditional writes are known.
+    /// Returns the ETag of the lock written.
+    async fn acquire_known(&self, enforced: bool, break_lock: bool) -> Result<Option<String>> {
+        // Without conditional writes the check below is only best effort:
+        // two runs can both see no lock. The caller warns about that.
+        let mut condition = Condition::IfAbsent;
+        if (!enforced || break_lock)
+            && let Some((holder, etag)) = read(self.store).await?
+        {
+            if !break_lock && !holder.expired() {
+                return Err(held(&holder));
+            }
+            condition = if enforced {
+                Condition::IfMatch(etag)
+            } else {
+                Condition::None
+            };
+        }
+        let mut outcome = self.put(condition.clone()).await?;
+        if outcome == PutOutcome::PreconditionFailed && condition == Condition::IfAbsent {
+            match read(self.store).await? {
+                Some((holder, etag)) if holder.same_holder(&self.info) => return Ok(Some(etag)),
+                Some((holder, etag)) if holder.expired() => {
+                    outcome = self.put(Condition::IfMatch(etag)).await?;
+                }
+                Some((holder, _)) => return Err(held(&holder)),
+                // Released between our write and our read: try once more.
+                None => outcome = self.put(Condition::IfAbsent).await?,
+            }
+        }
+        match outcome {
+            PutOutcome::Written { etag } => Ok(etag),
+            PutOutcome::PreconditionFailed => match read(self.store).await? {
+                Some((holder, etag)) if holder.same_holder(&self.info) => Ok(Some(etag)),
+                Some((holder, _)) => Err(held(&holder)),
+                None => Err(Error::conflict(
+                    Conflict::LockHeld,
+                    "another deploy took the deploy lock at the same moment; try again",
+                )),
+            },
+        }
+    }
+
+    /// Takes a free lock on a store whose conditional writes are not known
+    /// and learns them with the same key: the lock is created with
+    /// `If-None-Match: *`, then created again the same way, which a store
+    /// that enforces the condition refuses (and one that ignores it
+    /// overwrites with the same bytes). One PUT more than the lock alone,
+    /// where a probe of its own costs two PUTs and a DELETE. Returns
+    /// whether the store enforces the condition and the lock's ETag; `None`
+    /// when a lock is there, or the first create is refused (someone took
+    /// it at the same moment).
+    async fn create_and_learn(&self) -> Result<Option<(bool, Option<String>)>> {
+        // Read first: a store that ignores the condition would let the
+        // create overwrite a lock another run holds.
+        if read(self.store).await?.is_some() {
+            return Ok(None);
+        }
+        let etag = match self.put(Condition::IfAbsent).await? {
+            PutOutcome::Written { etag } => etag,
+            // The create landed with its answer lost and the retry was
+            // refused: the lock is ours, and the store enforces the
+            // condition (one that ignores it takes the retry).
+            PutOutcome::PreconditionFailed => {
+                return Ok(self.landed().await?.map(|etag| (true, Some(etag))));
+            }
+        };
+        Ok(Some(match self.put(Condition::IfAbsent).await? {
+            PutOutcome::PreconditionFailed => (true, etag),
+            PutOutcome::Written { etag } => (false, etag),
+        }))
+    }
 }
 
 /// Deletes the lock if it is still this run's: someone may have broken it
@@ -461,6 +597,17 @@ async fn renew_loop(
         match put(&store, &body, condition).await {
             Ok(PutOutcome::Written { etag }) => held.etag = etag,
             Ok(PutOutcome::PreconditionFailed) => {
+                // The renewal may have landed with its answer lost and the
+                // retry been refused: then the lock is still ours.
+                match read(store.as_ref()).await {
+                    Ok(Some((holder, etag))) if holder.same_holder(&held.info) => {
+                        held.etag = Some(etag);
+                        continue;
+                    }
+                    // Unreadable now: judged at the next tick.
+                    Err(_) => continue,
+                    Ok(_) => {}
+                }
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
@@ -498,6 +645,8 @@ pub async fn read(store: &dyn Store) -> Result<Option<(LockInfo, String)>> {
                 ci_run: None,
                 created: "unknown".into(),
                 expires: "1970-01-01T00:00:00Z".into(),
+                pid_ns: None,
+                token: None,
             });
             Ok(Some((info, etag)))
         }
@@ -599,6 +748,77 @@ mod tests {
         );
         assert!(!ran);
         held.release().await.unwrap();
+    }
+
+    /// A create whose answer was lost lands, and the retry is refused: the
+    /// lock found then is this run's own, not another run's.
+    #[tokio::test]
+    async fn a_refused_create_of_a_lock_that_is_ours_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let ours = Ours {
+            store: store.as_ref(),
+            info: LockInfo::new("publish", Duration::from_secs(60)),
+            wrote: AtomicBool::new(false),
+        };
+        // What the lost create left.
+        let body = serde_json::to_vec_pretty(&ours.info).unwrap();
+        put(store.as_ref(), &body, Condition::IfAbsent)
+            .await
+            .unwrap();
+        let (_, etag) = read(store.as_ref()).await.unwrap().unwrap();
+        let (enforced, taken) = ours.take(Some(true), false).await.unwrap();
+        assert!(enforced);
+        assert_eq!(taken, Some(etag));
+        // Another taking of it, even by this process in the same second,
+        // finds it held.
+        let other = Ours {
+            store: store.as_ref(),
+            info: LockInfo::new("publish", Duration::from_secs(60)),
+            wrote: AtomicBool::new(false),
+        };
+        let r = other.take(Some(true), false).await;
+        assert_eq!(
+            r.as_ref().err().and_then(Error::conflict_kind),
+            Some(Conflict::LockHeld),
+            "{r:?}"
+        );
+    }
+
+    /// A pid is only judged in the PID namespace it was taken in: a lock of
+    /// a dead process here is free, the same pid from another namespace
+    /// (another container with this host name) or from a lock that does
+    /// not say its namespace is not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_dead_holder_is_only_recognised_in_this_pid_namespace() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut info = LockInfo::new("publish", Duration::from_secs(3600));
+        info.pid = pid;
+        assert!(info.pid_ns.is_some());
+        assert!(info.holder_is_dead() && info.expired());
+        info.pid_ns = Some("pid:[1]".into());
+        assert!(!info.holder_is_dead() && !info.expired());
+        info.pid_ns = None;
+        assert!(!info.holder_is_dead() && !info.expired());
+    }
+
+    /// A lock is anyone's bytes: what the message shows of it cannot fake
+    /// a line of output or colour the terminal.
+    #[test]
+    fn a_holder_is_described_without_control_characters() {
+        let mut info = LockInfo::new("publish", Duration::from_secs(60));
+        info.owner = "ci\u{1b}[31m\nerror: all good".into();
+        info.host = "h".repeat(500);
+        let text = info.describe();
+        assert!(!text.chars().any(char::is_control), "{text}");
+        assert!(
+            text.starts_with("ci\\u{1b}[31m\\nerror: all good@hhh"),
+            "{text}"
+        );
+        assert!(text.len() < 400, "{text}");
     }
 
     #[tokio::test]

@@ -173,7 +173,7 @@ impl Store for FsStore {
     }
 
     /// A directory always enforces `If-None-Match`/`If-Match`.
-    async fn probe_conditional_writes(&self) -> Result<bool> {
+    async fn probe_conditional_writes(&self, _key: &str) -> Result<bool> {
         Ok(true)
     }
 

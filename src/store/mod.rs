@@ -214,9 +214,10 @@ pub trait Store: Send + Sync {
     async fn object_digest(&self, key: &str) -> Result<ContentDigest>;
 
     /// Whether `If-None-Match`/`If-Match` are enforced: a store that knows
-    /// says so, one that may ignore them tries (the caller remembers the
-    /// answer).
-    async fn probe_conditional_writes(&self) -> Result<bool>;
+    /// says so, one that may ignore them tries on `key`, a throwaway key
+    /// under [`crate::keys::PROBE_PREFIX`] that it deletes again (the
+    /// caller remembers the answer).
+    async fn probe_conditional_writes(&self, key: &str) -> Result<bool>;
 
     /// A store that switches whole releases at once (see [`Releases`]);
     /// `None` (S3) switches stable keys one by one, then the manifest.
@@ -352,8 +353,8 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         (**self).object_digest(key).await
     }
 
-    async fn probe_conditional_writes(&self) -> Result<bool> {
-        (**self).probe_conditional_writes().await
+    async fn probe_conditional_writes(&self, key: &str) -> Result<bool> {
+        (**self).probe_conditional_writes(key).await
     }
 
     fn releases(&self) -> Option<&dyn Releases> {

@@ -109,7 +109,7 @@ impl Store for Prefixed {
         self.inner.object_digest(&self.full(key)).await
     }
 
-    async fn probe_conditional_writes(&self) -> Result<bool> {
-        self.inner.probe_conditional_writes().await
+    async fn probe_conditional_writes(&self, key: &str) -> Result<bool> {
+        self.inner.probe_conditional_writes(&self.full(key)).await
     }
 }

@@ -583,10 +583,12 @@ fn reserved(config: &Config) -> Vec<claims::Reserved> {
 /// objects the state DB says are there are checked first, then the payloads
 /// of the missing ones and of the uploads are made (only what preparation
 /// did not keep) and sent. How many objects were found in place.
+/// `first_deploy`: the target has no deploy yet (see [`upload::upload_all`]).
 async fn send_objects(
     ctx: &Context,
     plan: &Plan,
     files: &HashMap<String, Arc<Prepared>>,
+    first_deploy: bool,
 ) -> Result<u64> {
     let all = plan.confirm.iter().chain(&plan.uploads);
     let count = all.clone().count() as u64;
@@ -605,7 +607,7 @@ async fn send_objects(
                 task: upload::Task::Confirm,
             })
             .collect();
-        let checked = upload::upload_all(ctx, confirm).await?;
+        let checked = upload::upload_all(ctx, confirm, first_deploy).await?;
         let send: Vec<(PlannedObject, bool)> = checked
             .missing
             .into_iter()
@@ -636,7 +638,7 @@ async fn send_objects(
                 },
             })
             .collect();
-        let sent = upload::upload_all(ctx, jobs).await?;
+        let sent = upload::upload_all(ctx, jobs, first_deploy).await?;
         Ok(checked.already_there + sent.already_there)
     }
     .await;
@@ -929,7 +931,7 @@ async fn deploy(
 ) -> Result<Manifest> {
     // Known once the lock is taken (see `Context::locked`).
     let enforced = ctx.target.conditional_writes.unwrap_or(false);
-    report.already_there = send_objects(ctx, plan, files).await?;
+    report.already_there = send_objects(ctx, plan, files, remote.manifest.is_none()).await?;
 
     let header_updates = plan
         .header_updates

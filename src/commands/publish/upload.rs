@@ -16,7 +16,7 @@ use crate::pipeline::prepare::Prepared;
 use crate::remote::manifest::{meta_digest, object_meta};
 use crate::report::{Phase, Reporter};
 use crate::state::KnownObject;
-use crate::store::{Body, Condition, Store, TransferObserver};
+use crate::store::{Body, Condition, PutOutcome, Store, TransferObserver};
 
 pub struct Job {
     pub object: PlannedObject,
@@ -70,8 +70,10 @@ enum Done {
 }
 
 /// Runs the jobs within the upload phase, which the caller starts and ends
-/// (see `deploy`).
-pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
+/// (see `deploy`). `first_deploy`: the target has no deploy yet, so an
+/// object found at a key was left by an interrupted run, maybe with other
+/// settings (`encoding`): it is checked before it counts as in place.
+pub async fn upload_all(ctx: &Context, jobs: Vec<Job>, first_deploy: bool) -> Result<UploadStats> {
     let mut stats = UploadStats::default();
     if jobs.is_empty() {
         return Ok(stats);
@@ -92,7 +94,7 @@ pub async fn upload_all(ctx: &Context, jobs: Vec<Job>) -> Result<UploadStats> {
         let store = ctx.store.clone();
         let reporter = ctx.reporter.clone();
         Ok(async move {
-            let done = upload_one(&store, &job, reporter).await?;
+            let done = upload_one(&store, &job, reporter, first_deploy).await?;
             Ok((job, done))
         })
     });
@@ -152,7 +154,12 @@ fn prefix_error(e: Error, prefix: &str) -> Error {
     }
 }
 
-async fn upload_one(store: &dyn Store, job: &Job, reporter: Arc<dyn Reporter>) -> Result<Done> {
+async fn upload_one(
+    store: &dyn Store,
+    job: &Job,
+    reporter: Arc<dyn Reporter>,
+    first_deploy: bool,
+) -> Result<Done> {
     let o = &job.object;
     let body = match &job.task {
         Task::Confirm => {
@@ -173,8 +180,35 @@ async fn upload_one(store: &dyn Store, job: &Job, reporter: Arc<dyn Reporter>) -
     let observer = ProgressObserver(reporter);
     // Fingerprinted objects never change: a 412 means it is already there.
     // (Unless replacing, which sends no condition.)
-    match store.put(&o.key, body, &meta, condition, &observer).await? {
-        crate::store::PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
-        crate::store::PutOutcome::PreconditionFailed => Ok(Done::AlreadyThere),
+    match store
+        .put(&o.key, body.clone(), &meta, condition, &observer)
+        .await?
+    {
+        PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
+        PutOutcome::PreconditionFailed if !first_deploy => Ok(Done::AlreadyThere),
+        // No deploy names it: an interrupted run left it, and what it holds
+        // must be what this deploy names (another `encoding` stores other
+        // bytes under the same key). Other bytes, never served, are
+        // written over, on the version read.
+        PutOutcome::PreconditionFailed => match store.head(&o.key).await? {
+            Some(found)
+                if found.size == o.bytes
+                    && found.meta.content_encoding == meta.content_encoding =>
+            {
+                Ok(Done::AlreadyThere)
+            }
+            found => {
+                let condition = found
+                    .and_then(|f| f.etag)
+                    .map_or(Condition::None, Condition::IfMatch);
+                match store.put(&o.key, body, &meta, condition, &observer).await? {
+                    PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
+                    PutOutcome::PreconditionFailed => Err(Error::Store(format!(
+                        "`{}` changed while this run replaced what an interrupted run left there: another run is writing to this target",
+                        o.key
+                    ))),
+                }
+            }
+        },
     }
 }

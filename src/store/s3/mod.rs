@@ -110,8 +110,8 @@ impl Store for S3Store {
         self.content_digest(key).await
     }
 
-    async fn probe_conditional_writes(&self) -> Result<bool> {
-        self.probe().await
+    async fn probe_conditional_writes(&self, key: &str) -> Result<bool> {
+        self.probe(key).await
     }
 }
 

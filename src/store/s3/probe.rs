@@ -1,27 +1,25 @@
 //! Whether the bucket enforces conditional writes: some S3-compatible stores
 //! accept `If-None-Match` and ignore it, so a second create of one key is
-//! tried on a throwaway key.
+//! tried on a throwaway key the caller names.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::S3Store;
 use crate::error::Result;
 use crate::store::{Condition, ObjectMeta, PutOutcome};
 
 impl S3Store {
-    pub(super) async fn probe(&self) -> Result<bool> {
-        let key = format!(".assetpub/probe-{}", random_hex());
+    pub(super) async fn probe(&self, key: &str) -> Result<bool> {
         let body = || Arc::new(b"conditional write probe\n".to_vec());
         let meta = ObjectMeta {
             cache_control: Some("no-store".to_owned()),
             ..ObjectMeta::default()
         };
-        let failed = |f| self.error(self.write_action(&key), f);
-        let first = self.put_bytes(&key, body(), &meta, &Condition::IfAbsent);
+        let failed = |f| self.error(self.write_action(key), f);
+        let first = self.put_bytes(key, body(), &meta, &Condition::IfAbsent);
         let enforced = match first.await {
             Ok(_) => {
-                let second = self.put_bytes(&key, body(), &meta, &Condition::IfAbsent);
+                let second = self.put_bytes(key, body(), &meta, &Condition::IfAbsent);
                 second
                     .await
                     .map(|o| o == PutOutcome::PreconditionFailed)
@@ -31,22 +29,9 @@ impl S3Store {
             Err(f) if f.code.as_deref() == Some("NotImplemented") => Ok(false),
             Err(f) => Err(failed(f)),
         };
-        let cleaned = self.delete(std::slice::from_ref(&key)).await;
+        let cleaned = self.delete(&[key.to_owned()]).await;
         let enforced = enforced?;
         cleaned?;
         Ok(enforced)
     }
-}
-
-static PROBES: AtomicU64 = AtomicU64::new(0);
-
-fn random_hex() -> String {
-    let mut hasher = blake3::Hasher::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    hasher.update(&now.as_nanos().to_le_bytes());
-    hasher.update(&std::process::id().to_le_bytes());
-    hasher.update(&PROBES.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    hasher.finalize().to_hex()[..16].to_owned()
 }
