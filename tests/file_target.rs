@@ -529,6 +529,7 @@ fn json_documents_have_stable_fields() {
         "redirects",
         "removed",
         "removed_redirects",
+        "resent",
         "rule_warnings",
         "rules_changed",
         "stable_keys",

@@ -585,6 +585,45 @@ fn immutable_objects_are_written_with_if_none_match_and_412_is_success() {
     assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
 }
 
+/// The state DB says the target holds objects it no longer has (the
+/// bucket was emptied behind its back): each is found missing by a HEAD
+/// and sent again, and the report says so rather than "0 objects to
+/// upload".
+#[test]
+fn objects_the_state_db_records_but_the_target_lost_are_sent_again_and_reported() {
+    let site = S3Site::new(S3Server::moto(), "resent");
+    let first = site.json(&["publish"]);
+    let objects = first["uploads"].as_array().unwrap().len();
+    assert!(objects > 0, "{first}");
+    for key in site.s3.keys() {
+        site.s3.delete(&key);
+    }
+    site.p
+        .write("site/index.html", "<!doctype html><p>again</p>");
+    let out = site.run(&["publish"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "  {objects} objects the state DB recorded were missing at the target: uploaded again\n"
+        )),
+        "{text}"
+    );
+    crate::faults::assert_whole(&site, &[crate::faults::current(&site).as_deref()]);
+    site.p
+        .write("site/index.html", "<!doctype html><p>third</p>");
+    for key in site.s3.keys() {
+        site.s3.delete(&key);
+    }
+    let again = site.json(&["publish"]);
+    assert_eq!(again["resent"], objects, "{again}");
+    assert_eq!(site.json(&["verify"])["problems"], serde_json::json!([]));
+}
+
 #[test]
 fn concurrent_publishes_on_moto_one_wins_the_other_exits_4() {
     let server = S3Server::moto();

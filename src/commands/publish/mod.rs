@@ -64,6 +64,9 @@ pub struct PublishReport {
     pub upload_bytes: u64,
     /// Objects the store already had (known from an interrupted run).
     pub already_there: u64,
+    /// Objects the state DB recorded at the target that were not there (a
+    /// HEAD found them missing): sent again, beyond `uploads`.
+    pub resent: u64,
     /// Pages of the served deploy that had been written straight to their
     /// stable keys and that this deploy replaces: each copied to its
     /// fingerprinted key first (one request each), for a rollback.
@@ -582,18 +585,19 @@ fn reserved(config: &Config) -> Vec<claims::Reserved> {
 /// Sends what the plan says the target lacks, in one upload phase: the
 /// objects the state DB says are there are checked first, then the payloads
 /// of the missing ones and of the uploads are made (only what preparation
-/// did not keep) and sent. How many objects were found in place.
+/// did not keep) and sent. How many objects were found in place, and how
+/// many the state DB recorded were found missing and sent.
 /// `first_deploy`: the target has no deploy yet (see [`upload::upload_all`]).
 async fn send_objects(
     ctx: &Context,
     plan: &Plan,
     files: &HashMap<String, Arc<Prepared>>,
     first_deploy: bool,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let all = plan.confirm.iter().chain(&plan.uploads);
     let count = all.clone().count() as u64;
     if count == 0 {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let total: u64 = all.map(|o| o.bytes).sum();
     ctx.reporter.phase_start(Phase::Upload, count, total);
@@ -608,6 +612,7 @@ async fn send_objects(
             })
             .collect();
         let checked = upload::upload_all(ctx, confirm, first_deploy).await?;
+        let resent = checked.missing.len() as u64;
         let send: Vec<(PlannedObject, bool)> = checked
             .missing
             .into_iter()
@@ -639,7 +644,7 @@ async fn send_objects(
             })
             .collect();
         let sent = upload::upload_all(ctx, jobs, first_deploy).await?;
-        Ok(checked.already_there + sent.already_there)
+        Ok((checked.already_there + sent.already_there, resent))
     }
     .await;
     ctx.reporter.phase_end(Phase::Upload);
@@ -705,6 +710,7 @@ pub async fn publish(
         upload_bytes: plan.upload_bytes(),
         uploads: plan.uploads.clone(),
         already_there: 0,
+        resent: 0,
         kept_pages: 0,
         header_updates: plan.header_updates.clone(),
         stable_keys: plan.stable.clone(),
@@ -931,7 +937,8 @@ async fn deploy(
 ) -> Result<Manifest> {
     // Known once the lock is taken (see `Context::locked`).
     let enforced = ctx.target.conditional_writes.unwrap_or(false);
-    report.already_there = send_objects(ctx, plan, files, remote.manifest.is_none()).await?;
+    (report.already_there, report.resent) =
+        send_objects(ctx, plan, files, remote.manifest.is_none()).await?;
 
     let header_updates = plan
         .header_updates
@@ -1315,6 +1322,12 @@ impl PublishReport {
             out.push_str(&format!(
                 "  {} objects were already in place from an earlier run\n",
                 self.already_there
+            ));
+        }
+        if self.resent > 0 {
+            out.push_str(&format!(
+                "  {} objects the state DB recorded were missing at the target: uploaded again\n",
+                self.resent
             ));
         }
         if self.kept_pages > 0 {
