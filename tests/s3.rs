@@ -504,6 +504,42 @@ fn a_first_run_that_finds_a_held_lock_stops_on_garage() {
     a_first_run_that_finds_a_held_lock_stops(S3Server::garage());
 }
 
+/// The state DB learnt moto's answer (it enforces conditional writes) for
+/// `s3://BUCKET/site`; the same config is then pointed at a bucket of the
+/// same name on Garage, which ignores them, where another run holds the
+/// lock. The answer learnt elsewhere is not trusted: the run reads the
+/// lock first and stops with exit 4, where it would have overwritten it.
+#[test]
+fn an_answer_learnt_behind_another_endpoint_is_not_trusted() {
+    let on_moto = S3Site::new(S3Server::moto(), "moved");
+    on_moto.json(&["publish"]);
+    let S3Site { p, bucket, .. } = on_moto;
+    let garage = S3Server::garage();
+    garage.create_bucket(&bucket);
+    let site = S3Site {
+        proxy: Proxy::start(&garage.endpoint),
+        s3: S3Client::new(garage, &bucket),
+        p,
+        server: garage,
+        bucket,
+    };
+    let lock = br#"{"owner":"ci","host":"runner-7","pid":42,"command":"publish","created":"2026-01-01T00:00:00Z","expires":"2999-01-01T00:00:00Z"}"#;
+    site.s3
+        .put(&site.key(".assetpub/lock"), lock, "application/json");
+    let out = site.run(&["publish"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the deploy lock is held by ci@runner-7 (pid 42"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        site.s3.get(&site.key(".assetpub/lock")).as_deref(),
+        Some(&lock[..])
+    );
+    assert!(site.s3.head(&site.key("manifest.json")).is_none());
+}
+
 #[test]
 fn a_first_run_that_finds_an_expired_lock_probes_moto() {
     a_first_run_that_finds_an_expired_lock_probes(S3Server::moto(), true);

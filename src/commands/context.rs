@@ -44,7 +44,8 @@ impl Context {
     pub async fn open(config: Config, reporter: Arc<dyn Reporter>) -> Result<Context> {
         let state = State::open(&config.state_path, reporter.as_ref())?;
         let store = connect(&config).await?;
-        let target = state.target(&config.target.url.to_string())?;
+        let mut target = state.target(&config.target.url.to_string())?;
+        target.known_at(&store.describe());
         Ok(Context {
             config,
             state,
@@ -63,7 +64,7 @@ impl Context {
     /// a target's first run took the lock.
     fn learnt_conditional_writes(&mut self, enforced: bool) -> Result<()> {
         self.state
-            .set_conditional_writes(self.target.id, enforced)?;
+            .set_conditional_writes(self.target.id, enforced, &self.store.describe())?;
         self.target.conditional_writes = Some(enforced);
         self.warn_unless_enforced(enforced);
         Ok(())

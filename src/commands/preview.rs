@@ -55,11 +55,12 @@ pub fn enter(ctx: Context, name: &str) -> Result<Context> {
     let preview_store: Arc<dyn Store> = Arc::new(Prefixed::new(store.clone(), &prefix));
     let url = format!("{}/{}", config.target.url, prefix.trim_end_matches('/'));
     let mut target = state.target(&url)?;
+    target.known_at(&preview_store.describe());
     // The same store: what the live site's runs probed holds here too.
     if target.conditional_writes.is_none()
         && let Some(enforced) = live.conditional_writes
     {
-        state.set_conditional_writes(target.id, enforced)?;
+        state.set_conditional_writes(target.id, enforced, &preview_store.describe())?;
         target.conditional_writes = Some(enforced);
     }
     config.cdn = None;
@@ -465,7 +466,8 @@ fn leave(ctx: Context) -> Result<Context> {
         ..
     } = ctx;
     let store = preview.map_or(store, |p| p.root);
-    let target = state.target(&config.target.url.to_string())?;
+    let mut target = state.target(&config.target.url.to_string())?;
+    target.known_at(&store.describe());
     Ok(Context {
         config,
         state,

@@ -106,8 +106,11 @@ impl Context {
             if self.target.conditional_writes.is_none()
                 && let Some(enforced) = m.conditional_writes
             {
-                self.state
-                    .set_conditional_writes(self.target.id, enforced)?;
+                self.state.set_conditional_writes(
+                    self.target.id,
+                    enforced,
+                    &self.store.describe(),
+                )?;
                 self.target.conditional_writes = Some(enforced);
             }
         }

@@ -32,10 +32,26 @@ pub struct StatEntry {
     pub trusted: bool,
 }
 
+impl TargetInfo {
+    /// Forgets the store's answer on conditional writes unless it was
+    /// learnt at `at` (the store as it describes itself): the same bucket
+    /// name behind another endpoint is another store, maybe of the other
+    /// kind, and a wrong "enforces" would let a lock create overwrite a
+    /// lock another run holds.
+    pub fn known_at(&mut self, at: &str) {
+        if self.conditional_writes_at.as_deref() != Some(at) {
+            self.conditional_writes = None;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TargetInfo {
     pub id: i64,
     pub conditional_writes: Option<bool>,
+    /// The store `conditional_writes` was learnt at, as it describes
+    /// itself (see [`State::set_conditional_writes`]).
+    pub conditional_writes_at: Option<String>,
     pub manifest_etag: Option<String>,
     /// Whether the state DB holds the manifest as last seen (read with
     /// [`State::manifest_json`] when needed: megabytes for a large site).
@@ -309,12 +325,13 @@ impl State {
             .map_err(|e| self.err(e))?;
         self.conn
             .query_row(
-                "SELECT id, conditional_writes, manifest_etag, manifest_json IS NOT NULL, current_deploy FROM targets WHERE url = ?1",
+                "SELECT id, conditional_writes, manifest_etag, manifest_json IS NOT NULL, current_deploy, conditional_writes_at FROM targets WHERE url = ?1",
                 params![url],
                 |r| {
                     Ok(TargetInfo {
                         id: r.get(0)?,
                         conditional_writes: r.get(1)?,
+                        conditional_writes_at: r.get(5)?,
                         manifest_etag: r.get(2)?,
                         has_manifest_json: r.get(3)?,
                         current_deploy: r.get(4)?,
@@ -324,11 +341,13 @@ impl State {
             .map_err(|e| self.err(e))
     }
 
-    pub fn set_conditional_writes(&self, target: i64, enforced: bool) -> Result<()> {
+    /// Records whether the store enforces conditional writes, learnt at
+    /// `at` (the store's description: its URL and endpoint).
+    pub fn set_conditional_writes(&self, target: i64, enforced: bool, at: &str) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE targets SET conditional_writes = ?2 WHERE id = ?1",
-                params![target, enforced],
+                "UPDATE targets SET conditional_writes = ?2, conditional_writes_at = ?3 WHERE id = ?1",
+                params![target, enforced, at],
             )
             .map(drop)
             .map_err(|e| self.err(e))
