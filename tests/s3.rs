@@ -492,6 +492,32 @@ fn a_first_run_that_finds_a_held_lock_stops(server: &'static S3Server) {
     );
     let keys = site.s3.keys();
     assert_eq!(keys, vec![site.key(".assetpub/lock")], "{keys:?}");
+    // What the probe learnt is said and kept: the next run, which finds
+    // the lock still held, says it before it even looks, and probes no more.
+    let warning = "does not enforce conditional writes";
+    // moto enforces `If-None-Match`, as AWS S3 does; Garage ignores it.
+    let enforces = matches!(server.kind, crate::support::Kind::Moto);
+    assert_eq!(
+        stderr(&out).contains(warning),
+        !enforces,
+        "{}",
+        stderr(&out)
+    );
+    site.proxy.reset_counts();
+    let again = site.run(&["publish"]);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    assert_eq!(
+        stderr(&again).contains(warning),
+        !enforces,
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        site.proxy.count_matching("PUT", "/.assetpub/probe-"),
+        0,
+        "{:?}",
+        site.proxy.requests()
+    );
 }
 
 #[test]

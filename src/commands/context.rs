@@ -115,13 +115,15 @@ impl Context {
         } else {
             OnReleaseError::Warn(self.reporter.clone())
         };
-        with_lock(
+        let mut learnt = None;
+        let result = with_lock(
             self.store.clone(),
             command,
             self.config.target.lock_ttl,
             known,
             break_lock,
             on_release,
+            &mut learnt,
             async |lock| {
                 if known.is_none() {
                     self.learnt_conditional_writes(lock.enforced())?;
@@ -129,7 +131,16 @@ impl Context {
                 work(self, lock, lock.enforced()).await
             },
         )
-        .await
+        .await;
+        // Learnt, but the lock was not taken (another run holds it): still
+        // recorded and said.
+        if known.is_none()
+            && self.target.conditional_writes.is_none()
+            && let Some(enforced) = learnt
+        {
+            let _ = self.learnt_conditional_writes(enforced);
+        }
+        result
     }
 
     /// Fetches one deploy's manifest from `.assetpub/deploys/`.

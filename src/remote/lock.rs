@@ -261,10 +261,26 @@ impl Lock {
         enforced: Option<bool>,
         break_lock: bool,
     ) -> Result<Lock> {
+        Lock::acquire_learning(store, command, ttl, enforced, break_lock, &mut None).await
+    }
+
+    /// As [`Lock::acquire`]; `learnt` gets the store's answer on
+    /// conditional writes whenever this learnt it (`enforced` was `None`),
+    /// also when the lock could not be taken: a first run that finds the
+    /// lock held still knows, and says, what kind of store it is.
+    pub async fn acquire_learning(
+        store: Arc<dyn Store>,
+        command: &str,
+        ttl: Duration,
+        enforced: Option<bool>,
+        break_lock: bool,
+        learnt: &mut Option<bool>,
+    ) -> Result<Lock> {
         let ours = Ours {
             store: store.as_ref(),
             info: LockInfo::new(command, ttl),
             wrote: AtomicBool::new(false),
+            learnt: std::sync::Mutex::new(None),
         };
         let state = Arc::new(Mutex::new(Held {
             info: ours.info.clone(),
@@ -275,7 +291,9 @@ impl Lock {
         // are not known: an interrupt while the lock is being taken then
         // releases it if a write of ours landed (read, compare, delete).
         let id = register(&store, &state, &lost, false);
-        match ours.take(enforced, break_lock).await {
+        let taken = ours.take(enforced, break_lock).await;
+        *learnt = *ours.learnt.lock().unwrap_or_else(|e| e.into_inner());
+        match taken {
             Ok((enforced, etag)) => {
                 state.lock().await.etag = etag;
                 if let Some(r) = interrupts().held.iter_mut().find(|r| r.id == id) {
@@ -375,6 +393,8 @@ struct Ours<'a> {
     info: LockInfo,
     /// Set once a write of it may have landed (written, or no answer).
     wrote: AtomicBool,
+    /// The store's answer on conditional writes, once this learnt it.
+    learnt: std::sync::Mutex<Option<bool>>,
 }
 
 impl Ours<'_> {
@@ -408,7 +428,13 @@ impl Ours<'_> {
     /// run's (under the target, so a preview's probe stays in the preview).
     async fn probe(&self) -> Result<bool> {
         let key = format!("{PROBE_PREFIX}{}", new_token());
-        self.store.probe_conditional_writes(&key).await
+        let enforced = self.store.probe_conditional_writes(&key).await?;
+        self.learnt(enforced);
+        Ok(enforced)
+    }
+
+    fn learnt(&self, enforced: bool) {
+        *self.learnt.lock().unwrap_or_else(|e| e.into_inner()) = Some(enforced);
     }
 
     async fn put(&self, condition: Condition) -> Result<PutOutcome> {
@@ -496,13 +522,19 @@ impl Ours<'_> {
             // refused: the lock is ours, and the store enforces the
             // condition (one that ignores it takes the retry).
             PutOutcome::PreconditionFailed => {
-                return Ok(self.landed().await?.map(|etag| (true, Some(etag))));
+                let landed = self.landed().await?;
+                if landed.is_some() {
+                    self.learnt(true);
+                }
+                return Ok(landed.map(|etag| (true, Some(etag))));
             }
         };
-        Ok(Some(match self.put(Condition::IfAbsent).await? {
+        let learnt = match self.put(Condition::IfAbsent).await? {
             PutOutcome::PreconditionFailed => (true, etag),
             PutOutcome::Written { etag } => (false, etag),
-        }))
+        };
+        self.learnt(learnt.0);
+        Ok(Some(learnt))
     }
 }
 
@@ -534,7 +566,7 @@ pub enum OnReleaseError {
     Fail,
 }
 
-/// Takes the lock (arguments as [`Lock::acquire`]), runs `work` holding it,
+/// Takes the lock (arguments as [`Lock::acquire_learning`]), runs `work` holding it,
 /// and releases it whatever the work returned: a failed run leaves the
 /// previous deploy serving and must not block the next one. The work's
 /// error wins over the release's.
@@ -545,9 +577,10 @@ pub async fn with_lock<T>(
     enforced: Option<bool>,
     break_lock: bool,
     on_release_error: OnReleaseError,
+    learnt: &mut Option<bool>,
     work: impl AsyncFnOnce(&Lock) -> Result<T>,
 ) -> Result<T> {
-    let lock = Lock::acquire(store, command, ttl, enforced, break_lock).await?;
+    let lock = Lock::acquire_learning(store, command, ttl, enforced, break_lock, learnt).await?;
     let result = work(&lock).await;
     let released = lock.release().await;
     let value = result?;
@@ -693,6 +726,7 @@ mod tests {
             Some(true),
             false,
             on_release_error,
+            &mut None,
             work,
         )
         .await
@@ -760,6 +794,7 @@ mod tests {
             store: store.as_ref(),
             info: LockInfo::new("publish", Duration::from_secs(60)),
             wrote: AtomicBool::new(false),
+            learnt: std::sync::Mutex::new(None),
         };
         // What the lost create left.
         let body = serde_json::to_vec_pretty(&ours.info).unwrap();
@@ -776,6 +811,7 @@ mod tests {
             store: store.as_ref(),
             info: LockInfo::new("publish", Duration::from_secs(60)),
             wrote: AtomicBool::new(false),
+            learnt: std::sync::Mutex::new(None),
         };
         let r = other.take(Some(true), false).await;
         assert_eq!(
