@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::remote::lock::{Lock, OnReleaseError, with_lock};
+use crate::remote::lock::{Lock, OnReleaseError, Taking, with_lock};
 use crate::remote::manifest::Manifest;
 use crate::report::Reporter;
 use crate::settings::{Config, TargetUrl};
@@ -116,12 +116,15 @@ impl Context {
             OnReleaseError::Warn(self.reporter.clone())
         };
         let mut learnt = None;
+        let taking = Taking {
+            command,
+            ttl: self.config.target.lock_ttl,
+            enforced: known,
+            break_lock,
+        };
         let result = with_lock(
             self.store.clone(),
-            command,
-            self.config.target.lock_ttl,
-            known,
-            break_lock,
+            taking,
             on_release,
             &mut learnt,
             async |lock| {

@@ -557,6 +557,15 @@ async fn delete_ours(store: &dyn Store, held: &Mutex<Held>, enforced: bool) -> R
     }
 }
 
+/// How [`with_lock`] takes the lock (see [`Lock::acquire`]).
+pub struct Taking<'a> {
+    pub command: &'a str,
+    pub ttl: Duration,
+    /// Whether the store enforces conditional writes, if known.
+    pub enforced: Option<bool>,
+    pub break_lock: bool,
+}
+
 /// What a release that fails does to a run whose work succeeded.
 pub enum OnReleaseError {
     /// A warning through the reporter; the run still succeeds (a lock left
@@ -572,14 +581,17 @@ pub enum OnReleaseError {
 /// error wins over the release's.
 pub async fn with_lock<T>(
     store: Arc<dyn Store>,
-    command: &str,
-    ttl: Duration,
-    enforced: Option<bool>,
-    break_lock: bool,
+    taking: Taking<'_>,
     on_release_error: OnReleaseError,
     learnt: &mut Option<bool>,
     work: impl AsyncFnOnce(&Lock) -> Result<T>,
 ) -> Result<T> {
+    let Taking {
+        command,
+        ttl,
+        enforced,
+        break_lock,
+    } = taking;
     let lock = Lock::acquire_learning(store, command, ttl, enforced, break_lock, learnt).await?;
     let result = work(&lock).await;
     let released = lock.release().await;
@@ -721,10 +733,12 @@ mod tests {
     ) -> Result<T> {
         with_lock(
             store(dir),
-            "publish",
-            Duration::from_secs(60),
-            Some(true),
-            false,
+            Taking {
+                command: "publish",
+                ttl: Duration::from_secs(60),
+                enforced: Some(true),
+                break_lock: false,
+            },
             on_release_error,
             &mut None,
             work,
