@@ -214,7 +214,18 @@ fn assert_between(site: &S3Site, to: &str) {
 /// Runs a publish under `fault` after a first clean deploy and a change of
 /// `changed` files; returns the site, the old deploy id and the run's output.
 fn publish_under(fault: Fault, method: &str) -> (S3Site, String, std::process::Output) {
-    let site = S3Site::with_project(S3Server::moto(), "fault", project(20), "concurrency = 4");
+    publish_under_on(S3Server::moto(), fault, method, "")
+}
+
+/// As [`publish_under`], on `server`, with the fault on the requests of
+/// `method` whose path contains `path`.
+fn publish_under_on(
+    server: &'static S3Server,
+    fault: Fault,
+    method: &str,
+    path: &str,
+) -> (S3Site, String, std::process::Output) {
+    let site = S3Site::with_project(server, "fault", project(20), "concurrency = 4");
     let d1 = site.json(&["publish"])["deploy"]
         .as_str()
         .unwrap()
@@ -222,7 +233,7 @@ fn publish_under(fault: Fault, method: &str) -> (S3Site, String, std::process::O
     change(&site.p, 8, 2);
     // The log and the fault counter cover the faulty run alone.
     site.proxy.reset_counts();
-    site.proxy.set_fault_matching(method, "", fault);
+    site.proxy.set_fault_matching(method, path, fault);
     let out = site.run(&["publish", "--json"]);
     site.proxy.set_fault(Fault::None);
     (site, d1, out)
@@ -335,23 +346,13 @@ fn connections_dropped_mid_body_are_retried() {
 /// Garage checks Content-MD5; moto stores whatever it is sent.
 #[test]
 fn a_body_damaged_on_the_way_is_refused_by_the_store_and_nothing_switches() {
-    let site = S3Site::with_project(
-        S3Server::garage(),
-        "damaged",
-        project(20),
-        "concurrency = 4",
-    );
-    let d1 = site.json(&["publish"])["deploy"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    change(&site.p, 8, 2);
-    site.proxy.reset_counts();
     // One of the new images: a fingerprinted object, cached for a year.
-    site.proxy
-        .set_fault_matching("PUT", "/img/i00.", Fault::Corrupt { times: 1 });
-    let out = site.run(&["publish", "--json"]);
-    site.proxy.set_fault(Fault::None);
+    let (site, d1, out) = publish_under_on(
+        S3Server::garage(),
+        Fault::Corrupt { times: 1 },
+        "PUT",
+        "/img/i00.",
+    );
     assert_eq!(site.proxy.injected(), 1, "{:?}", site.proxy.requests());
     let damaged = site
         .proxy

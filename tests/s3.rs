@@ -471,11 +471,10 @@ fn a_first_run_that_finds_an_expired_lock_probes(server: &'static S3Server, enfo
     );
 }
 
-/// A target's first run that finds a live lock stops at it (exit 4, naming
-/// the holder) whatever the store does with conditions: the lock is left
-/// as it was, and nothing of the site is written.
-fn a_first_run_that_finds_a_held_lock_stops(server: &'static S3Server) {
-    let site = S3Site::new(server, "heldlock");
+/// Puts another run's lock (held until 2999) at `site` and publishes:
+/// checks that the run stops with exit 4 naming that holder and leaves
+/// the lock as it was. Returns the run's output.
+fn publish_into_a_held_lock(site: &S3Site) -> Output {
     let lock = br#"{"owner":"ci","host":"runner-7","pid":42,"command":"publish","created":"2026-01-01T00:00:00Z","expires":"2999-01-01T00:00:00Z"}"#;
     site.s3
         .put(&site.key(".assetpub/lock"), lock, "application/json");
@@ -490,6 +489,15 @@ fn a_first_run_that_finds_a_held_lock_stops(server: &'static S3Server) {
         site.s3.get(&site.key(".assetpub/lock")).as_deref(),
         Some(&lock[..])
     );
+    out
+}
+
+/// A target's first run that finds a live lock stops at it (exit 4, naming
+/// the holder) whatever the store does with conditions: the lock is left
+/// as it was, and nothing of the site is written.
+fn a_first_run_that_finds_a_held_lock_stops(server: &'static S3Server) {
+    let site = S3Site::new(server, "heldlock");
+    let out = publish_into_a_held_lock(&site);
     let keys = site.s3.keys();
     assert_eq!(keys, vec![site.key(".assetpub/lock")], "{keys:?}");
     // What the probe learnt is said and kept: the next run, which finds
@@ -549,20 +557,7 @@ fn an_answer_learnt_behind_another_endpoint_is_not_trusted() {
         server: garage,
         bucket,
     };
-    let lock = br#"{"owner":"ci","host":"runner-7","pid":42,"command":"publish","created":"2026-01-01T00:00:00Z","expires":"2999-01-01T00:00:00Z"}"#;
-    site.s3
-        .put(&site.key(".assetpub/lock"), lock, "application/json");
-    let out = site.run(&["publish"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("the deploy lock is held by ci@runner-7 (pid 42"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        site.s3.get(&site.key(".assetpub/lock")).as_deref(),
-        Some(&lock[..])
-    );
+    publish_into_a_held_lock(&site);
     assert!(site.s3.head(&site.key("manifest.json")).is_none());
 }
 

@@ -3,7 +3,8 @@
 //! everything they reference; deletes only keys assetpub wrote (named by a
 //! deploy manifest, or a fingerprinted name whose hash matches the content),
 //! and only when older than `min_age`, so pages still cached in browsers and
-//! CDN edges never point at a deleted asset.
+//! CDN edges never point at a deleted asset. Also the keys interrupted
+//! probes of conditional writes left, which nothing points at.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

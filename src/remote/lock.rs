@@ -36,16 +36,38 @@ pub struct LockInfo {
     /// another's of the same process and second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The boot of the kernel `pid` and `pid_ns` were taken in (Linux):
+    /// two machines of the same host name can show the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
-/// A fresh [`LockInfo::token`].
+/// A fresh [`LockInfo::token`]: the clock, the pid and a count, and the
+/// random keys the standard library draws from the system for each
+/// process's hash maps (a clock that stands still, or pid 1 in every
+/// container, does not make two tokens equal).
 fn new_token() -> String {
+    use std::hash::BuildHasher;
     static TAKEN: AtomicU64 = AtomicU64::new(0);
+    let count = TAKEN.fetch_add(1, Ordering::SeqCst);
     let mut hasher = blake3::Hasher::new();
     hasher.update(&crate::util::now_ns().to_le_bytes());
     hasher.update(&std::process::id().to_le_bytes());
-    hasher.update(&TAKEN.fetch_add(1, Ordering::SeqCst).to_le_bytes());
+    hasher.update(&count.to_le_bytes());
+    hasher.update(
+        &std::collections::hash_map::RandomState::new()
+            .hash_one(count)
+            .to_le_bytes(),
+    );
     hasher.finalize().to_hex()[..16].to_owned()
+}
+
+/// This boot of this machine (Linux): a pid says something only of the
+/// processes of the same boot of the same kernel.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// This process's PID namespace, where the system says (Linux).
@@ -65,7 +87,9 @@ fn printable(s: &str) -> String {
             out.push_str("...");
             break;
         }
-        if c.is_control() {
+        // Also the marks that reorder or break how text is shown.
+        let reorders = matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || reorders {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -89,6 +113,7 @@ impl LockInfo {
             expires: expiry(ttl),
             pid_ns: pid_namespace(),
             token: Some(new_token()),
+            boot_id: boot_id(),
         }
     }
 
@@ -111,7 +136,7 @@ impl LockInfo {
 
     fn same_holder(&self, other: &LockInfo) -> bool {
         if let (Some(a), Some(b)) = (&self.token, &other.token) {
-            return a == b;
+            return a == b && self.host == other.host && self.pid == other.pid;
         }
         self.host == other.host
             && self.pid == other.pid
@@ -138,6 +163,8 @@ impl LockInfo {
             && self.host == here
             && self.pid_ns.is_some()
             && self.pid_ns == pid_namespace()
+            && self.boot_id.is_some()
+            && self.boot_id == boot_id()
             && self.pid != 0
             && self.pid != std::process::id()
             && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
@@ -372,9 +399,15 @@ impl Lock {
     }
 
     pub async fn release(mut self) -> Result<()> {
+        // A renewal holds `held` while its write is under way: taking it
+        // first lets that write land before the renewer stops, and the
+        // delete is then made on the version it wrote.
+        let renewing = self.held.clone();
+        let done = renewing.lock().await;
         if let Some(r) = self.renewer.take() {
             r.abort();
         }
+        drop(done);
         if self.lost.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -439,12 +472,11 @@ impl Ours<'_> {
 
     async fn put(&self, condition: Condition) -> Result<PutOutcome> {
         let body = serde_json::to_vec_pretty(&self.info).expect("lock info serializes");
-        let outcome = put(self.store, &body, condition).await;
-        // A refusal wrote nothing; anything else may have.
-        if !matches!(outcome, Ok(PutOutcome::PreconditionFailed)) {
-            self.wrote.store(true, Ordering::SeqCst);
-        }
-        outcome
+        // Set whatever the answer: even a refusal may follow a write of
+        // ours that landed with its answer lost (the client's retry is
+        // what was refused).
+        self.wrote.store(true, Ordering::SeqCst);
+        put(self.store, &body, condition).await
     }
 
     /// After a conditional write of the lock was refused: the ETag of the
@@ -644,14 +676,13 @@ async fn renew_loop(
             Ok(PutOutcome::PreconditionFailed) => {
                 // The renewal may have landed with its answer lost and the
                 // retry been refused: then the lock is still ours.
-                match read(store.as_ref()).await {
-                    Ok(Some((holder, etag))) if holder.same_holder(&held.info) => {
-                        held.etag = Some(etag);
-                        continue;
-                    }
-                    // Unreadable now: judged at the next tick.
-                    Err(_) => continue,
-                    Ok(_) => {}
+                // Unreadable, it counts as lost: the run must not switch
+                // on a lock it cannot show is still its own.
+                if let Ok(Some((holder, etag))) = read(store.as_ref()).await
+                    && holder.same_holder(&held.info)
+                {
+                    held.etag = Some(etag);
+                    continue;
                 }
                 lost.store(true, Ordering::SeqCst);
                 return;
@@ -692,6 +723,7 @@ pub async fn read(store: &dyn Store) -> Result<Option<(LockInfo, String)>> {
                 expires: "1970-01-01T00:00:00Z".into(),
                 pid_ns: None,
                 token: None,
+                boot_id: None,
             });
             Ok(Some((info, etag)))
         }
@@ -849,6 +881,9 @@ mod tests {
         info.pid = pid;
         assert!(info.pid_ns.is_some());
         assert!(info.holder_is_dead() && info.expired());
+        info.boot_id = Some("another boot".into());
+        assert!(!info.holder_is_dead() && !info.expired());
+        info.boot_id = boot_id();
         info.pid_ns = Some("pid:[1]".into());
         assert!(!info.holder_is_dead() && !info.expired());
         info.pid_ns = None;
@@ -861,9 +896,11 @@ mod tests {
     fn a_holder_is_described_without_control_characters() {
         let mut info = LockInfo::new("publish", Duration::from_secs(60));
         info.owner = "ci\u{1b}[31m\nerror: all good".into();
+        info.command = "pub\u{202e}lish".into();
         info.host = "h".repeat(500);
         let text = info.describe();
         assert!(!text.chars().any(char::is_control), "{text}");
+        assert!(text.contains("`pub\\u{202e}lish`"), "{text}");
         assert!(
             text.starts_with("ci\\u{1b}[31m\\nerror: all good@hhh"),
             "{text}"

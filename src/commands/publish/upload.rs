@@ -190,25 +190,37 @@ async fn upload_one(
         // must be what this deploy names (another `encoding` stores other
         // bytes under the same key). Other bytes, never served, are
         // written over, on the version read.
-        PutOutcome::PreconditionFailed => match store.head(&o.key).await? {
-            Some(found)
-                if found.size == o.bytes
-                    && found.meta.content_encoding == meta.content_encoding =>
-            {
-                Ok(Done::AlreadyThere)
+        // (A directory target's `encoding` cannot differ from its objects'.)
+        PutOutcome::PreconditionFailed if store.releases().is_some() => Ok(Done::AlreadyThere),
+        PutOutcome::PreconditionFailed => {
+            let holds_it = |found: &Option<crate::store::Head>| {
+                found.as_ref().is_some_and(|f| {
+                    f.size == o.bytes && f.meta.content_encoding == meta.content_encoding
+                })
+            };
+            let found = store.head(&o.key).await?;
+            if holds_it(&found) {
+                return Ok(Done::AlreadyThere);
             }
-            found => {
-                let condition = found
-                    .and_then(|f| f.etag)
-                    .map_or(Condition::None, Condition::IfMatch);
-                match store.put(&o.key, body, &meta, condition, &observer).await? {
-                    PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
-                    PutOutcome::PreconditionFailed => Err(Error::Store(format!(
+            let condition = found
+                .and_then(|f| f.etag)
+                .map_or(Condition::None, Condition::IfMatch);
+            match store.put(&o.key, body, &meta, condition, &observer).await? {
+                PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
+                // Refused: the write may have landed with its answer lost
+                // (the retry then fails the condition), or another run
+                // wrote the key meanwhile.
+                PutOutcome::PreconditionFailed if holds_it(&store.head(&o.key).await?) => {
+                    Ok(Done::Uploaded(o.bytes))
+                }
+                PutOutcome::PreconditionFailed => Err(Error::conflict(
+                    crate::error::Conflict::LockHeld,
+                    format!(
                         "`{}` changed while this run replaced what an interrupted run left there: another run is writing to this target",
                         o.key
-                    ))),
-                }
+                    ),
+                )),
             }
-        },
+        }
     }
 }
