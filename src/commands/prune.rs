@@ -172,6 +172,7 @@ async fn select_and_delete(
         ours.insert(key, ());
     }
     let min_age_secs = opts.min_age.as_secs() as i64;
+    let probe_left_secs = PROBE_LEFT_AFTER.min(opts.min_age).as_secs() as i64;
     let old_enough = |l: &Listed| now.timestamp() - l.modified >= min_age_secs;
     // Previews are deleted whole, by `prune --preview(s)`, never from here.
     let reserved = |k: &str| {
@@ -185,9 +186,7 @@ async fn select_and_delete(
     for l in &listing {
         // A probe's key its run did not get to delete (interrupted); one
         // this young may be another run's probe under way.
-        if l.key.starts_with(PROBE_PREFIX)
-            && now.timestamp() - l.modified >= PROBE_LEFT_AFTER.min(opts.min_age).as_secs() as i64
-        {
+        if l.key.starts_with(PROBE_PREFIX) && now.timestamp() - l.modified >= probe_left_secs {
             candidates.push(l);
             continue;
         }

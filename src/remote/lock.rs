@@ -280,22 +280,11 @@ impl Lock {
     /// Takes the lock. `enforced` says whether the store enforces
     /// conditional writes; `None` when that is not known yet (a target's
     /// first run): it is then learnt on the way (see [`Ours::create_and_learn`])
-    /// and [`Lock::enforced`] says it.
+    /// and [`Lock::enforced`] says it. `learnt` gets that answer whenever
+    /// this learnt it, also when the lock could not be taken: a first run
+    /// that finds the lock held still knows, and says, what kind of store
+    /// it is.
     pub async fn acquire(
-        store: Arc<dyn Store>,
-        command: &str,
-        ttl: Duration,
-        enforced: Option<bool>,
-        break_lock: bool,
-    ) -> Result<Lock> {
-        Lock::acquire_learning(store, command, ttl, enforced, break_lock, &mut None).await
-    }
-
-    /// As [`Lock::acquire`]; `learnt` gets the store's answer on
-    /// conditional writes whenever this learnt it (`enforced` was `None`),
-    /// also when the lock could not be taken: a first run that finds the
-    /// lock held still knows, and says, what kind of store it is.
-    pub async fn acquire_learning(
         store: Arc<dyn Store>,
         command: &str,
         ttl: Duration,
@@ -607,7 +596,7 @@ pub enum OnReleaseError {
     Fail,
 }
 
-/// Takes the lock (arguments as [`Lock::acquire_learning`]), runs `work` holding it,
+/// Takes the lock (arguments as [`Lock::acquire`]), runs `work` holding it,
 /// and releases it whatever the work returned: a failed run leaves the
 /// previous deploy serving and must not block the next one. The work's
 /// error wins over the release's.
@@ -624,7 +613,7 @@ pub async fn with_lock<T>(
         enforced,
         break_lock,
     } = taking;
-    let lock = Lock::acquire_learning(store, command, ttl, enforced, break_lock, learnt).await?;
+    let lock = Lock::acquire(store, command, ttl, enforced, break_lock, learnt).await?;
     let result = work(&lock).await;
     let released = lock.release().await;
     let value = result?;
@@ -812,6 +801,7 @@ mod tests {
             Duration::from_secs(60),
             Some(true),
             false,
+            &mut None,
         )
         .await
         .unwrap();

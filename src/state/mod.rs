@@ -32,19 +32,6 @@ pub struct StatEntry {
     pub trusted: bool,
 }
 
-impl TargetInfo {
-    /// Forgets the store's answer on conditional writes unless it was
-    /// learnt at `at` (the store as it describes itself): the same bucket
-    /// name behind another endpoint is another store, maybe of the other
-    /// kind, and a wrong "enforces" would let a lock create overwrite a
-    /// lock another run holds.
-    pub fn known_at(&mut self, at: &str) {
-        if self.conditional_writes_at.as_deref() != Some(at) {
-            self.conditional_writes = None;
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct TargetInfo {
     pub id: i64,
@@ -57,6 +44,19 @@ pub struct TargetInfo {
     /// [`State::manifest_json`] when needed: megabytes for a large site).
     pub has_manifest_json: bool,
     pub current_deploy: Option<String>,
+}
+
+impl TargetInfo {
+    /// Forgets the store's answer on conditional writes unless it was
+    /// learnt at `at` (the store as it describes itself): the same bucket
+    /// name behind another endpoint is another store, maybe of the other
+    /// kind, and a wrong "enforces" would let a lock create overwrite a
+    /// lock another run holds.
+    pub fn known_at(&mut self, at: &str) {
+        if self.conditional_writes_at.as_deref() != Some(at) {
+            self.conditional_writes = None;
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::pipeline::prepare::Prepared;
 use crate::remote::manifest::{meta_digest, object_meta};
 use crate::report::{Phase, Reporter};
 use crate::state::KnownObject;
-use crate::store::{Body, Condition, PutOutcome, Store, TransferObserver};
+use crate::store::{Body, Condition, Head, ObjectMeta, PutOutcome, Store, TransferObserver};
 
 pub struct Job {
     pub object: PlannedObject,
@@ -180,47 +180,55 @@ async fn upload_one(
     let observer = ProgressObserver(reporter);
     // Fingerprinted objects never change: a 412 means it is already there.
     // (Unless replacing, which sends no condition.)
-    match store
-        .put(&o.key, body.clone(), &meta, condition, &observer)
-        .await?
-    {
+    // Kept for a second write only where one can follow (see below).
+    // (A directory target's `encoding` cannot differ from its objects'.)
+    let again = (first_deploy && store.releases().is_none()).then(|| body.clone());
+    match store.put(&o.key, body, &meta, condition, &observer).await? {
         PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
-        PutOutcome::PreconditionFailed if !first_deploy => Ok(Done::AlreadyThere),
-        // No deploy names it: an interrupted run left it, and what it holds
-        // must be what this deploy names (another `encoding` stores other
-        // bytes under the same key). Other bytes, never served, are
-        // written over, on the version read.
-        // (A directory target's `encoding` cannot differ from its objects'.)
-        PutOutcome::PreconditionFailed if store.releases().is_some() => Ok(Done::AlreadyThere),
-        PutOutcome::PreconditionFailed => {
-            let holds_it = |found: &Option<crate::store::Head>| {
-                found.as_ref().is_some_and(|f| {
-                    f.size == o.bytes && f.meta.content_encoding == meta.content_encoding
-                })
-            };
-            let found = store.head(&o.key).await?;
-            if holds_it(&found) {
-                return Ok(Done::AlreadyThere);
-            }
-            let condition = found
-                .and_then(|f| f.etag)
-                .map_or(Condition::None, Condition::IfMatch);
-            match store.put(&o.key, body, &meta, condition, &observer).await? {
-                PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
-                // Refused: the write may have landed with its answer lost
-                // (the retry then fails the condition), or another run
-                // wrote the key meanwhile.
-                PutOutcome::PreconditionFailed if holds_it(&store.head(&o.key).await?) => {
-                    Ok(Done::Uploaded(o.bytes))
-                }
-                PutOutcome::PreconditionFailed => Err(Error::conflict(
-                    crate::error::Conflict::LockHeld,
-                    format!(
-                        "`{}` changed while this run replaced what an interrupted run left there: another run is writing to this target",
-                        o.key
-                    ),
-                )),
-            }
+        PutOutcome::PreconditionFailed => match again {
+            Some(body) => replace_leftover(store, o, body, &meta, &observer).await,
+            None => Ok(Done::AlreadyThere),
+        },
+    }
+}
+
+/// On a target's first deploy, the object a 412 found at `o.key`: no deploy
+/// names it, so an interrupted run left it, and what it holds must be what
+/// this deploy names (another `encoding` stores other bytes under the same
+/// key). Other bytes, never served, are written over, on the version read.
+async fn replace_leftover(
+    store: &dyn Store,
+    o: &PlannedObject,
+    body: Body,
+    meta: &ObjectMeta,
+    observer: &ProgressObserver,
+) -> Result<Done> {
+    let holds_it = |found: &Option<Head>| {
+        found
+            .as_ref()
+            .is_some_and(|f| f.size == o.bytes && f.meta.content_encoding == meta.content_encoding)
+    };
+    let found = store.head(&o.key).await?;
+    if holds_it(&found) {
+        return Ok(Done::AlreadyThere);
+    }
+    let condition = found
+        .and_then(|f| f.etag)
+        .map_or(Condition::None, Condition::IfMatch);
+    match store.put(&o.key, body, meta, condition, observer).await? {
+        PutOutcome::Written { .. } => Ok(Done::Uploaded(o.bytes)),
+        // Refused: the write may have landed with its answer lost (the
+        // retry then fails the condition), or another run wrote the key
+        // meanwhile.
+        PutOutcome::PreconditionFailed if holds_it(&store.head(&o.key).await?) => {
+            Ok(Done::Uploaded(o.bytes))
         }
+        PutOutcome::PreconditionFailed => Err(Error::conflict(
+            crate::error::Conflict::LockHeld,
+            format!(
+                "`{}` changed while this run replaced what an interrupted run left there: another run is writing to this target",
+                o.key
+            ),
+        )),
     }
 }
